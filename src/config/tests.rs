@@ -1,0 +1,373 @@
+//! Unit tests of the configuration: the example parses, and every kind of mistake is refused with
+//! a message naming the file and the key.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::*;
+
+const MINIMAL: &str = r#"
+[credentials.app]
+type = "client_secret"
+tenant = "contoso.onmicrosoft.com"
+client_id = "11111111-2222-3333-4444-555555555555"
+client_secret = { env = "SECRET" }
+
+[[routes]]
+prefix = "/mde"
+api = "mde"
+credential = "app"
+"#;
+
+fn env_with(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    let env = env_with(&[("SECRET", "s3cret")]);
+    Config::from_toml(
+        text,
+        "test.toml",
+        Path::new("."),
+        &Overrides::default(),
+        &env,
+    )
+}
+
+fn error(text: &str) -> String {
+    parse(text).unwrap_err().to_string()
+}
+
+#[test]
+fn the_documented_example_config_parses() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/defender-token-proxy.example.toml");
+    let env = env_with(&[("AZURE_CLIENT_SECRET", "s")]);
+    let config = Config::load(&path, &Overrides::default(), &env).unwrap();
+    let prefixes: Vec<&str> = config.routes.iter().map(|r| r.prefix.as_str()).collect();
+    assert_eq!(prefixes, ["/mde", "/xdr", "/graph", "/mdca"]);
+    assert_eq!(config.server.listen, DEFAULT_LISTEN);
+    assert_eq!(
+        config.authority.as_str(),
+        "https://login.microsoftonline.com/"
+    );
+    assert!(config.warnings.is_empty());
+}
+
+#[test]
+fn presets_set_upstream_and_scope_and_overrides_win() {
+    let config = parse(&format!(
+        "{MINIMAL}\n[[routes]]\nprefix = \"/eu\"\napi = \"mde\"\ncredential = \"app\"\n\
+         upstream = \"https://eu.api.security.microsoft.com\"\nscope = \"https://api.security.microsoft.com/.default\"\n"
+    ))
+    .unwrap();
+    let mde = &config.routes[0];
+    assert_eq!(
+        mde.upstream.url().as_str(),
+        "https://api.securitycenter.microsoft.com/"
+    );
+    assert_eq!(
+        &*mde.scope,
+        "https://api.securitycenter.microsoft.com/.default"
+    );
+    let eu = &config.routes[1];
+    assert_eq!(
+        eu.upstream.url().as_str(),
+        "https://eu.api.security.microsoft.com/"
+    );
+    assert_eq!(&*eu.scope, "https://api.security.microsoft.com/.default");
+    assert_ne!(
+        mde.token_key, eu.token_key,
+        "different scopes never share a token"
+    );
+}
+
+#[test]
+fn m365d_is_an_alias_of_xdr() {
+    let config = parse(&MINIMAL.replace("api = \"mde\"", "api = \"m365d\"")).unwrap();
+    assert_eq!(config.routes[0].api, Some(Api::Xdr));
+}
+
+#[test]
+fn unknown_keys_are_refused_naming_the_file_and_key() {
+    let message = error(&format!("{MINIMAL}\n[server]\nlisten_port = 8080\n"));
+    assert!(message.starts_with("test.toml:"), "{message}");
+    assert!(message.contains("listen_port"), "{message}");
+    let message = error(&MINIMAL.replace(
+        "credential = \"app\"",
+        "credential = \"app\"\nprefx = \"/x\"",
+    ));
+    assert!(message.contains("prefx"), "{message}");
+}
+
+#[test]
+fn a_non_loopback_listener_needs_allow_remote() {
+    let message = error(&format!("{MINIMAL}\n[server]\nlisten = \"0.0.0.0:8080\"\n"));
+    assert!(
+        message.contains("server.listen") && message.contains("allow_remote"),
+        "{message}"
+    );
+    let config = parse(&format!(
+        "{MINIMAL}\n[server]\nlisten = \"0.0.0.0:8080\"\nallow_remote = true\n"
+    ))
+    .unwrap();
+    assert!(config.server.allow_remote);
+}
+
+#[test]
+fn the_listen_override_is_checked_like_the_file() {
+    let env = env_with(&[("SECRET", "s")]);
+    let overrides = Overrides {
+        listen: Some("10.1.2.3:80".parse().unwrap()),
+    };
+    let message = Config::from_toml(MINIMAL, "test.toml", Path::new("."), &overrides, &env)
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("server.listen"), "{message}");
+}
+
+#[test]
+fn plain_http_is_allowed_only_to_loopback_hosts() {
+    let with_upstream = |url: &str| {
+        MINIMAL.replace(
+            "api = \"mde\"",
+            &format!("api = \"mde\"\nupstream = \"{url}\""),
+        )
+    };
+    let message = error(&with_upstream("http://api.securitycenter.microsoft.com"));
+    assert!(
+        message.contains("routes[0].upstream") && message.contains("loopback"),
+        "{message}"
+    );
+    for url in [
+        "http://127.0.0.1:9000",
+        "http://localhost:9000/base",
+        "http://[::1]:9000",
+    ] {
+        parse(&with_upstream(url)).unwrap();
+    }
+    let message = error(&format!(
+        "{MINIMAL}\n[cloud]\nauthority_host = \"http://login.example.com\"\n"
+    ));
+    assert!(message.contains("cloud.authority_host"), "{message}");
+    let message = error(&with_upstream("https://user:pw@example.com"));
+    assert!(message.contains("credentials in the URL"), "{message}");
+}
+
+#[test]
+fn an_authority_host_without_scheme_or_with_a_trailing_slash_is_normalised() {
+    for host in [
+        "login.microsoftonline.us",
+        "https://login.microsoftonline.us/",
+    ] {
+        let config = parse(&format!(
+            "{MINIMAL}\n[cloud]\nauthority_host = \"{host}\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            config.authority.as_str(),
+            "https://login.microsoftonline.us/"
+        );
+    }
+}
+
+#[test]
+fn the_cloud_picks_the_authority_and_hosts() {
+    let config = parse(&format!("{MINIMAL}\n[cloud]\nname = \"gcc-high\"\n")).unwrap();
+    assert_eq!(
+        config.authority.as_str(),
+        "https://login.microsoftonline.us/"
+    );
+    assert_eq!(
+        config.routes[0].upstream.url().as_str(),
+        "https://api-gov.securitycenter.microsoft.us/"
+    );
+    let message = error(&format!("{MINIMAL}\n[cloud]\nname = \"mooncake\"\n"));
+    assert!(message.contains("mooncake"), "{message}");
+}
+
+#[test]
+fn a_route_naming_an_unknown_credential_lists_the_known_ones() {
+    let message = error(&MINIMAL.replace("credential = \"app\"", "credential = \"ap\""));
+    assert!(
+        message.contains("routes[0].credential") && message.contains("defined: app"),
+        "{message}"
+    );
+}
+
+#[test]
+fn cloud_apps_needs_its_tenant_url() {
+    let message = error(&MINIMAL.replace("api = \"mde\"", "api = \"mdca\""));
+    assert!(
+        message.contains("routes[0].upstream") && message.contains("portal.cloudappsecurity.com"),
+        "{message}"
+    );
+}
+
+#[test]
+fn prefixes_are_checked_and_unique() {
+    for (prefix, why) in [
+        ("mde", "starts with '/'"),
+        ("/-/x", "reserved"),
+        ("/a/../b", "segments"),
+        ("/", "starts with '/'"),
+    ] {
+        let message = error(&MINIMAL.replace("\"/mde\"", &format!("\"{prefix}\"")));
+        assert!(
+            message.contains("routes[0].prefix") && message.contains(why),
+            "{prefix}: {message}"
+        );
+    }
+    let message = error(&format!(
+        "{MINIMAL}\n[[routes]]\nprefix = \"/mde/\"\napi = \"xdr\"\ncredential = \"app\"\n"
+    ));
+    assert!(
+        message.contains("routes[1].prefix") && message.contains("earlier route"),
+        "{message}"
+    );
+}
+
+#[test]
+fn tenants_and_client_ids_are_validated() {
+    let message = error(&MINIMAL.replace("contoso.onmicrosoft.com", "common"));
+    assert!(
+        message.contains("credentials.app.tenant") && message.contains("client credentials"),
+        "{message}"
+    );
+    let message = error(&MINIMAL.replace("contoso.onmicrosoft.com", "not a tenant"));
+    assert!(message.contains("credentials.app.tenant"), "{message}");
+    parse(&MINIMAL.replace(
+        "contoso.onmicrosoft.com",
+        "6f1d0a52-8e2b-4c7a-9d3e-2a5b7c9e1f04",
+    ))
+    .unwrap();
+    let message = error(&MINIMAL.replace("11111111-2222-3333-4444-555555555555", "my-app"));
+    assert!(
+        message.contains("credentials.app.client_id") && message.contains("GUID"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_missing_secret_names_the_key_and_the_variable() {
+    let env = env_with(&[]);
+    let message = Config::from_toml(
+        MINIMAL,
+        "test.toml",
+        Path::new("."),
+        &Overrides::default(),
+        &env,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        message.contains("credentials.app.client_secret") && message.contains("SECRET"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_literal_secret_works_with_a_warning() {
+    let config = parse(&MINIMAL.replace("{ env = \"SECRET\" }", "\"literal\"")).unwrap();
+    assert!(config.warnings[0].contains("credentials.app.client_secret"));
+    assert!(!config.warnings[0].contains("literal\""));
+}
+
+#[test]
+fn a_certificate_credential_loads_its_pem_relative_to_the_config() {
+    let text = r#"
+[credentials.cert]
+type = "client_certificate"
+tenant = "contoso.onmicrosoft.com"
+client_id = "11111111-2222-3333-4444-555555555555"
+certificate = { file = "fixtures/app-cert.pem" }
+algorithm = "RS256"
+
+[[routes]]
+prefix = "/mde"
+api = "mde"
+credential = "cert"
+"#;
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let config =
+        Config::from_toml(text, "t.toml", &base, &Overrides::default(), &|_| None).unwrap();
+    assert_eq!(config.credentials["cert"].auth.kind(), "client_certificate");
+    let missing = Config::from_toml(
+        text,
+        "t.toml",
+        Path::new("/nonexistent"),
+        &Overrides::default(),
+        &|_| None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        missing.contains("credentials.cert.certificate"),
+        "{missing}"
+    );
+}
+
+#[test]
+fn zero_timeouts_are_refused() {
+    let message = error(&format!("{MINIMAL}\n[server]\nupstream_timeout = \"0s\"\n"));
+    assert!(message.contains("server.upstream_timeout"), "{message}");
+    let config = parse(&format!("{MINIMAL}\n[server]\nupstream_timeout = \"2m\"\n")).unwrap();
+    assert_eq!(
+        config.server.upstream_timeout,
+        std::time::Duration::from_secs(120)
+    );
+}
+
+#[test]
+fn the_environment_mode_makes_one_credential_and_the_default_routes() {
+    let env = env_with(&[
+        ("AZURE_TENANT_ID", "6f1d0a52-8e2b-4c7a-9d3e-2a5b7c9e1f04"),
+        ("AZURE_CLIENT_ID", "11111111-2222-3333-4444-555555555555"),
+        ("AZURE_CLIENT_SECRET", "s"),
+        ("AZURE_AUTHORITY_HOST", "login.microsoftonline.us/"),
+    ]);
+    let config = from_env(&Overrides::default(), &env).unwrap();
+    let prefixes: Vec<&str> = config.routes.iter().map(|r| r.prefix.as_str()).collect();
+    assert_eq!(prefixes, ["/mde", "/xdr", "/graph"]);
+    assert_eq!(
+        config.authority.as_str(),
+        "https://login.microsoftonline.us/"
+    );
+
+    let with_mdca = |name: &str| match name {
+        "MDCA_URL" => Some("https://contoso.us2.portal.cloudappsecurity.com".to_owned()),
+        other => env(other),
+    };
+    let config = from_env(&Overrides::default(), &with_mdca).unwrap();
+    assert_eq!(config.routes.last().unwrap().prefix, "/mdca");
+}
+
+#[test]
+fn the_environment_mode_names_the_missing_variable() {
+    let env = env_with(&[
+        ("AZURE_TENANT_ID", "contoso.onmicrosoft.com"),
+        ("AZURE_CLIENT_ID", "11111111-2222-3333-4444-555555555555"),
+    ]);
+    let message = from_env(&Overrides::default(), &env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.starts_with("environment: AZURE_CLIENT_SECRET"),
+        "{message}"
+    );
+    let env = env_with(&[
+        ("AZURE_TENANT_ID", "common"),
+        ("AZURE_CLIENT_ID", "11111111-2222-3333-4444-555555555555"),
+        ("AZURE_CLIENT_SECRET", "s"),
+    ]);
+    let message = from_env(&Overrides::default(), &env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.starts_with("environment: AZURE_TENANT_ID"),
+        "{message}"
+    );
+}

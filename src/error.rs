@@ -1,0 +1,170 @@
+//! The proxy's own errors and their HTTP form: RFC 9457 `application/problem+json` bodies with a
+//! stable `kind`, and the `x-token-proxy-error` header that tells them apart from Defender's errors.
+//! This is the only error type that becomes a response; its status mapping is exhaustive.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderName, HeaderValue, StatusCode, header};
+use serde_json::{Value, json};
+
+use crate::token::{EntraRejection, TokenError};
+
+/// Present on every response the proxy makes itself (never on a forwarded one); its value is the kind.
+pub const ERROR_HEADER: HeaderName = HeaderName::from_static("x-token-proxy-error");
+
+/// A request the proxy answers itself instead of forwarding.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// No route has the request's path prefix.
+    #[error("no route for this path")]
+    UnknownRoute {
+        /// The configured prefixes.
+        prefixes: Vec<String>,
+    },
+    /// No token could be had for the route's credential; nothing was sent upstream.
+    #[error("no token for credential {credential} in tenant {tenant}")]
+    Token {
+        /// The credential's name.
+        credential: Arc<str>,
+        /// The tenant.
+        tenant: Arc<str>,
+        /// Why.
+        #[source]
+        error: Arc<TokenError>,
+    },
+    /// The upstream could not be reached or dropped the connection before answering.
+    #[error("the upstream is unreachable")]
+    UpstreamUnreachable(#[source] hyper_util::client::legacy::Error),
+    /// The upstream did not answer in time.
+    #[error("the upstream did not answer within {0:?}")]
+    UpstreamTimeout(Duration),
+    /// The request cannot be turned into an upstream request.
+    #[error("the request target cannot be forwarded")]
+    BadTarget(#[source] http::Error),
+}
+
+impl ProxyError {
+    /// The HTTP status: client mistakes are 4xx; Entra or the upstream failing us is 502, or 503
+    /// while waiting to retry, or 504 for a timeout; our own failures are 500.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::UnknownRoute { .. } => StatusCode::NOT_FOUND,
+            Self::BadTarget(_) => StatusCode::BAD_REQUEST,
+            Self::Token { error, .. } => match &**error {
+                TokenError::Rejected(_)
+                | TokenError::Unavailable { .. }
+                | TokenError::Unreachable(_)
+                | TokenError::Malformed(_) => StatusCode::BAD_GATEWAY,
+                TokenError::Throttled { .. }
+                | TokenError::BackingOff { .. }
+                | TokenError::Interrupted => StatusCode::SERVICE_UNAVAILABLE,
+                TokenError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+                TokenError::Assertion(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            Self::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The stable error kind, in the body's `kind` and in [`ERROR_HEADER`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::UnknownRoute { .. } => "unknown_route",
+            Self::BadTarget(_) => "bad_target",
+            Self::Token { error, .. } => match &**error {
+                TokenError::Rejected(_) => "token_rejected",
+                TokenError::Throttled { .. } => "token_throttled",
+                TokenError::Unavailable { .. } => "token_endpoint_failed",
+                TokenError::Unreachable(_) => "token_endpoint_unreachable",
+                TokenError::Timeout(_) => "token_endpoint_timeout",
+                TokenError::Malformed(_) => "token_response_malformed",
+                TokenError::Assertion(_) => "token_assertion_failed",
+                TokenError::Interrupted => "token_request_interrupted",
+                TokenError::BackingOff { .. } => "token_backing_off",
+            },
+            Self::UpstreamUnreachable(_) => "upstream_unreachable",
+            Self::UpstreamTimeout(_) => "upstream_timeout",
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Token { error, .. } => match &**error {
+                TokenError::BackingOff { retry_after, .. } => Some(*retry_after),
+                TokenError::Throttled { retry_after, .. } => *retry_after,
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The problem details object (RFC 9457) for this error.
+    pub(crate) fn problem(&self) -> Value {
+        let status = self.status();
+        let mut body = json!({
+            "type": format!("urn:defender-token-proxy:error:{}", self.kind()),
+            "title": self.to_string(),
+            "status": status.as_u16(),
+            "kind": self.kind(),
+        });
+        let detail = match self {
+            Self::UnknownRoute { prefixes } => {
+                body["prefixes"] = json!(prefixes);
+                format!("the path must start with one of: {}", prefixes.join(", "))
+            }
+            Self::Token {
+                credential,
+                tenant,
+                error,
+            } => {
+                body["credential"] = json!(&**credential);
+                body["tenant"] = json!(&**tenant);
+                let root = match &**error {
+                    TokenError::BackingOff { last, .. } => &**last,
+                    other => other,
+                };
+                if let Some(rejection) = rejection(root) {
+                    body["entra_error"] = json!(rejection.error);
+                    body["aadsts"] = json!(rejection.codes);
+                    body["correlation_id"] = json!(rejection.correlation_id);
+                    body["trace_id"] = json!(rejection.trace_id);
+                }
+                crate::config::error_chain(&**error)
+            }
+            Self::UpstreamUnreachable(_) | Self::UpstreamTimeout(_) | Self::BadTarget(_) => {
+                crate::config::error_chain(self)
+            }
+        };
+        body["detail"] = json!(detail);
+        body
+    }
+}
+
+fn rejection(error: &TokenError) -> Option<&EntraRejection> {
+    match error {
+        TokenError::Rejected(r)
+        | TokenError::Throttled { rejection: r, .. }
+        | TokenError::Unavailable { rejection: r, .. } => Some(r),
+        _ => None,
+    }
+}
+
+impl IntoResponse for ProxyError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status(), self.problem().to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        headers.insert(ERROR_HEADER, HeaderValue::from_static(self.kind()));
+        if let Some(wait) = self.retry_after() {
+            // Whole seconds, rounded up so a client does not come back too early.
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}

@@ -1,0 +1,29 @@
+//! defender-token-proxy lets tools call the Microsoft Defender APIs with plain HTTP: it obtains the
+//! Microsoft Entra ID token for the route's credential, caches and refreshes it, injects it, and
+//! forwards the call, streaming both ways.
+//!
+//! # Layout
+//! - [`cli`]: the command line; [`app`]: the router and [`run`]; [`signal`]: shutdown signals.
+//! - [`config`]: the TOML model and its validation; [`secret`]: secret values and their sources.
+//! - [`credential`]: Entra credentials; [`token`]: the token cache and the Entra client.
+//! - [`route`]: the route table; [`proxy`]: forwarding; [`error`]: the proxy's error responses.
+//! - [`health`]: `/-/healthy` and `/-/ready`; [`telemetry`]: logging.
+//! - [`sim`]: simulated Entra ID and Defender APIs for the demo and the tests; [`demo`]: the demo.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod credential;
+pub mod demo;
+pub mod error;
+pub mod health;
+pub mod proxy;
+pub mod route;
+pub mod secret;
+pub mod signal;
+pub mod sim;
+pub mod telemetry;
+pub mod token;
+
+pub use app::run;
+pub use config::Config;

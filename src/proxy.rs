@@ -1,0 +1,221 @@
+//! Forwarding: a request goes to its route's upstream with the route's token in place of any inbound
+//! credentials, both bodies streamed, and hop-by-hop and cookie headers dropped both ways
+//! (RFC 9110 section 7.6.1).
+
+use std::io;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::header::{self, HeaderMap, HeaderName};
+use http::{Extensions, Version};
+use hyper_rustls::{ConfigBuilderExt, HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::app::AppState;
+use crate::error::ProxyError;
+
+/// The pooled upstream client (HTTP/2 when the upstream offers it over ALPN, else HTTP/1.1).
+pub(crate) type UpstreamClient = Client<HttpsConnector<HttpConnector>, Body>;
+
+/// Idle upstream connections are kept this long for reuse.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Hop-by-hop headers (RFC 9110 section 7.6.1, plus the de-facto `Keep-Alive` and
+/// `Proxy-Connection`), which belong to one connection and are never forwarded.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Builds the upstream client. Certificates are verified against the system's trust store (so a
+/// corporate CA works), or Mozilla's roots where the system has none.
+pub(crate) fn upstream_client(connect_timeout: Duration) -> io::Result<UpstreamClient> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
+    let tls = rustls::ClientConfig::builder();
+    let tls = match tls.clone().with_native_roots() {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::debug!(%error, "no system CA certificates; using the bundled Mozilla roots");
+            tls.with_webpki_roots()
+        }
+    }
+    .with_no_client_auth();
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(connector))
+}
+
+/// The handler for every path that is not one of the proxy's own endpoints.
+pub(crate) async fn forward(State(state): State<AppState>, request: Request) -> Response {
+    match forward_request(&state, request).await {
+        Ok(response) => response,
+        Err(error) => {
+            let status = error.status();
+            let cause = crate::config::error_chain(&error);
+            if status.is_server_error() {
+                tracing::warn!(kind = error.kind(), error = %cause, "request failed");
+            } else {
+                tracing::info!(kind = error.kind(), error = %cause, "request refused");
+            }
+            error.into_response()
+        }
+    }
+}
+
+async fn forward_request(state: &AppState, request: Request) -> Result<Response, ProxyError> {
+    let (mut parts, body) = request.into_parts();
+    let route = state
+        .routes
+        .find(parts.uri.path())
+        .ok_or_else(|| ProxyError::UnknownRoute {
+            prefixes: state.routes.prefixes().to_vec(),
+        })?
+        .clone();
+    let span = tracing::Span::current();
+    span.record("route", route.prefix.as_str());
+    span.record("credential", &*route.credential.name);
+
+    let token = state
+        .tokens
+        .token(&route.token_key, &route.credential)
+        .await
+        .map_err(|error| ProxyError::Token {
+            credential: route.credential.name.clone(),
+            tenant: route.token_key.tenant.clone(),
+            error,
+        })?;
+
+    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    parts.uri = route
+        .upstream
+        .uri_for(&target[route.prefix.len()..])
+        .map_err(ProxyError::BadTarget)?;
+    // The pooled client picks HTTP/1.1 or HTTP/2 per connection; the inbound version is irrelevant.
+    parts.version = Version::HTTP_11;
+    parts.extensions = Extensions::new();
+    filter_request_headers(&mut parts.headers);
+    parts
+        .headers
+        .insert(header::AUTHORIZATION, token.authorization());
+
+    let upstream = state.client.request(Request::from_parts(parts, body));
+    let response = tokio::time::timeout(state.upstream_timeout, upstream)
+        .await
+        .map_err(|_| ProxyError::UpstreamTimeout(state.upstream_timeout))?
+        .map_err(ProxyError::UpstreamUnreachable)?;
+    let (mut parts, body) = response.into_parts();
+    filter_response_headers(&mut parts.headers);
+    Ok(Response::from_parts(parts, Body::new(body)))
+}
+
+/// Drops what must not reach the upstream: hop-by-hop headers, `Host` (the client sets the
+/// upstream's), every inbound `Authorization` (all of them: a second one must not survive, as in
+/// GHSA-43wx-8qmj-9r9q) and cookies.
+pub(crate) fn filter_request_headers(headers: &mut HeaderMap) {
+    remove_hop_by_hop(headers);
+    headers.remove(header::HOST);
+    headers.remove(header::AUTHORIZATION);
+    headers.remove(header::COOKIE);
+}
+
+/// Drops what must not reach the client: hop-by-hop headers and cookies.
+pub(crate) fn filter_response_headers(headers: &mut HeaderMap) {
+    remove_hop_by_hop(headers);
+    headers.remove(header::SET_COOKIE);
+}
+
+fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Headers named in Connection are hop-by-hop too (RFC 9110 section 7.6.1).
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn request_filter_drops_credentials_cookies_host_and_hop_by_hop_headers() {
+        let mut h = headers(&[
+            ("authorization", "Bearer client-one"),
+            ("authorization", "Bearer client-two"),
+            ("proxy-authorization", "Basic x"),
+            ("cookie", "a=b"),
+            ("host", "127.0.0.1:8080"),
+            ("connection", "keep-alive, x-private"),
+            ("x-private", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("upgrade", "h2c"),
+            ("accept", "application/json"),
+            ("x-ms-client-request-id", "abc"),
+        ]);
+        filter_request_headers(&mut h);
+        let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["accept", "x-ms-client-request-id"]);
+    }
+
+    #[test]
+    fn response_filter_drops_set_cookie_and_connection_named_headers() {
+        let mut h = headers(&[
+            ("set-cookie", "a=b"),
+            ("connection", "x-hop"),
+            ("x-hop", "1"),
+            ("proxy-authenticate", "Basic"),
+            ("content-type", "application/json"),
+            ("retry-after", "7"),
+        ]);
+        filter_response_headers(&mut h);
+        let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["content-type", "retry-after"]);
+    }
+}

@@ -1,0 +1,398 @@
+//! The simulated Defender for Endpoint, Defender XDR, Graph security and Defender for Cloud Apps APIs.
+//!
+//! Each API has its own listener. Every request is counted and must carry a bearer token issued for that API's
+//! resource (the `/_sim/*` test endpoints included). Lists use OData paging with absolute `@odata.nextLink`s on the
+//! server's own root, as the real services do; MDCA pages by request body instead. Other OData options
+//! (`$filter`, `$orderby`, `$select`) are accepted and ignored.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, Path, Request, State};
+use axum::http::{StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value, json};
+
+use super::SimState;
+use super::data::{Dataset, rfc3339};
+use super::testing;
+use super::token::{Api, TokenRejection, now_ms};
+
+/// Largest `$top` the Defender APIs accept.
+const MAX_TOP: usize = 10_000;
+/// MDCA's default and maximum `limit` for API-token callers.
+const MDCA_MAX_LIMIT: usize = 100;
+
+/// One simulated API server.
+#[derive(Debug)]
+pub(super) struct ApiServer {
+    pub(super) api: Api,
+    /// "http://127.0.0.1:PORT", the root absolute links are built on.
+    pub(super) root: String,
+    sim: Arc<SimState>,
+}
+
+/// Routes of one API server, behind the token check.
+pub(super) fn router(api: Api, root: String, sim: Arc<SimState>) -> Router {
+    let server = Arc::new(ApiServer { api, root, sim });
+    let routes = match api {
+        Api::Mde => Router::new()
+            .route("/api/alerts", list_route(Collection::Alerts))
+            .route("/api/alerts/{id}", entity_route(Collection::Alerts))
+            .route("/api/machines", list_route(Collection::Machines))
+            .route("/api/machines/{id}", entity_route(Collection::Machines))
+            .route("/api/advancedqueries/run", post(hunting)),
+        Api::Xdr => Router::new()
+            .route("/api/incidents", list_route(Collection::Incidents))
+            .route("/api/incidents/{id}", entity_route(Collection::Incidents))
+            .route("/api/advancedhunting/run", post(hunting)),
+        Api::Graph => Router::new()
+            .route(
+                "/v1.0/security/alerts_v2",
+                list_route(Collection::GraphAlerts),
+            )
+            .route(
+                "/v1.0/security/incidents",
+                list_route(Collection::GraphIncidents),
+            )
+            .route("/v1.0/security/runHuntingQuery", post(hunting)),
+        Api::Mdca => Router::new().route(
+            "/api/v1/alerts/",
+            get(mdca_alerts_get).post(mdca_alerts_post),
+        ),
+    };
+    routes
+        .merge(testing::routes())
+        .fallback(not_found)
+        // `layer` (not `route_layer`) so unknown paths are also counted and need a token, as on the real APIs.
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&server),
+            authorize,
+        ))
+        .with_state(server)
+}
+
+async fn not_found(State(server): State<Arc<ApiServer>>) -> Response {
+    error(
+        server.api,
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        "The requested resource was not found.",
+    )
+}
+
+async fn authorize(State(server): State<Arc<ApiServer>>, request: Request, next: Next) -> Response {
+    let control = &server.sim.control;
+    control.record_api_request();
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    match server
+        .sim
+        .keys
+        .check(authorization, server.api, control.generation())
+    {
+        Ok(_) => next.run(request).await,
+        Err(rejection) => {
+            control.record_unauthorized(matches!(rejection, TokenRejection::Expired));
+            let (code, prefix) = match server.api {
+                Api::Graph => (
+                    "InvalidAuthenticationToken",
+                    "Access token validation failure",
+                ),
+                _ => ("Unauthorized", "Authorization failed"),
+            };
+            let mut response = error(
+                server.api,
+                StatusCode::UNAUTHORIZED,
+                code,
+                &format!("{prefix}: {rejection}."),
+            );
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            response
+        }
+    }
+}
+
+/// An error in the API's own shape: Defender's `{"error":{code,message,target}}` or Graph's with `innerError`.
+pub(super) fn error(api: Api, status: StatusCode, code: &str, message: &str) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let body = match api {
+        Api::Graph => json!({"error": {"code": code, "message": message, "innerError": {
+            "date": rfc3339(now_ms() / 1000), "request-id": request_id, "client-request-id": request_id}}}),
+        Api::Mde | Api::Xdr | Api::Mdca => {
+            json!({"error": {"code": code, "message": message, "target": request_id}})
+        }
+    };
+    (status, Json(body)).into_response()
+}
+
+fn context_url(server: &ApiServer, entity_set: &str) -> String {
+    match server.api {
+        Api::Graph => format!("{}/v1.0/$metadata#{entity_set}", server.root),
+        _ => format!("{}/api/$metadata#{entity_set}", server.root),
+    }
+}
+
+/// The OData entity sets served as lists.
+#[derive(Debug, Clone, Copy)]
+enum Collection {
+    Alerts,
+    Machines,
+    Incidents,
+    GraphAlerts,
+    GraphIncidents,
+}
+
+impl Collection {
+    fn items(self, data: &Dataset) -> &[Value] {
+        match self {
+            Self::Alerts => &data.alerts,
+            Self::Machines => &data.machines,
+            Self::Incidents => &data.incidents,
+            Self::GraphAlerts => &data.graph_alerts,
+            Self::GraphIncidents => &data.graph_incidents,
+        }
+    }
+
+    /// The `@odata.context` fragment.
+    fn entity_set(self) -> &'static str {
+        match self {
+            Self::Alerts => "Alerts",
+            Self::Machines => "Machines",
+            Self::Incidents => "Incidents",
+            Self::GraphAlerts => "security/alerts_v2",
+            Self::GraphIncidents => "security/incidents",
+        }
+    }
+
+    /// (id property, entity name for "not found" messages).
+    fn key_and_kind(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Alerts | Self::GraphAlerts => ("id", "Alert"),
+            Self::Machines => ("id", "Machine"),
+            Self::Incidents => ("incidentId", "Incident"),
+            Self::GraphIncidents => ("id", "Incident"),
+        }
+    }
+}
+
+fn list_route(collection: Collection) -> MethodRouter<Arc<ApiServer>> {
+    get(
+        move |State(server): State<Arc<ApiServer>>, OriginalUri(uri): OriginalUri| async move {
+            list(&server, &uri, collection)
+        },
+    )
+}
+
+fn entity_route(collection: Collection) -> MethodRouter<Arc<ApiServer>> {
+    get(
+        move |State(server): State<Arc<ApiServer>>, Path(id): Path<String>| async move {
+            entity(&server, &id, collection)
+        },
+    )
+}
+
+fn list(server: &ApiServer, uri: &Uri, collection: Collection) -> Response {
+    let items = collection.items(&server.sim.data);
+    let (top, offset) = match paging(uri.query(), server.sim.page_size) {
+        Ok(paging) => paging,
+        Err(message) => {
+            let code = if server.api == Api::Graph {
+                "BadRequest"
+            } else {
+                "ODataError"
+            };
+            return error(server.api, StatusCode::BAD_REQUEST, code, &message);
+        }
+    };
+    let end = offset.saturating_add(top).min(items.len());
+    let page = &items[offset.min(end)..end];
+    let mut body = Map::new();
+    body.insert(
+        "@odata.context".to_owned(),
+        json!(context_url(server, collection.entity_set())),
+    );
+    body.insert("value".to_owned(), json!(page));
+    if end < items.len() {
+        let skiptoken = URL_SAFE_NO_PAD.encode(format!("offset:{end}"));
+        let next = format!(
+            "{}{}?$top={top}&$skiptoken={skiptoken}",
+            server.root,
+            uri.path()
+        );
+        body.insert("@odata.nextLink".to_owned(), json!(next));
+    }
+    Json(Value::Object(body)).into_response()
+}
+
+/// `($top, offset)` from `$top`, `$skip` and `$skiptoken` (which wins over `$skip`, since it already holds the
+/// position the previous page reached).
+fn paging(query: Option<&str>, default_top: usize) -> Result<(usize, usize), String> {
+    let (mut top, mut skip, mut skiptoken) = (default_top, 0, None);
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        let number = || {
+            value
+                .parse::<usize>()
+                .map_err(|_| format!("Invalid value '{value}' for query option {name}."))
+        };
+        match name.as_ref() {
+            "$top" => top = number()?,
+            "$skip" => skip = number()?,
+            "$skiptoken" => {
+                skiptoken = Some(
+                    decode_skiptoken(&value)
+                        .ok_or_else(|| "The $skiptoken is not valid.".to_owned())?,
+                )
+            }
+            _ => {}
+        }
+    }
+    if top > MAX_TOP {
+        return Err(format!(
+            "The limit of '{MAX_TOP}' for Top query has been exceeded. The value from the incoming request is '{top}'."
+        ));
+    }
+    Ok((top.max(1), skiptoken.unwrap_or(skip)))
+}
+
+fn decode_skiptoken(token: &str) -> Option<usize> {
+    let decoded = URL_SAFE_NO_PAD.decode(token).ok()?;
+    std::str::from_utf8(&decoded)
+        .ok()?
+        .strip_prefix("offset:")?
+        .parse()
+        .ok()
+}
+
+fn entity(server: &ApiServer, id: &str, collection: Collection) -> Response {
+    let (key, kind) = collection.key_and_kind();
+    let found = collection
+        .items(&server.sim.data)
+        .iter()
+        .find(|item| match &item[key] {
+            Value::String(s) => s.eq_ignore_ascii_case(id),
+            Value::Number(n) => n.as_u64().is_some_and(|n| id.parse() == Ok(n)),
+            _ => false,
+        });
+    match found {
+        Some(Value::Object(fields)) => {
+            let mut body = Map::new();
+            let context = context_url(server, &format!("{}/$entity", collection.entity_set()));
+            body.insert("@odata.context".to_owned(), json!(context));
+            body.extend(fields.clone());
+            Json(Value::Object(body)).into_response()
+        }
+        _ => error(
+            server.api,
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+            &format!("{kind} {id} was not found"),
+        ),
+    }
+}
+
+/// Advanced hunting: MDE `{Schema,Results}`, XDR adds `Stats`, Graph uses lower-case `{schema,results}`.
+/// The body key is `Query`, case-sensitive, as the APIs require.
+async fn hunting(State(server): State<Arc<ApiServer>>, body: Bytes) -> Response {
+    let query = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("Query").and_then(Value::as_str).map(str::to_owned));
+    if query.is_none_or(|q| q.trim().is_empty()) {
+        let code = if server.api == Api::Graph {
+            "BadRequest"
+        } else {
+            "InvalidRequestBody"
+        };
+        return error(
+            server.api,
+            StatusCode::BAD_REQUEST,
+            code,
+            "Request body is invalid: the 'Query' property is required.",
+        );
+    }
+    let hunting = &server.sim.data.hunting;
+    let rows = hunting.first().map_or(0, |(_, _, values)| values.len());
+    let results: Vec<Value> = (0..rows)
+        .map(|row| {
+            Value::Object(
+                hunting
+                    .iter()
+                    .map(|(name, _, values)| ((*name).to_owned(), values[row].clone()))
+                    .collect(),
+            )
+        })
+        .collect();
+    let body = match server.api {
+        Api::Graph => json!({
+            "@odata.context": format!("{}/v1.0/$metadata#microsoft.graph.security.huntingQueryResults", server.root),
+            "schema": hunting.iter().map(|(name, kind, _)| json!({"name": name, "type": kind})).collect::<Vec<_>>(),
+            "results": results,
+        }),
+        _ => {
+            let mut body = json!({
+                "Schema": hunting.iter().map(|(name, kind, _)| json!({"Name": name, "Type": kind})).collect::<Vec<_>>(),
+                "Results": results,
+            });
+            if server.api == Api::Xdr {
+                body["Stats"] = json!({"ExecutionTime": 0.0156, "resource_usage": {"cpu": {"total": 0.0156}},
+                                      "dataset_statistics": [{"table_row_count": rows, "table_size": 1024}]});
+            }
+            body
+        }
+    };
+    Json(body).into_response()
+}
+
+async fn mdca_alerts_get(
+    State(server): State<Arc<ApiServer>>,
+    OriginalUri(uri): OriginalUri,
+) -> Response {
+    let mut request = json!({});
+    for (name, value) in url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
+        if let ("skip" | "limit", Ok(n)) = (name.as_ref(), value.parse::<u64>()) {
+            request[name.as_ref()] = json!(n);
+        }
+    }
+    mdca_page(&server, &request)
+}
+
+async fn mdca_alerts_post(State(server): State<Arc<ApiServer>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Value>(if body.is_empty() { b"{}" } else { &body }) {
+        Ok(request) if request.is_object() => mdca_page(&server, &request),
+        _ => error(
+            server.api,
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "Request body must be a JSON object.",
+        ),
+    }
+}
+
+/// MDCA pages with `skip`/`limit` in the body and answers `{total, hasNext, data}`: nothing to rewrite.
+fn mdca_page(server: &ApiServer, request: &Value) -> Response {
+    let alerts = &server.sim.data.mdca_alerts;
+    let number = |name: &str, default: usize| {
+        request[name]
+            .as_u64()
+            .map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX))
+    };
+    let skip = number("skip", 0).min(alerts.len());
+    let end = skip
+        .saturating_add(number("limit", MDCA_MAX_LIMIT).clamp(1, MDCA_MAX_LIMIT))
+        .min(alerts.len());
+    Json(json!({"total": alerts.len(), "hasNext": end < alerts.len(), "data": &alerts[skip..end]}))
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests;

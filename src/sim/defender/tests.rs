@@ -1,0 +1,215 @@
+//! Tests of the simulated APIs: the token check, OData paging, and the data endpoints.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::super::test_support::{MDE_SCOPE, access_token, get_json, http};
+use super::super::{Sim, SimOptions};
+
+#[tokio::test]
+async fn api_request_without_a_token_is_refused_with_401_in_defender_shape() {
+    let sim = Sim::start(SimOptions::default()).await.expect("sim");
+    let response = http()
+        .get(format!("{}/api/alerts", sim.mde()))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status().as_u16(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "Unauthorized");
+    assert!(body["error"]["target"].is_string());
+    let control = sim.control();
+    assert_eq!(
+        (
+            control.api_requests(),
+            control.unauthorized(),
+            control.expired_tokens_seen()
+        ),
+        (1, 1, 0)
+    );
+}
+
+#[tokio::test]
+async fn api_request_with_a_token_for_another_audience_is_refused() {
+    let sim = Sim::start(SimOptions::default()).await.expect("sim");
+    let mde_token = access_token(&sim, MDE_SCOPE).await;
+    let (status, body) = get_json(
+        &format!("{}/v1.0/security/alerts_v2", sim.graph()),
+        &mde_token,
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "InvalidAuthenticationToken");
+    assert!(body["error"]["innerError"]["request-id"].is_string());
+    let (status, _) = get_json(&format!("{}/api/alerts", sim.mde()), "not.a.jwt").await;
+    assert_eq!(status, 401);
+    assert_eq!(sim.control().unauthorized(), 2);
+}
+
+#[tokio::test]
+async fn api_request_with_an_expired_token_is_refused_and_counted_as_expired() {
+    let options = SimOptions {
+        token_lifetime: Duration::from_secs(1),
+        ..SimOptions::default()
+    };
+    let sim = Sim::start(options).await.expect("sim");
+    let token = access_token(&sim, MDE_SCOPE).await;
+    let url = format!("{}/api/machines", sim.mde());
+    assert_eq!(get_json(&url, &token).await.0, 200);
+    // Bounded poll: the token lives 1 s; give up after 10 s.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let (status, _) = get_json(&url, &token).await;
+        if status != 200 || tokio::time::Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status, 401);
+    assert_eq!(sim.control().expired_tokens_seen(), 1);
+}
+
+#[tokio::test]
+async fn revoked_tokens_are_refused_and_new_ones_accepted() {
+    let sim = Sim::start(SimOptions::default()).await.expect("sim");
+    let url = format!("{}/api/incidents", sim.xdr());
+    let old = access_token(&sim, "https://api.security.microsoft.com/.default").await;
+    sim.control().revoke_all_tokens();
+    assert_eq!(get_json(&url, &old).await.0, 401);
+    let new = access_token(&sim, "https://api.security.microsoft.com/.default").await;
+    assert_eq!(get_json(&url, &new).await.0, 200);
+    assert_eq!(sim.control().expired_tokens_seen(), 0);
+}
+
+#[tokio::test]
+async fn next_link_paging_walks_all_23_alerts() {
+    let sim = Sim::start(SimOptions::default()).await.expect("sim");
+    let token = access_token(&sim, MDE_SCOPE).await;
+    let mut url = format!("{}/api/alerts", sim.mde());
+    let mut ids = Vec::new();
+    let mut pages = 0;
+    loop {
+        let (status, body) = get_json(&url, &token).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["@odata.context"],
+            format!("{}/api/$metadata#Alerts", sim.mde())
+        );
+        ids.extend(
+            body["value"]
+                .as_array()
+                .expect("value")
+                .iter()
+                .map(|a| a["id"].clone()),
+        );
+        pages += 1;
+        match body["@odata.nextLink"].as_str() {
+            Some(next) => {
+                assert!(
+                    next.starts_with(&format!("{}/api/alerts?$top=5&$skiptoken=", sim.mde())),
+                    "{next}"
+                );
+                url = next.to_owned();
+            }
+            None => break,
+        }
+    }
+    assert_eq!((ids.len(), pages), (23, 5));
+    ids.dedup();
+    assert_eq!(ids.len(), 23);
+}
+
+#[tokio::test]
+async fn odata_top_and_skip_are_honoured_and_oversized_top_is_refused() {
+    let sim = Sim::start(SimOptions::default()).await.expect("sim");
+    let token = access_token(&sim, "https://graph.microsoft.com/.default").await;
+    let url = format!("{}/v1.0/security/alerts_v2?$top=20&$skip=10", sim.graph());
+    let (status, body) = get_json(&url, &token).await;
+    assert_eq!(
+        (status, body["value"].as_array().map(Vec::len)),
+        (200, Some(13))
+    );
+    assert!(body.get("@odata.nextLink").is_none());
+    assert_eq!(
+        body["@odata.context"],
+        format!("{}/v1.0/$metadata#security/alerts_v2", sim.graph())
+    );
+    let (status, _) = get_json(
+        &format!("{}/v1.0/security/incidents?$top=10001", sim.graph()),
+        &token,
+    )
+    .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn single_items_are_found_by_id_and_unknown_ids_are_404() {
+    let sim = Sim::start(SimOptions::default()).await.expect("sim");
+    let token = access_token(&sim, MDE_SCOPE).await;
+    let (_, list) = get_json(&format!("{}/api/machines?$top=1", sim.mde()), &token).await;
+    let id = list["value"][0]["id"].as_str().expect("id").to_owned();
+    let (status, machine) = get_json(&format!("{}/api/machines/{id}", sim.mde()), &token).await;
+    assert_eq!((status, machine["id"].as_str()), (200, Some(id.as_str())));
+    let (status, body) = get_json(&format!("{}/api/alerts/da000", sim.mde()), &token).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("ResourceNotFound"))
+    );
+    let (status, _) = get_json(&format!("{}/api/nothing-here", sim.mde()), &token).await;
+    assert_eq!(status, 404);
+    let xdr = access_token(&sim, "https://api.security.microsoft.com/.default").await;
+    let (status, incident) = get_json(&format!("{}/api/incidents/1003", sim.xdr()), &xdr).await;
+    assert_eq!((status, incident["incidentId"].as_u64()), (200, Some(1003)));
+    assert_eq!(
+        incident["@odata.context"],
+        format!("{}/api/$metadata#Incidents/$entity", sim.xdr())
+    );
+}
+
+#[tokio::test]
+async fn advanced_hunting_needs_the_case_sensitive_query_key() {
+    let sim = Sim::start(SimOptions::default()).await.expect("sim");
+    let token = access_token(&sim, "https://api.security.microsoft.com/.default").await;
+    let url = format!("{}/api/advancedhunting/run", sim.xdr());
+    let post = |body: Value| http().post(&url).bearer_auth(&token).json(&body).send();
+    let answer: Value = post(json!({"Query": "DeviceProcessEvents | take 3"}))
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["Results"].as_array().map(Vec::len), Some(3));
+    assert!(answer["Schema"].is_array() && answer["Stats"].is_object());
+    assert_eq!(
+        post(json!({"query": "x"}))
+            .await
+            .expect("send")
+            .status()
+            .as_u16(),
+        400
+    );
+}
+
+#[tokio::test]
+async fn mdca_pages_by_request_body() {
+    let sim = Sim::start(SimOptions::default()).await.expect("sim");
+    let token = access_token(&sim, "05a65629-4c1b-48c1-a78b-804c4abdd4af/.default").await;
+    let url = format!("{}/api/v1/alerts/", sim.mdca());
+    let page: Value = http()
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&json!({"skip": 10, "limit": 3}))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (page["total"].as_u64(), page["hasNext"].as_bool()),
+        (Some(14), Some(true))
+    );
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(3));
+}

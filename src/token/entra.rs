@@ -1,0 +1,310 @@
+//! The Entra ID token endpoint client: one client credentials request
+//! (`POST {authority}/{tenant}/oauth2/v2.0/token`, protocol.md 2.2 and 2.3) and the parsing of
+//! Entra's success and error answers (protocol.md 2.6 and 2.7).
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::Deserialize;
+use url::Url;
+
+use super::TokenError;
+use crate::credential::{ClientAuth, Credential};
+use crate::secret::Secret;
+
+/// RFC 7523's client assertion type, which Entra expects with certificate credentials.
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// A token response is a few KiB; anything much larger is not Entra.
+const MAX_RESPONSE: usize = 1 << 20;
+/// The connect timeout for the token endpoint.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A successful token response, reduced to what the cache needs.
+#[derive(Debug)]
+pub struct TokenResponse {
+    /// The access token.
+    pub access_token: Secret,
+    /// Its lifetime from when the request was sent.
+    pub expires_in: Duration,
+    /// When Entra wants it refreshed, if it says.
+    pub refresh_in: Option<Duration>,
+}
+
+/// Entra's refusal of a token request, as its error body describes it (never holds a secret: Entra
+/// does not echo credentials).
+#[derive(Debug, Clone)]
+pub struct EntraRejection {
+    /// The HTTP status.
+    pub status: u16,
+    /// The OAuth `error`, such as `invalid_client`.
+    pub error: String,
+    /// The AADSTS codes (`error_codes`).
+    pub codes: Vec<u32>,
+    /// The first line of `error_description`, such as `AADSTS7000215: Invalid client secret provided.`
+    pub description: String,
+    /// Entra's correlation id, for Microsoft support.
+    pub correlation_id: Option<String>,
+    /// Entra's trace id, for Microsoft support.
+    pub trace_id: Option<String>,
+}
+
+impl std::fmt::Display for EntraRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.description.is_empty() {
+            write!(f, "{} (HTTP {})", self.error, self.status)
+        } else {
+            write!(f, "{}: {}", self.error, self.description)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawSuccess {
+    access_token: Secret,
+    #[serde(default)]
+    token_type: Option<String>,
+    expires_in: Seconds,
+    #[serde(default)]
+    refresh_in: Option<Seconds>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawError {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
+    #[serde(default)]
+    error_codes: Vec<u32>,
+    correlation_id: Option<String>,
+    trace_id: Option<String>,
+}
+
+/// Seconds as v2 sends them (a number) or as v1 endpoints and IMDS send them (a string).
+struct Seconds(u64);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(Self(n)),
+            Raw::Text(s) => {
+                s.trim().parse().map(Self).map_err(|_| {
+                    serde::de::Error::custom(format!("{s:?} is not a number of seconds"))
+                })
+            }
+        }
+    }
+}
+
+/// A client for one Entra authority. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EntraClient {
+    http: reqwest::Client,
+    authority: String,
+    timeout: Duration,
+}
+
+impl EntraClient {
+    /// A client for `authority` (such as `https://login.microsoftonline.com`). Redirects are never
+    /// followed: a redirected token request would carry the secret to another host.
+    pub fn new(authority: &Url, timeout: Duration) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+            .user_agent(concat!("defender-token-proxy/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            http,
+            authority: authority.as_str().trim_end_matches('/').to_owned(),
+            timeout,
+        })
+    }
+
+    /// The token endpoint for `tenant`.
+    pub fn token_endpoint(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/oauth2/v2.0/token", self.authority)
+    }
+
+    /// Requests an app-only token for `scope` in `tenant` with the client credentials grant.
+    pub async fn client_credentials(
+        &self,
+        credential: &Credential,
+        tenant: &str,
+        scope: &str,
+    ) -> Result<TokenResponse, TokenError> {
+        let endpoint = self.token_endpoint(tenant);
+        let assertion;
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", credential.client_id.as_str()),
+            ("scope", scope),
+        ];
+        match &credential.auth {
+            ClientAuth::Secret(secret) => form.push(("client_secret", secret.expose())),
+            ClientAuth::Certificate(cert) => {
+                assertion = cert
+                    .assertion(&credential.client_id, &endpoint)
+                    .map_err(TokenError::Assertion)?;
+                form.push(("client_assertion_type", JWT_BEARER));
+                form.push(("client_assertion", assertion.expose()));
+            }
+        }
+        let request = self.http.post(&endpoint).form(&form);
+        self.send(request).await
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<TokenResponse, TokenError> {
+        let mut response = request.send().await.map_err(|e| self.transport(e))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            // Entra's Retry-After is in whole seconds (MSAL: "AAD's retry_after uses integer format only").
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(e))? {
+            if body.len() + chunk.len() > MAX_RESPONSE {
+                return Err(TokenError::Malformed(
+                    "the response is larger than 1 MiB".into(),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if status.is_success() {
+            return parse_success(&body);
+        }
+        let rejection = Box::new(parse_error(status, &body));
+        Err(match status {
+            StatusCode::TOO_MANY_REQUESTS => TokenError::Throttled {
+                retry_after,
+                rejection,
+            },
+            s if s.is_server_error() => TokenError::Unavailable {
+                retry_after,
+                rejection,
+            },
+            _ => TokenError::Rejected(rejection),
+        })
+    }
+
+    fn transport(&self, error: reqwest::Error) -> TokenError {
+        if error.is_timeout() {
+            TokenError::Timeout(self.timeout)
+        } else {
+            TokenError::Unreachable(error)
+        }
+    }
+}
+
+fn parse_success(body: &[u8]) -> Result<TokenResponse, TokenError> {
+    let raw: RawSuccess = serde_json::from_slice(body)
+        .map_err(|e| TokenError::Malformed(format!("not a token response: {e}")))?;
+    if let Some(kind) = &raw.token_type
+        && !kind.eq_ignore_ascii_case("bearer")
+    {
+        return Err(TokenError::Malformed(format!(
+            "token_type is {kind:?}, not Bearer"
+        )));
+    }
+    if raw.expires_in.0 == 0 {
+        // A zero lifetime would make every request fetch a token.
+        return Err(TokenError::Malformed("expires_in is 0".into()));
+    }
+    Ok(TokenResponse {
+        access_token: raw.access_token,
+        expires_in: Duration::from_secs(raw.expires_in.0),
+        refresh_in: raw.refresh_in.map(|s| Duration::from_secs(s.0)),
+    })
+}
+
+fn parse_error(status: StatusCode, body: &[u8]) -> EntraRejection {
+    let raw: RawError = serde_json::from_slice(body).unwrap_or_default();
+    // The description's first line is the message; the rest is trace and correlation ids and a
+    // timestamp, which are reported as their own fields.
+    let description = raw
+        .error_description
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    EntraRejection {
+        status: status.as_u16(),
+        error: if raw.error.is_empty() {
+            status
+                .canonical_reason()
+                .unwrap_or("error")
+                .to_lowercase()
+                .replace(' ', "_")
+        } else {
+            raw.error
+        },
+        codes: raw.error_codes,
+        description,
+        correlation_id: raw.correlation_id,
+        trace_id: raw.trace_id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expires_in_is_accepted_as_a_number_or_a_string() {
+        let v2 = parse_success(br#"{"token_type":"Bearer","expires_in":3599,"access_token":"a"}"#)
+            .unwrap();
+        assert_eq!(v2.expires_in, Duration::from_secs(3599));
+        let v1 = parse_success(
+            br#"{"token_type":"Bearer","expires_in":"3599","refresh_in":"1800","access_token":"a"}"#,
+        )
+        .unwrap();
+        assert_eq!(v1.expires_in, Duration::from_secs(3599));
+        assert_eq!(v1.refresh_in, Some(Duration::from_secs(1800)));
+    }
+
+    #[test]
+    fn a_token_response_without_a_usable_lifetime_is_malformed() {
+        for body in [
+            &br#"{"expires_in":0,"access_token":"a"}"#[..],
+            br#"{"expires_in":"soon","access_token":"a"}"#,
+            br#"{"access_token":"a"}"#,
+            br#"{"expires_in":5,"access_token":"a","token_type":"pop"}"#,
+            b"<html>",
+        ] {
+            assert!(matches!(parse_success(body), Err(TokenError::Malformed(_))));
+        }
+    }
+
+    #[test]
+    fn entra_errors_keep_the_code_and_the_first_line_of_the_description() {
+        let body = br#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.\r\nTrace ID: t\r\nCorrelation ID: c","error_codes":[7000215],"trace_id":"t","correlation_id":"c"}"#;
+        let r = parse_error(StatusCode::UNAUTHORIZED, body);
+        assert_eq!(r.codes, vec![7000215]);
+        assert_eq!(
+            r.description,
+            "AADSTS7000215: Invalid client secret provided."
+        );
+        assert_eq!(r.correlation_id.as_deref(), Some("c"));
+        assert_eq!(
+            r.to_string(),
+            "invalid_client: AADSTS7000215: Invalid client secret provided."
+        );
+    }
+
+    #[test]
+    fn an_error_without_a_json_body_is_named_after_its_status() {
+        let r = parse_error(StatusCode::BAD_GATEWAY, b"upstream down");
+        assert_eq!(r.error, "bad_gateway");
+        assert!(r.codes.is_empty());
+    }
+}

@@ -1,0 +1,399 @@
+//! The token cache: one slot per (credential, tenant, scope) on moka, filled by exactly one Entra
+//! request however many callers wait, refreshed ahead of expiry in the background while callers keep
+//! the still-valid token, never handing out a token past its usable lifetime, and backing off after
+//! failures.
+
+mod entra;
+mod schedule;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use http::HeaderValue;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+pub use entra::{EntraClient, EntraRejection, TokenResponse};
+
+use crate::credential::Credential;
+
+/// Slots unused for this long are dropped (a partner proxy may see many tenants once).
+const SLOT_IDLE: Duration = Duration::from_secs(24 * 60 * 60);
+/// At most this many slots are kept.
+const MAX_SLOTS: u64 = 100_000;
+
+/// Why no token could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Entra refused the request (4xx other than 429): wrong secret, unknown app, missing consent...
+    #[error("entra rejected the token request: {0}")]
+    Rejected(Box<EntraRejection>),
+    /// Entra answered 429.
+    #[error("entra is throttling token requests: {rejection}")]
+    Throttled {
+        /// Entra's Retry-After.
+        retry_after: Option<Duration>,
+        /// Entra's error body.
+        rejection: Box<EntraRejection>,
+    },
+    /// Entra answered 5xx.
+    #[error("entra failed: {rejection}")]
+    Unavailable {
+        /// Entra's Retry-After.
+        retry_after: Option<Duration>,
+        /// Entra's error body.
+        rejection: Box<EntraRejection>,
+    },
+    /// No connection to Entra (DNS, TCP, TLS).
+    #[error("entra is unreachable")]
+    Unreachable(#[source] reqwest::Error),
+    /// Entra did not answer in time.
+    #[error("entra did not answer within {0:?}")]
+    Timeout(Duration),
+    /// Entra's answer is not a usable token response.
+    #[error("entra's token response is malformed: {0}")]
+    Malformed(String),
+    /// The client assertion could not be signed.
+    #[error("cannot sign the client assertion")]
+    Assertion(#[source] jsonwebtoken::errors::Error),
+    /// The token request was cut short (the process is shutting down).
+    #[error("the token request was interrupted")]
+    Interrupted,
+    /// A recent request failed, and the next one is not due yet.
+    #[error("token requests are paused for {retry_after:?} after a failure: {last}")]
+    BackingOff {
+        /// How long until the next attempt.
+        retry_after: Duration,
+        /// The failure that caused the pause.
+        last: Arc<TokenError>,
+    },
+}
+
+impl TokenError {
+    /// How long Entra asked us to wait, if it did.
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Throttled { retry_after, .. } | Self::Unavailable { retry_after, .. } => {
+                *retry_after
+            }
+            Self::BackingOff { retry_after, .. } => Some(*retry_after),
+            Self::Rejected(_)
+            | Self::Unreachable(_)
+            | Self::Timeout(_)
+            | Self::Malformed(_)
+            | Self::Assertion(_)
+            | Self::Interrupted => None,
+        }
+    }
+}
+
+/// What a cached token is for. Different credentials, tenants and scopes never share a token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TokenKey {
+    /// The credential's name.
+    pub credential: Arc<str>,
+    /// The tenant the token is issued by.
+    pub tenant: Arc<str>,
+    /// The scope it was requested for.
+    pub scope: Arc<str>,
+}
+
+impl TokenKey {
+    /// The key for `credential`'s tokens in `tenant` for `scope`.
+    pub fn new(credential: &Credential, tenant: Arc<str>, scope: Arc<str>) -> Self {
+        Self {
+            credential: credential.name.clone(),
+            tenant,
+            scope,
+        }
+    }
+}
+
+/// A cached access token, held only as the ready-made sensitive `Authorization` header value.
+pub struct AccessToken {
+    authorization: HeaderValue,
+    refresh_at: Instant,
+    usable_until: Instant,
+    expires_at: Instant,
+    /// Wall-clock expiry, for status output.
+    pub expires_at_wall: SystemTime,
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("authorization", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl AccessToken {
+    fn new(
+        response: TokenResponse,
+        sent_at: Instant,
+        sent_at_wall: SystemTime,
+    ) -> Result<Self, TokenError> {
+        let mut authorization = HeaderValue::try_from(format!(
+            "Bearer {}",
+            response.access_token.expose()
+        ))
+        .map_err(|_| {
+            TokenError::Malformed("the access token has characters a header cannot carry".into())
+        })?;
+        authorization.set_sensitive(true);
+        let s = schedule::schedule(sent_at, response.expires_in, response.refresh_in);
+        Ok(Self {
+            authorization,
+            refresh_at: s.refresh_at,
+            usable_until: s.usable_until,
+            expires_at: s.expires_at,
+            expires_at_wall: sent_at_wall + response.expires_in,
+        })
+    }
+
+    /// The `Authorization` header value (`Bearer …`), marked sensitive.
+    pub fn authorization(&self) -> HeaderValue {
+        self.authorization.clone()
+    }
+
+    /// How long until the token expires (zero once it has).
+    pub fn expires_in(&self) -> Duration {
+        self.expires_at.saturating_duration_since(Instant::now())
+    }
+
+    fn usable_at(&self, now: Instant) -> bool {
+        now < self.usable_until
+    }
+}
+
+/// Instants as nanoseconds since the first use of the cache, so that they fit an atomic.
+static CLOCK_BASE: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn ticks(at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(*CLOCK_BASE).as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// One cache entry: the current token and the state of requests for the next one.
+struct Slot {
+    current: RwLock<Option<Arc<AccessToken>>>,
+    /// When the next background refresh is due (see [`ticks`]): the token's refresh time, or after a
+    /// failed refresh, the end of the backoff.
+    refresh_due: AtomicU64,
+    /// Whether a background refresh is under way.
+    refreshing: AtomicBool,
+    /// Completed token requests, to tell waiters that the request they waited on has finished.
+    attempts: AtomicU64,
+    /// Held for the whole of a token request: this is what makes it single-flight.
+    fetch: Arc<Mutex<FetchState>>,
+}
+
+#[derive(Default)]
+struct FetchState {
+    failures: u32,
+    retry_at: Option<Instant>,
+    last_error: Option<Arc<TokenError>>,
+}
+
+impl Slot {
+    fn new() -> Self {
+        Self {
+            current: RwLock::new(None),
+            refresh_due: AtomicU64::new(u64::MAX),
+            refreshing: AtomicBool::new(false),
+            attempts: AtomicU64::new(0),
+            fetch: Arc::new(Mutex::new(FetchState::default())),
+        }
+    }
+
+    fn usable(&self, now: Instant) -> Option<Arc<AccessToken>> {
+        let current = self.current.read().unwrap_or_else(|e| e.into_inner());
+        current.as_ref().filter(|t| t.usable_at(now)).cloned()
+    }
+
+    fn store(&self, token: Arc<AccessToken>) {
+        self.refresh_due
+            .store(ticks(token.refresh_at), Ordering::Release);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(token);
+    }
+}
+
+/// The health of one cache entry, for readiness and status.
+#[derive(Debug, Clone)]
+pub enum TokenState {
+    /// No token has been requested yet.
+    Empty,
+    /// A usable token is cached.
+    Valid {
+        /// When it expires.
+        expires_at: SystemTime,
+        /// The last refresh failure, if the latest attempt failed.
+        last_error: Option<Arc<TokenError>>,
+    },
+    /// No usable token; the last request failed.
+    Failing(Arc<TokenError>),
+}
+
+/// The token cache. Cheap to clone.
+#[derive(Clone)]
+pub struct TokenCache {
+    slots: moka::sync::Cache<TokenKey, Arc<Slot>>,
+    entra: EntraClient,
+}
+
+impl TokenCache {
+    /// An empty cache that fetches tokens with `entra`.
+    pub fn new(entra: EntraClient) -> Self {
+        Self {
+            slots: moka::sync::Cache::builder()
+                .max_capacity(MAX_SLOTS)
+                .time_to_idle(SLOT_IDLE)
+                .build(),
+            entra,
+        }
+    }
+
+    /// A usable token for `key`, from the cache or from Entra. Concurrent callers for the same
+    /// missing token share one request; a due refresh happens in the background.
+    pub async fn token(
+        &self,
+        key: &TokenKey,
+        credential: &Arc<Credential>,
+    ) -> Result<Arc<AccessToken>, Arc<TokenError>> {
+        let slot = self.slots.get_with_by_ref(key, || Arc::new(Slot::new()));
+        let now = Instant::now();
+        if let Some(token) = slot.usable(now) {
+            if ticks(now) >= slot.refresh_due.load(Ordering::Acquire) {
+                self.refresh_in_background(&slot, key, credential);
+            }
+            return Ok(token);
+        }
+        let seen = slot.attempts.load(Ordering::Acquire);
+        let state = slot.fetch.clone().lock_owned().await;
+        let now = Instant::now();
+        // Whoever held the lock may have just fetched the token, or failed to: either way its
+        // outcome is ours too, so that one request serves every waiter.
+        if let Some(token) = slot.usable(now) {
+            return Ok(token);
+        }
+        if slot.attempts.load(Ordering::Acquire) != seen
+            && let Some(error) = &state.last_error
+        {
+            return Err(error.clone());
+        }
+        if let (Some(retry_at), Some(last)) = (state.retry_at, &state.last_error)
+            && now < retry_at
+        {
+            return Err(Arc::new(TokenError::BackingOff {
+                retry_after: retry_at - now,
+                last: last.clone(),
+            }));
+        }
+        // In its own task, so that a caller going away does not cancel a request others wait for.
+        let fetch = tokio::spawn(
+            self.clone()
+                .fetch(state, slot, key.clone(), credential.clone()),
+        );
+        fetch
+            .await
+            .unwrap_or_else(|_| Err(Arc::new(TokenError::Interrupted)))
+    }
+
+    /// The state of `key`'s entry, without requesting anything.
+    pub fn state(&self, key: &TokenKey) -> TokenState {
+        let Some(slot) = self.slots.get(key) else {
+            return TokenState::Empty;
+        };
+        let last_error = slot
+            .fetch
+            .try_lock()
+            .ok()
+            .and_then(|s| s.last_error.clone());
+        match (slot.usable(Instant::now()), last_error) {
+            (Some(token), last_error) => TokenState::Valid {
+                expires_at: token.expires_at_wall,
+                last_error,
+            },
+            (None, Some(error)) => TokenState::Failing(error),
+            (None, None) => TokenState::Empty,
+        }
+    }
+
+    fn refresh_in_background(
+        &self,
+        slot: &Arc<Slot>,
+        key: &TokenKey,
+        credential: &Arc<Credential>,
+    ) {
+        if slot
+            .refreshing
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        // A request holding the lock is already getting a token.
+        let Ok(state) = slot.fetch.clone().try_lock_owned() else {
+            slot.refreshing.store(false, Ordering::Release);
+            return;
+        };
+        let (cache, slot, key, credential) =
+            (self.clone(), slot.clone(), key.clone(), credential.clone());
+        tokio::spawn(async move {
+            let outcome = cache.fetch(state, slot.clone(), key, credential).await;
+            slot.refreshing.store(false, Ordering::Release);
+            drop(outcome);
+        });
+    }
+
+    /// One token request, made while holding the slot's lock (`state`).
+    async fn fetch(
+        self,
+        mut state: OwnedMutexGuard<FetchState>,
+        slot: Arc<Slot>,
+        key: TokenKey,
+        credential: Arc<Credential>,
+    ) -> Result<Arc<AccessToken>, Arc<TokenError>> {
+        let (sent_at, sent_at_wall) = (Instant::now(), SystemTime::now());
+        let outcome = self
+            .entra
+            .client_credentials(&credential, &key.tenant, &key.scope)
+            .await
+            .and_then(|response| AccessToken::new(response, sent_at, sent_at_wall));
+        slot.attempts.fetch_add(1, Ordering::AcqRel);
+        match outcome {
+            Ok(token) => {
+                let token = Arc::new(token);
+                tracing::info!(
+                    credential = %key.credential,
+                    tenant = %key.tenant,
+                    scope = %key.scope,
+                    expires_in_s = token.expires_in().as_secs(),
+                    "token acquired"
+                );
+                *state = FetchState::default();
+                slot.store(token.clone());
+                Ok(token)
+            }
+            Err(error) => {
+                let error = Arc::new(error);
+                state.failures += 1;
+                let wait = schedule::backoff(state.failures, error.retry_after());
+                let retry_at = Instant::now() + wait;
+                state.retry_at = Some(retry_at);
+                state.last_error = Some(error.clone());
+                slot.refresh_due.store(ticks(retry_at), Ordering::Release);
+                tracing::warn!(
+                    credential = %key.credential,
+                    tenant = %key.tenant,
+                    scope = %key.scope,
+                    failures = state.failures,
+                    retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    error = %crate::config::error_chain(&*error),
+                    "token request failed"
+                );
+                Err(error)
+            }
+        }
+    }
+}

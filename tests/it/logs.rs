@@ -1,0 +1,126 @@
+//! Log hygiene, checked on the real binary: with every level enabled, no log line holds an access
+//! token or a secret. A separate process, because tracing caches which call sites are enabled
+//! process-wide, so a subscriber scoped to one test in a shared binary misses events.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use defender_token_proxy::sim::{Sim, SimOptions};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::support::{CLIENT_ID, SECRET, client, echoed, standard_config};
+
+#[tokio::test]
+async fn no_log_line_at_any_level_holds_a_token_or_a_secret() {
+    let sim = Sim::start(SimOptions::default()).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("dtp-logs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("proxy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n[credentials.broken]\ntype = \"client_secret\"\ntenant = \"contoso.onmicrosoft.com\"\n\
+             client_id = \"{CLIENT_ID}\"\nclient_secret = \"wrong-secret-value\"\n\n\
+             [[routes]]\nprefix = \"/broken\"\napi = \"mde\"\ncredential = \"broken\"\nupstream = \"{}\"\n",
+            standard_config(&sim, ""),
+            sim.mde()
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_defender-token-proxy"))
+        .args(["serve", "--log-format", "json", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "trace")
+        .env("SECRET", SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    let logs = Arc::new(Mutex::new(String::new()));
+    let (listening, address) = tokio::sync::oneshot::channel();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let collected = logs.clone();
+    let reader = tokio::spawn(async move {
+        let mut listening = Some(listening);
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(event) = serde_json::from_str::<Value>(&line)
+                && let Some(listen) = event["listen"].as_str()
+                && let Some(tx) = listening.take()
+            {
+                let _ = tx.send(listen.to_owned());
+            }
+            let mut logs = collected.lock().unwrap();
+            logs.push_str(&line);
+            logs.push('\n');
+        }
+    });
+    let address = tokio::time::timeout(Duration::from_secs(10), address)
+        .await
+        .expect("the proxy starts listening")
+        .unwrap();
+    let url = format!("http://{address}");
+
+    let echo: Value = client()
+        .get(format!("{url}/mde/_sim/echo"))
+        .header("authorization", "Bearer client-sent-token-value")
+        .header("cookie", "session=cookie-value")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = echoed(&echo, "authorization").remove(0);
+    let token = token.trim_start_matches("Bearer ").to_owned();
+    let broken = client()
+        .get(format!("{url}/broken/api/alerts"))
+        .send()
+        .await
+        .unwrap();
+    assert!(broken.status().is_server_error());
+    let ready = client().get(format!("{url}/-/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+
+    // SIGTERM: the proxy shuts down cleanly.
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    reader.await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let logs = logs.lock().unwrap();
+    assert!(
+        logs.contains("token acquired"),
+        "the proxy's events are captured"
+    );
+    assert!(
+        logs.contains("AADSTS7000215"),
+        "failures are logged with their code"
+    );
+    assert!(
+        logs.contains("\"level\":\"TRACE\""),
+        "every level is enabled"
+    );
+    for secret in [
+        &token,
+        SECRET,
+        "wrong-secret-value",
+        "client-sent-token-value",
+        "cookie-value",
+        "eyJ",
+    ] {
+        assert!(!logs.contains(secret), "a log line holds {secret:?}");
+    }
+}
