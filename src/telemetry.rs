@@ -2,6 +2,8 @@
 //! span. Spans and events never record header values; the request span holds the path without its
 //! query.
 
+use std::io::IsTerminal;
+
 use axum::body::Body;
 use http::Request;
 use tower_http::LatencyUnit;
@@ -31,6 +33,8 @@ pub fn init(format: LogFormat) {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only for a person at a terminal, not for files and log collectors.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
