@@ -3,11 +3,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
-use crate::config::{self, Config, ConfigError, Overrides};
+use crate::config::{self, ConfigError, ConfigSource, Overrides};
 use crate::telemetry::{self, LogFormat};
 use crate::{app, demo, signal};
 
@@ -46,6 +47,20 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
     },
+    /// Check a running proxy, for container and Kubernetes probes: exits 0 when the URL answers
+    /// 200, 1 otherwise.
+    Healthcheck {
+        /// What to ask (use /-/ready to include token readiness).
+        #[arg(
+            long,
+            value_name = "URL",
+            default_value = "http://127.0.0.1:8080/-/healthy"
+        )]
+        url: String,
+        /// How long to wait for the answer.
+        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
     /// Try the proxy with no Azure account: simulated Entra ID and Defender APIs behind the real
     /// proxy, with curl commands to paste.
     Demo {
@@ -60,6 +75,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     telemetry::init(cli.log_format);
     let outcome = match cli.command {
         Command::Serve { listen } => serve(cli.config, Overrides { listen }).await,
+        Command::Healthcheck { url, timeout } => return healthcheck(&url, timeout).await,
         Command::Demo { listen } => {
             if cli.config.is_some() {
                 tracing::warn!("demo builds its own configuration; --config is ignored");
@@ -85,17 +101,10 @@ enum Failure {
     Run(std::io::Error),
 }
 
-/// Loads the configuration from `--config`, or from the environment when there is none.
-fn load(path: Option<PathBuf>, overrides: &Overrides) -> Result<Config, ConfigError> {
-    let env = |name: &str| std::env::var(name).ok();
-    match path {
-        Some(path) => Config::load(&path, overrides, &env),
-        None => config::from_env(overrides, &env),
-    }
-}
-
 async fn serve(path: Option<PathBuf>, overrides: Overrides) -> Result<(), Failure> {
-    let config = load(path, &overrides).map_err(Failure::Config)?;
+    let config = ConfigSource::process(path, overrides)
+        .load()
+        .map_err(Failure::Config)?;
     let listen = config.server.listen;
     let listener = TcpListener::bind(listen).await.map_err(|e| {
         Failure::Run(std::io::Error::new(
@@ -106,4 +115,30 @@ async fn serve(path: Option<PathBuf>, overrides: Overrides) -> Result<(), Failur
     app::run(listener, config, signal::shutdown())
         .await
         .map_err(Failure::Run)
+}
+
+async fn healthcheck(url: &str, timeout: Duration) -> ExitCode {
+    // no_proxy: an HTTP(S)_PROXY set for the tool must not take the probe elsewhere.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(timeout)
+        .build();
+    let outcome = match client {
+        Ok(client) => client.get(url).send().await.map(|r| r.status()),
+        Err(error) => Err(error),
+    };
+    match outcome {
+        Ok(status) if status == reqwest::StatusCode::OK => ExitCode::SUCCESS,
+        Ok(status) => {
+            eprintln!("defender-token-proxy healthcheck: {url} answered {status}");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!(
+                "defender-token-proxy healthcheck: {url}: {}",
+                config::error_chain(&error)
+            );
+            ExitCode::FAILURE
+        }
+    }
 }

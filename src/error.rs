@@ -23,6 +23,12 @@ pub enum ProxyError {
         /// The configured prefixes.
         prefixes: Vec<String>,
     },
+    /// The listener requires an API key and the request has none, or a wrong one.
+    #[error("{}", if *.presented { "the API key is not valid" } else { "an API key is required (X-Api-Key)" })]
+    Unauthenticated {
+        /// Whether a key was presented at all.
+        presented: bool,
+    },
     /// No token could be had for the route's credential; nothing was sent upstream.
     #[error("no token for credential {credential} in tenant {tenant}")]
     Token {
@@ -51,6 +57,7 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::UnknownRoute { .. } => StatusCode::NOT_FOUND,
+            Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             Self::BadTarget(_) => StatusCode::BAD_REQUEST,
             Self::Token { error, .. } => match &**error {
                 TokenError::Rejected(_)
@@ -72,6 +79,7 @@ impl ProxyError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::UnknownRoute { .. } => "unknown_route",
+            Self::Unauthenticated { .. } => "unauthenticated",
             Self::BadTarget(_) => "bad_target",
             Self::Token { error, .. } => match &**error {
                 TokenError::Rejected(_) => "token_rejected",
@@ -133,9 +141,10 @@ impl ProxyError {
                 }
                 crate::config::error_chain(&**error)
             }
-            Self::UpstreamUnreachable(_) | Self::UpstreamTimeout(_) | Self::BadTarget(_) => {
-                crate::config::error_chain(self)
-            }
+            Self::Unauthenticated { .. }
+            | Self::UpstreamUnreachable(_)
+            | Self::UpstreamTimeout(_)
+            | Self::BadTarget(_) => crate::config::error_chain(self),
         };
         body["detail"] = json!(detail);
         body
@@ -160,6 +169,12 @@ impl IntoResponse for ProxyError {
             HeaderValue::from_static("application/problem+json"),
         );
         headers.insert(ERROR_HEADER, HeaderValue::from_static(self.kind()));
+        if matches!(self, Self::Unauthenticated { .. }) {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"defender-token-proxy\""),
+            );
+        }
         if let Some(wait) = self.retry_after() {
             // Whole seconds, rounded up so a client does not come back too early.
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

@@ -7,17 +7,21 @@
 //! - [`config`]: the TOML model and its validation; [`secret`]: secret values and their sources.
 //! - [`credential`]: Entra credentials; [`token`]: the token cache and the Entra client.
 //! - [`route`]: the route table; [`proxy`]: forwarding; [`error`]: the proxy's error responses.
-//! - [`health`]: `/-/healthy` and `/-/ready`; [`telemetry`]: logging.
+//! - [`admin`]: `/-/healthy`, `/-/ready`, `/-/metrics`, `/-/status`; [`inbound`]: API keys;
+//!   [`reload`]: live reload; [`metrics`]: Prometheus metrics; [`telemetry`]: logging.
 //! - [`sim`]: simulated Entra ID and Defender APIs for the demo and the tests; [`demo`]: the demo.
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod credential;
 pub mod demo;
 pub mod error;
-pub mod health;
+pub mod inbound;
+pub mod metrics;
 pub mod proxy;
+pub mod reload;
 pub mod route;
 pub mod secret;
 pub mod signal;
@@ -25,5 +29,5 @@ pub mod sim;
 pub mod telemetry;
 pub mod token;
 
-pub use app::run;
+pub use app::{run, run_with_admin};
 pub use config::Config;

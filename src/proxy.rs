@@ -3,20 +3,22 @@
 //! (RFC 9110 section 7.6.1).
 
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::header::{self, HeaderMap, HeaderName};
-use http::{Extensions, Version};
+use http::{Extensions, StatusCode, Version};
 use hyper_rustls::{ConfigBuilderExt, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::app::AppState;
+use crate::app::{AppState, Live};
 use crate::error::ProxyError;
+use crate::metrics::RouteMetrics;
+use crate::route::Route;
 
 /// The pooled upstream client (HTTP/2 when the upstream offers it over ALPN, else HTTP/1.1).
 /// hyper-util's client rather than reqwest: it takes the inbound body as it is, and measured on
@@ -72,37 +74,50 @@ pub(crate) fn upstream_client(connect_timeout: Duration) -> io::Result<UpstreamC
 
 /// The handler for every path that is not one of the proxy's own endpoints.
 pub(crate) async fn forward(State(state): State<AppState>, request: Request) -> Response {
-    match forward_request(&state, request).await {
+    let live = state.live();
+    let Some(route) = live.routes.find(request.uri().path()).cloned() else {
+        state
+            .no_route_metrics()
+            .response(StatusCode::NOT_FOUND.as_u16());
+        return refuse(ProxyError::UnknownRoute {
+            prefixes: live.routes.prefixes().to_vec(),
+        });
+    };
+    let metrics = route.metrics(state.metrics());
+    let response = match forward_request(&state, &live, &route, metrics, request).await {
         Ok(response) => response,
-        Err(error) => {
-            let status = error.status();
-            let cause = crate::config::error_chain(&error);
-            if status.is_server_error() {
-                tracing::warn!(kind = error.kind(), error = %cause, "request failed");
-            } else {
-                tracing::info!(kind = error.kind(), error = %cause, "request refused");
-            }
-            error.into_response()
-        }
-    }
+        Err(error) => refuse(error),
+    };
+    metrics.response(response.status().as_u16());
+    response
 }
 
-async fn forward_request(state: &AppState, request: Request) -> Result<Response, ProxyError> {
+/// Logs why the proxy answers a request itself (once, in the request's span) and answers.
+fn refuse(error: ProxyError) -> Response {
+    let cause = crate::config::error_chain(&error);
+    if error.status().is_server_error() {
+        tracing::warn!(kind = error.kind(), error = %cause, "request failed");
+    } else {
+        tracing::info!(kind = error.kind(), error = %cause, "request refused");
+    }
+    error.into_response()
+}
+
+async fn forward_request(
+    state: &AppState,
+    live: &Live,
+    route: &Route,
+    metrics: &RouteMetrics,
+    request: Request,
+) -> Result<Response, ProxyError> {
     let (mut parts, body) = request.into_parts();
-    let route = state
-        .routes
-        .find(parts.uri.path())
-        .ok_or_else(|| ProxyError::UnknownRoute {
-            prefixes: state.routes.prefixes().to_vec(),
-        })?
-        .clone();
     let span = tracing::Span::current();
     span.record("route", route.prefix.as_str());
     span.record("credential", &*route.credential.name);
 
     let token = state
-        .tokens
-        .token(&route.token_key, &route.credential)
+        .tokens()
+        .token(&route.token_key, &route.credential, &live.entra)
         .await
         .map_err(|error| ProxyError::Token {
             credential: route.credential.name.clone(),
@@ -123,11 +138,13 @@ async fn forward_request(state: &AppState, request: Request) -> Result<Response,
         .headers
         .insert(header::AUTHORIZATION, token.authorization());
 
-    let upstream = state.client.request(Request::from_parts(parts, body));
-    let response = tokio::time::timeout(state.upstream_timeout, upstream)
+    let sent = Instant::now();
+    let upstream = live.client.request(Request::from_parts(parts, body));
+    let response = tokio::time::timeout(live.upstream_timeout, upstream)
         .await
-        .map_err(|_| ProxyError::UpstreamTimeout(state.upstream_timeout))?
+        .map_err(|_| ProxyError::UpstreamTimeout(live.upstream_timeout))?
         .map_err(ProxyError::UpstreamUnreachable)?;
+    metrics.upstream_latency(sent.elapsed());
     let (mut parts, body) = response.into_parts();
     filter_response_headers(&mut parts.headers);
     Ok(Response::from_parts(parts, Body::new(body)))

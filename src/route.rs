@@ -1,7 +1,7 @@
 //! Routes: which path prefix goes to which upstream with which credential and scope, the lookup of a
 //! request's route, and the upstream URI a request is forwarded to.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use http::Uri;
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -9,6 +9,7 @@ use url::{Position, Url};
 
 use crate::config::Api;
 use crate::credential::Credential;
+use crate::metrics::{Metrics, RouteMetrics};
 use crate::token::TokenKey;
 
 /// An upstream base URL, split once at start-up into the parts each forwarded request reuses.
@@ -74,6 +75,7 @@ pub struct Route {
     pub credential: Arc<Credential>,
     /// The token cache key for this route's tokens.
     pub token_key: TokenKey,
+    metrics: OnceLock<RouteMetrics>,
 }
 
 impl Route {
@@ -93,7 +95,13 @@ impl Route {
             scope,
             credential,
             token_key,
+            metrics: OnceLock::new(),
         }
+    }
+
+    /// This route's metric handles, resolved on first use.
+    pub fn metrics(&self, metrics: &Metrics) -> &RouteMetrics {
+        self.metrics.get_or_init(|| metrics.route(&self.prefix))
     }
 
     /// Whether `path` is this route's prefix or below it (`/mde` matches `/mde` and `/mde/x`, not

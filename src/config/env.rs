@@ -5,15 +5,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{
-    Api, ConfigError, FileRef, Overrides, RawCloud, RawConfig, RawCredential, RawRoute, RawServer,
-    Validator,
+    Api, ConfigError, EnvLookup, FileRef, Overrides, RawCloud, RawConfig, RawCredential, RawRoute,
+    RawServer, Validator,
 };
 use crate::credential::AssertionAlgorithm;
 use crate::secret::SecretSource;
-
-/// Looks an environment variable up. The real process environment in production, a map in tests
-/// (tests never call `std::env::set_var`).
-pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 const ORIGIN: &str = "environment";
 /// The one credential's name in this mode.
@@ -72,21 +68,19 @@ pub fn from_env(overrides: &Overrides, env: EnvLookup<'_>) -> Result<super::Conf
         },
         credentials: BTreeMap::from([(CREDENTIAL.to_owned(), credential)]),
         routes,
+        admin: None,
     };
-    let validator = Validator {
-        origin: ORIGIN,
-        base: Path::new("."),
-        env,
-    };
-    validator.config(raw, overrides).map_err(|e| match e {
-        // Name the variable rather than the internal key it was mapped to.
-        ConfigError::Invalid { key, message, .. } => ConfigError::Invalid {
-            origin: ORIGIN.into(),
-            key: env_name(&key).into(),
-            message,
-        },
-        other => other,
-    })
+    Validator::new(ORIGIN, Path::new("."), env)
+        .config(raw, overrides)
+        .map_err(|e| match e {
+            // Name the variable rather than the internal key it was mapped to.
+            ConfigError::Invalid { key, message, .. } => ConfigError::Invalid {
+                origin: ORIGIN.into(),
+                key: env_name(&key).into(),
+                message,
+            },
+            other => other,
+        })
 }
 
 fn env_name(key: &str) -> &str {

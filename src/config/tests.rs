@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::*;
 
@@ -19,7 +20,7 @@ api = "mde"
 credential = "app"
 "#;
 
-fn env_with(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+fn env_with(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
     let map: HashMap<String, String> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -45,8 +46,10 @@ fn error(text: &str) -> String {
 #[test]
 fn the_documented_example_config_parses() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/defender-token-proxy.example.toml");
-    let env = env_with(&[("AZURE_CLIENT_SECRET", "s")]);
-    let config = Config::load(&path, &Overrides::default(), &env).unwrap();
+    let env = Arc::new(env_with(&[("AZURE_CLIENT_SECRET", "s")]));
+    let config = ConfigSource::file(&path, Overrides::default(), env)
+        .load()
+        .unwrap();
     let prefixes: Vec<&str> = config.routes.iter().map(|r| r.prefix.as_str()).collect();
     assert_eq!(prefixes, ["/mde", "/xdr", "/graph", "/mdca"]);
     assert_eq!(config.server.listen, DEFAULT_LISTEN);
@@ -55,6 +58,8 @@ fn the_documented_example_config_parses() {
         "https://login.microsoftonline.com/"
     );
     assert!(config.warnings.is_empty());
+    assert_eq!(config.files[0].path, path, "the config file is watched");
+    assert!(config.source.is_some());
 }
 
 #[test]
@@ -110,11 +115,88 @@ fn a_non_loopback_listener_needs_allow_remote() {
         message.contains("server.listen") && message.contains("allow_remote"),
         "{message}"
     );
-    let config = parse(&format!(
+    let message = error(&format!(
         "{MINIMAL}\n[server]\nlisten = \"0.0.0.0:8080\"\nallow_remote = true\n"
+    ));
+    assert!(
+        message.contains("server.api_keys") && message.contains("authenticate"),
+        "{message}"
+    );
+    let config = parse(&format!(
+        "{MINIMAL}\n[server]\nlisten = \"0.0.0.0:8080\"\nallow_remote = true\napi_keys = [\"0123456789abcdef-key\"]\n"
     ))
     .unwrap();
     assert!(config.server.allow_remote);
+    assert_eq!(config.server.api_keys.len(), 1);
+}
+
+#[test]
+fn api_keys_must_be_long_enough_and_are_read_like_secrets() {
+    let message = error(&format!("{MINIMAL}\n[server]\napi_keys = [\"short\"]\n"));
+    assert!(
+        message.contains("server.api_keys[0]") && message.contains("16"),
+        "{message}"
+    );
+    let message = error(&format!(
+        "{MINIMAL}\n[server]\napi_keys = [{{ env = \"UNSET\" }}]\n"
+    ));
+    assert!(
+        message.contains("server.api_keys[0]") && message.contains("UNSET"),
+        "{message}"
+    );
+}
+
+#[test]
+fn secret_files_are_watched_and_lifecycle_settings_parse() {
+    let dir = std::env::temp_dir().join(format!("dtp-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("secret"), "s3cret\n").unwrap();
+    std::fs::write(dir.join("key"), "0123456789abcdef-key\n").unwrap();
+    let text = MINIMAL.replace("{ env = \"SECRET\" }", "{ file = \"secret\" }")
+        + "\n[server]\napi_keys = [{ file = \"key\" }]\nshutdown_grace = \"3s\"\nwatch_interval = \"250ms\"\n\n[admin]\nlisten = \"0.0.0.0:9901\"\n";
+    let config =
+        Config::from_toml(&text, "t.toml", &dir, &Overrides::default(), &|_| None).unwrap();
+    let files: Vec<_> = config.files.iter().map(|f| f.path.clone()).collect();
+    assert_eq!(files, [dir.join("key"), dir.join("secret")]);
+    assert_eq!(
+        config.files[0],
+        WatchedFile::read(dir.join("key")),
+        "as read"
+    );
+    assert_eq!(
+        config.server.shutdown_grace,
+        std::time::Duration::from_secs(3)
+    );
+    assert_eq!(
+        config.server.watch_interval,
+        std::time::Duration::from_millis(250)
+    );
+    assert_eq!(config.admin_listen, Some("0.0.0.0:9901".parse().unwrap()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_changed_secret_changes_the_credential_fingerprint() {
+    let a = parse(MINIMAL).unwrap();
+    let env = env_with(&[("SECRET", "rotated")]);
+    let b = Config::from_toml(
+        MINIMAL,
+        "test.toml",
+        Path::new("."),
+        &Overrides::default(),
+        &env,
+    )
+    .unwrap();
+    let c = parse(MINIMAL).unwrap();
+    assert_ne!(
+        a.credentials["app"].fingerprint,
+        b.credentials["app"].fingerprint
+    );
+    assert_eq!(
+        a.credentials["app"].fingerprint,
+        c.credentials["app"].fingerprint
+    );
+    assert_ne!(a.routes[0].token_key, b.routes[0].token_key);
 }
 
 #[test]

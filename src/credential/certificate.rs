@@ -23,7 +23,7 @@ use crate::secret::Secret;
 const ASSERTION_LIFETIME: Duration = Duration::from_secs(5 * 60);
 
 /// The signature algorithm of client assertions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
 pub enum AssertionAlgorithm {
     /// RSASSA-PSS with SHA-256, which Microsoft's current documentation asks for.
     #[default]
@@ -122,6 +122,12 @@ impl Certificate {
     /// The base64url SHA-256 thumbprint of the certificate (the `x5t#S256` header value).
     pub fn thumbprint_sha256(&self) -> &str {
         &self.x5t_s256
+    }
+
+    /// What identifies this certificate credential: the certificate and the algorithm (the key
+    /// must match the certificate, so it adds nothing).
+    pub(crate) fn fingerprint_material(&self) -> (&str, AssertionAlgorithm) {
+        (&self.x5t_s256, self.algorithm)
     }
 
     /// Signs a fresh client assertion for `client_id` addressed to the token endpoint `audience`.

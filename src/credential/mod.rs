@@ -3,7 +3,8 @@
 
 mod certificate;
 
-use std::sync::Arc;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, LazyLock};
 
 pub use certificate::{AssertionAlgorithm, Certificate, CertificateError};
 
@@ -14,12 +15,51 @@ use crate::secret::Secret;
 pub struct Credential {
     /// The name routes refer to it by.
     pub name: Arc<str>,
+    /// The Entra authority it signs in at, such as `https://login.microsoftonline.com` (no
+    /// trailing slash).
+    pub authority: Arc<str>,
     /// The tenant the app signs in to (GUID or verified domain).
     pub tenant: Arc<str>,
     /// The application (client) id.
     pub client_id: String,
     /// How the app proves its identity.
     pub auth: ClientAuth,
+    /// Identifies this exact credential (authority, tenant, client id, secret or certificate) within
+    /// this process, so that tokens minted from a credential that has since changed are never used.
+    pub fingerprint: u64,
+}
+
+/// Keys the fingerprint hash per process: a fingerprint is meaningless outside it, so it reveals
+/// nothing about the secret it covers.
+static FINGERPRINT_KEYS: LazyLock<std::collections::hash_map::RandomState> =
+    LazyLock::new(std::collections::hash_map::RandomState::new);
+
+impl Credential {
+    /// A credential; its fingerprint is computed here.
+    pub fn new(
+        name: &str,
+        authority: &str,
+        tenant: &str,
+        client_id: String,
+        auth: ClientAuth,
+    ) -> Self {
+        let mut hasher = FINGERPRINT_KEYS.build_hasher();
+        (authority, tenant, &client_id).hash(&mut hasher);
+        match &auth {
+            ClientAuth::Secret(secret) => ("secret", secret.expose()).hash(&mut hasher),
+            ClientAuth::Certificate(cert) => {
+                ("certificate", cert.fingerprint_material()).hash(&mut hasher)
+            }
+        }
+        Self {
+            name: name.into(),
+            authority: authority.trim_end_matches('/').into(),
+            tenant: tenant.into(),
+            client_id,
+            auth,
+            fingerprint: hasher.finish(),
+        }
+    }
 }
 
 /// How an application authenticates in the client credentials grant (protocol.md 2.2 and 2.3).

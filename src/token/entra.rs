@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde::Deserialize;
-use url::Url;
 
 use super::TokenError;
 use crate::credential::{ClientAuth, Credential};
@@ -102,34 +101,24 @@ impl<'de> Deserialize<'de> for Seconds {
     }
 }
 
-/// A client for one Entra authority. Cheap to clone.
+/// The client for Entra token endpoints (each credential names its authority). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct EntraClient {
     http: reqwest::Client,
-    authority: String,
     timeout: Duration,
 }
 
 impl EntraClient {
-    /// A client for `authority` (such as `https://login.microsoftonline.com`). Redirects are never
-    /// followed: a redirected token request would carry the secret to another host.
-    pub fn new(authority: &Url, timeout: Duration) -> Result<Self, reqwest::Error> {
+    /// A client whose requests time out after `timeout`. Redirects are never followed: a redirected
+    /// token request would carry the secret to another host.
+    pub fn new(timeout: Duration) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(CONNECT_TIMEOUT.min(timeout))
             .user_agent(concat!("defender-token-proxy/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self {
-            http,
-            authority: authority.as_str().trim_end_matches('/').to_owned(),
-            timeout,
-        })
-    }
-
-    /// The token endpoint for `tenant`.
-    pub fn token_endpoint(&self, tenant: &str) -> String {
-        format!("{}/{tenant}/oauth2/v2.0/token", self.authority)
+        Ok(Self { http, timeout })
     }
 
     /// Requests an app-only token for `scope` in `tenant` with the client credentials grant.
@@ -139,7 +128,7 @@ impl EntraClient {
         tenant: &str,
         scope: &str,
     ) -> Result<TokenResponse, TokenError> {
-        let endpoint = self.token_endpoint(tenant);
+        let endpoint = token_endpoint(&credential.authority, tenant);
         let assertion;
         let mut form = vec![
             ("grant_type", "client_credentials"),
@@ -203,6 +192,11 @@ impl EntraClient {
             TokenError::Unreachable(error)
         }
     }
+}
+
+/// The v2 token endpoint of `tenant` at `authority`.
+pub fn token_endpoint(authority: &str, tenant: &str) -> String {
+    format!("{authority}/{tenant}/oauth2/v2.0/token")
 }
 
 fn parse_success(body: &[u8]) -> Result<TokenResponse, TokenError> {

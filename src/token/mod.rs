@@ -3,6 +3,7 @@
 //! the still-valid token, never handing out a token past its usable lifetime, and backing off after
 //! failures.
 
+mod access;
 mod entra;
 mod schedule;
 
@@ -10,12 +11,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use http::HeaderValue;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-pub use entra::{EntraClient, EntraRejection, TokenResponse};
+pub use access::AccessToken;
+pub use entra::{EntraClient, EntraRejection, TokenResponse, token_endpoint};
 
 use crate::credential::Credential;
+use crate::metrics::Metrics;
 
 /// Slots unused for this long are dropped (a partner proxy may see many tenants once).
 const SLOT_IDLE: Duration = Duration::from_secs(24 * 60 * 60);
@@ -87,11 +89,14 @@ impl TokenError {
     }
 }
 
-/// What a cached token is for. Different credentials, tenants and scopes never share a token.
+/// What a cached token is for. Different credentials (or versions of one), tenants and scopes
+/// never share a token.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TokenKey {
     /// The credential's name.
     pub credential: Arc<str>,
+    /// The credential's fingerprint: a changed credential makes new keys.
+    pub fingerprint: u64,
     /// The tenant the token is issued by.
     pub tenant: Arc<str>,
     /// The scope it was requested for.
@@ -103,67 +108,10 @@ impl TokenKey {
     pub fn new(credential: &Credential, tenant: Arc<str>, scope: Arc<str>) -> Self {
         Self {
             credential: credential.name.clone(),
+            fingerprint: credential.fingerprint,
             tenant,
             scope,
         }
-    }
-}
-
-/// A cached access token, held only as the ready-made sensitive `Authorization` header value.
-pub struct AccessToken {
-    authorization: HeaderValue,
-    refresh_at: Instant,
-    usable_until: Instant,
-    expires_at: Instant,
-    /// Wall-clock expiry, for status output.
-    pub expires_at_wall: SystemTime,
-}
-
-impl std::fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessToken")
-            .field("authorization", &"[redacted]")
-            .field("expires_at", &self.expires_at)
-            .finish()
-    }
-}
-
-impl AccessToken {
-    fn new(
-        response: TokenResponse,
-        sent_at: Instant,
-        sent_at_wall: SystemTime,
-    ) -> Result<Self, TokenError> {
-        let mut authorization = HeaderValue::try_from(format!(
-            "Bearer {}",
-            response.access_token.expose()
-        ))
-        .map_err(|_| {
-            TokenError::Malformed("the access token has characters a header cannot carry".into())
-        })?;
-        authorization.set_sensitive(true);
-        let s = schedule::schedule(sent_at, response.expires_in, response.refresh_in);
-        Ok(Self {
-            authorization,
-            refresh_at: s.refresh_at,
-            usable_until: s.usable_until,
-            expires_at: s.expires_at,
-            expires_at_wall: sent_at_wall + response.expires_in,
-        })
-    }
-
-    /// The `Authorization` header value (`Bearer …`), marked sensitive.
-    pub fn authorization(&self) -> HeaderValue {
-        self.authorization.clone()
-    }
-
-    /// How long until the token expires (zero once it has).
-    pub fn expires_in(&self) -> Duration {
-        self.expires_at.saturating_duration_since(Instant::now())
-    }
-
-    fn usable_at(&self, now: Instant) -> bool {
-        now < self.usable_until
     }
 }
 
@@ -218,56 +166,52 @@ impl Slot {
     }
 }
 
-/// The health of one cache entry, for readiness and status.
-#[derive(Debug, Clone)]
-pub enum TokenState {
-    /// No token has been requested yet.
-    Empty,
-    /// A usable token is cached.
-    Valid {
-        /// When it expires.
-        expires_at: SystemTime,
-        /// The last refresh failure, if the latest attempt failed.
-        last_error: Option<Arc<TokenError>>,
-    },
-    /// No usable token; the last request failed.
-    Failing(Arc<TokenError>),
+/// A cache entry's state, for readiness, status and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct TokenStatus {
+    /// The usable token, if one is cached.
+    pub token: Option<Arc<AccessToken>>,
+    /// The last request's failure, if the last request failed.
+    pub last_error: Option<Arc<TokenError>>,
 }
 
-/// The token cache. Cheap to clone.
+/// The token cache. Cheap to clone; it outlives configuration reloads.
 #[derive(Clone)]
 pub struct TokenCache {
     slots: moka::sync::Cache<TokenKey, Arc<Slot>>,
-    entra: EntraClient,
+    metrics: Arc<Metrics>,
 }
 
 impl TokenCache {
-    /// An empty cache that fetches tokens with `entra`.
-    pub fn new(entra: EntraClient) -> Self {
+    /// An empty cache reporting to `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
         Self {
             slots: moka::sync::Cache::builder()
                 .max_capacity(MAX_SLOTS)
                 .time_to_idle(SLOT_IDLE)
                 .build(),
-            entra,
+            metrics,
         }
     }
 
-    /// A usable token for `key`, from the cache or from Entra. Concurrent callers for the same
-    /// missing token share one request; a due refresh happens in the background.
+    /// A usable token for `key`, from the cache or from Entra through `entra`. Concurrent callers
+    /// for the same missing token share one request; a due refresh happens in the background.
     pub async fn token(
         &self,
         key: &TokenKey,
         credential: &Arc<Credential>,
+        entra: &EntraClient,
     ) -> Result<Arc<AccessToken>, Arc<TokenError>> {
         let slot = self.slots.get_with_by_ref(key, || Arc::new(Slot::new()));
         let now = Instant::now();
         if let Some(token) = slot.usable(now) {
+            self.metrics.cache_lookup(true);
             if ticks(now) >= slot.refresh_due.load(Ordering::Acquire) {
-                self.refresh_in_background(&slot, key, credential);
+                self.refresh_in_background(&slot, key, credential, entra);
             }
             return Ok(token);
         }
+        self.metrics.cache_lookup(false);
         let seen = slot.attempts.load(Ordering::Acquire);
         let state = slot.fetch.clone().lock_owned().await;
         let now = Instant::now();
@@ -290,33 +234,46 @@ impl TokenCache {
             }));
         }
         // In its own task, so that a caller going away does not cancel a request others wait for.
-        let fetch = tokio::spawn(
-            self.clone()
-                .fetch(state, slot, key.clone(), credential.clone()),
-        );
+        let fetch = tokio::spawn(self.clone().fetch(
+            state,
+            slot,
+            key.clone(),
+            credential.clone(),
+            entra.clone(),
+        ));
         fetch
             .await
             .unwrap_or_else(|_| Err(Arc::new(TokenError::Interrupted)))
     }
 
     /// The state of `key`'s entry, without requesting anything.
-    pub fn state(&self, key: &TokenKey) -> TokenState {
+    pub fn status(&self, key: &TokenKey) -> TokenStatus {
         let Some(slot) = self.slots.get(key) else {
-            return TokenState::Empty;
+            return TokenStatus::default();
         };
-        let last_error = slot
-            .fetch
-            .try_lock()
-            .ok()
-            .and_then(|s| s.last_error.clone());
-        match (slot.usable(Instant::now()), last_error) {
-            (Some(token), last_error) => TokenState::Valid {
-                expires_at: token.expires_at_wall,
-                last_error,
-            },
-            (None, Some(error)) => TokenState::Failing(error),
-            (None, None) => TokenState::Empty,
+        TokenStatus {
+            token: slot.usable(Instant::now()),
+            // A request in progress holds the lock; its outcome is not known yet either way.
+            last_error: slot
+                .fetch
+                .try_lock()
+                .ok()
+                .and_then(|s| s.last_error.clone()),
         }
+    }
+
+    /// Drops every entry `keep` rejects: on reload, the tokens of credentials that changed or went.
+    pub fn retain(&self, keep: impl Fn(&TokenKey) -> bool) -> usize {
+        let stale: Vec<Arc<TokenKey>> = self
+            .slots
+            .iter()
+            .map(|(key, _)| key)
+            .filter(|key| !keep(key))
+            .collect();
+        for key in &stale {
+            self.slots.invalidate(&**key);
+        }
+        stale.len()
     }
 
     fn refresh_in_background(
@@ -324,6 +281,7 @@ impl TokenCache {
         slot: &Arc<Slot>,
         key: &TokenKey,
         credential: &Arc<Credential>,
+        entra: &EntraClient,
     ) {
         if slot
             .refreshing
@@ -337,12 +295,18 @@ impl TokenCache {
             slot.refreshing.store(false, Ordering::Release);
             return;
         };
-        let (cache, slot, key, credential) =
-            (self.clone(), slot.clone(), key.clone(), credential.clone());
+        let fetch = self.clone().fetch(
+            state,
+            slot.clone(),
+            key.clone(),
+            credential.clone(),
+            entra.clone(),
+        );
+        let slot = slot.clone();
         tokio::spawn(async move {
-            let outcome = cache.fetch(state, slot.clone(), key, credential).await;
+            // The outcome is recorded in the slot and logged by `fetch`.
+            drop(fetch.await);
             slot.refreshing.store(false, Ordering::Release);
-            drop(outcome);
         });
     }
 
@@ -353,14 +317,16 @@ impl TokenCache {
         slot: Arc<Slot>,
         key: TokenKey,
         credential: Arc<Credential>,
+        entra: EntraClient,
     ) -> Result<Arc<AccessToken>, Arc<TokenError>> {
         let (sent_at, sent_at_wall) = (Instant::now(), SystemTime::now());
-        let outcome = self
-            .entra
+        let outcome = entra
             .client_credentials(&credential, &key.tenant, &key.scope)
             .await
             .and_then(|response| AccessToken::new(response, sent_at, sent_at_wall));
         slot.attempts.fetch_add(1, Ordering::AcqRel);
+        self.metrics
+            .token_request(&key, outcome.as_ref().map(|_| ()));
         match outcome {
             Ok(token) => {
                 let token = Arc::new(token);

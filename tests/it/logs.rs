@@ -2,15 +2,10 @@
 //! token or a secret. A separate process, because tracing caches which call sites are enabled
 //! process-wide, so a subscriber scoped to one test in a shared binary misses events.
 
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
 use defender_token_proxy::sim::{Sim, SimOptions};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::support::{CLIENT_ID, SECRET, client, echoed, standard_config};
+use crate::support::{BinaryProxy, CLIENT_ID, SECRET, client, echoed, standard_config};
 
 #[tokio::test]
 async fn no_log_line_at_any_level_holds_a_token_or_a_secret() {
@@ -29,40 +24,8 @@ async fn no_log_line_at_any_level_holds_a_token_or_a_secret() {
         ),
     )
     .unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_defender-token-proxy"))
-        .args(["serve", "--log-format", "json", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "trace")
-        .env("SECRET", SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-
-    let logs = Arc::new(Mutex::new(String::new()));
-    let (listening, address) = tokio::sync::oneshot::channel();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let collected = logs.clone();
-    let reader = tokio::spawn(async move {
-        let mut listening = Some(listening);
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Ok(event) = serde_json::from_str::<Value>(&line)
-                && let Some(listen) = event["listen"].as_str()
-                && let Some(tx) = listening.take()
-            {
-                let _ = tx.send(listen.to_owned());
-            }
-            let mut logs = collected.lock().unwrap();
-            logs.push_str(&line);
-            logs.push('\n');
-        }
-    });
-    let address = tokio::time::timeout(Duration::from_secs(10), address)
-        .await
-        .expect("the proxy starts listening")
-        .unwrap();
-    let url = format!("http://{address}");
+    let proxy = BinaryProxy::start(&config).await;
+    let url = proxy.url.clone();
 
     let echo: Value = client()
         .get(format!("{url}/mde/_sim/echo"))
@@ -86,21 +49,11 @@ async fn no_log_line_at_any_level_holds_a_token_or_a_secret() {
     assert_eq!(ready.status(), 503);
 
     // SIGTERM: the proxy shuts down cleanly.
-    let pid = child.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    proxy.signal("TERM");
+    let (status, logs) = proxy.exit().await;
     assert!(status.success(), "{status}");
-    reader.await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 
-    let logs = logs.lock().unwrap();
     assert!(
         logs.contains("token acquired"),
         "the proxy's events are captured"

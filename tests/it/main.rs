@@ -2,10 +2,13 @@
 //! Defender APIs, driven over HTTP.
 
 mod demo;
+mod deploy;
 mod errors;
 mod forwarding;
 mod health;
+mod lifecycle;
 mod logs;
+mod operations;
 mod streaming;
 mod support;
 mod tokens;

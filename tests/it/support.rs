@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use defender_token_proxy::config::{Config, Overrides};
+use defender_token_proxy::config::{Config, ConfigSource, Overrides};
 use defender_token_proxy::sim::{Sim, SimControl, SimOptions};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -20,6 +20,8 @@ pub(crate) const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
 /// A running proxy and the simulator behind it.
 pub(crate) struct TestProxy {
     pub(crate) url: String,
+    /// The admin listener (health, readiness, metrics, status).
+    pub(crate) admin_url: String,
     pub(crate) sim: Sim,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
@@ -53,18 +55,65 @@ impl TestProxy {
     pub(crate) async fn start_on(sim: Sim, make_config: impl FnOnce(&Sim) -> String) -> Self {
         let text = make_config(&sim);
         let config = parse(&text, SECRET);
+        Self::run(sim, config).await
+    }
+
+    /// The proxy with the configuration `source` reads (reloadable), in front of `sim`.
+    pub(crate) async fn start_from(sim: Sim, source: ConfigSource) -> Self {
+        let config = source.load().unwrap_or_else(|e| panic!("{e}"));
+        Self::run(sim, config).await
+    }
+
+    async fn run(sim: Sim, config: Config) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
+        let admin_url = format!("http://{}", admin.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(defender_token_proxy::run(listener, config, async {
-            drop(stopped.await);
-        }));
+        let task = tokio::spawn(defender_token_proxy::run_with_admin(
+            listener,
+            Some(admin),
+            config,
+            async {
+                drop(stopped.await);
+            },
+        ));
         Self {
             url,
+            admin_url,
             sim,
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// `GET {admin}{path}`.
+    pub(crate) async fn admin(&self, path: &str) -> reqwest::Response {
+        client()
+            .get(format!("{}{path}", self.admin_url))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The value of the metric sample `name{labels}` (labels exactly as exposed), if present.
+    pub(crate) async fn metric(&self, sample: &str) -> Option<f64> {
+        let text = self.admin("/-/metrics").await.text().await.unwrap();
+        text.lines().find_map(|line| {
+            line.strip_prefix(sample)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+    }
+
+    /// Starts the shutdown (as SIGTERM would) without waiting for the drain.
+    pub(crate) fn begin_stop(&mut self) -> JoinHandle<std::io::Result<()>> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.take().expect("the proxy runs")
     }
 
     pub(crate) fn control(&self) -> Arc<SimControl> {
@@ -235,4 +284,79 @@ pub(crate) fn echoed(echo: &serde_json::Value, name: &str) -> Vec<String> {
         .filter(|h| h[0].as_str().unwrap().eq_ignore_ascii_case(name))
         .map(|h| h[1].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// The real binary, serving a config file, with its JSON logs collected.
+pub(crate) struct BinaryProxy {
+    pub(crate) child: tokio::process::Child,
+    pub(crate) url: String,
+    pub(crate) logs: Arc<std::sync::Mutex<String>>,
+    reader: JoinHandle<()>,
+}
+
+impl BinaryProxy {
+    /// Runs `defender-token-proxy serve --config <config>` at TRACE level with `SECRET` in its
+    /// environment, and waits until it listens.
+    pub(crate) async fn start(config: &Path) -> Self {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_defender-token-proxy"))
+            .args(["serve", "--log-format", "json", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "trace")
+            .env("SECRET", SECRET)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let logs = Arc::new(std::sync::Mutex::new(String::new()));
+        let (listening, address) = oneshot::channel();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let collected = logs.clone();
+        let reader = tokio::spawn(async move {
+            let mut listening = Some(listening);
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                    && let Some(listen) = event["listen"].as_str()
+                    && let Some(tx) = listening.take()
+                {
+                    let _ = tx.send(listen.to_owned());
+                }
+                let mut logs = collected.lock().unwrap();
+                logs.push_str(&line);
+                logs.push('\n');
+            }
+        });
+        let address = tokio::time::timeout(Duration::from_secs(10), address)
+            .await
+            .expect("the proxy starts listening")
+            .unwrap();
+        Self {
+            child,
+            url: format!("http://{address}"),
+            logs,
+            reader,
+        }
+    }
+
+    /// Sends `signal` (such as "TERM" or "HUP") to the process.
+    pub(crate) fn signal(&self, signal: &str) {
+        let pid = self.child.id().unwrap().to_string();
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
+    /// Waits for the process to exit (at most 10 s) and returns its status and its logs.
+    pub(crate) async fn exit(mut self) -> (std::process::ExitStatus, String) {
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("the proxy exits")
+            .unwrap();
+        self.reader.await.unwrap();
+        let logs = self.logs.lock().unwrap().clone();
+        (status, logs)
+    }
 }

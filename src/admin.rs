@@ -1,0 +1,198 @@
+//! The proxy's own endpoints, on the main listener and on the admin listener: `/-/healthy` (the
+//! process serves), `/-/ready` (every route's token can be had, and no shutdown has begun),
+//! `/-/metrics` (Prometheus) and `/-/status` (routes, credentials and token states; never a token).
+
+use std::time::{Duration, SystemTime};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::error::ProxyError;
+use crate::token::TokenError;
+
+/// How long readiness waits for a token request before reporting the token as pending.
+const READY_WAIT: Duration = Duration::from_secs(5);
+/// The OpenMetrics exposition format `prometheus-client` writes.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The endpoints, for either router.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(ready))
+        .route("/-/metrics", get(metrics))
+        .route("/-/status", get(status))
+}
+
+/// `GET /-/healthy`: 200 while the process serves requests.
+async fn healthy() -> Json<Value> {
+    Json(json!({ "status": "healthy" }))
+}
+
+/// `GET /-/ready`: 200 when every route's token is cached or can be obtained and no shutdown has
+/// begun; otherwise 503, saying for each token that fails why.
+async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    if state.shutting_down() {
+        let body = json!({ "ready": false, "shutting_down": true });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body));
+    }
+    let live = state.live();
+    let checks = live.token_keys().into_iter().map(|(key, credential)| {
+        let (tokens, entra) = (state.tokens().clone(), live.entra.clone());
+        async move {
+            let mut entry = json!({
+                "credential": &*key.credential,
+                "tenant": &*key.tenant,
+                "scope": &*key.scope,
+            });
+            let wait = tokio::time::timeout(READY_WAIT, tokens.token(&key, &credential, &entra));
+            let ok = match wait.await {
+                Ok(Ok(token)) => {
+                    entry["state"] = json!("valid");
+                    entry["expires_in_s"] = json!(token.expires_in().as_secs());
+                    true
+                }
+                Ok(Err(error)) => {
+                    entry["state"] = json!("failing");
+                    entry["error"] = problem(&key.credential, &key.tenant, error);
+                    false
+                }
+                Err(_) => {
+                    entry["state"] = json!("pending");
+                    entry["error"] = json!(format!("no answer from Entra within {READY_WAIT:?}"));
+                    false
+                }
+            };
+            (ok, entry)
+        }
+    });
+    let results = join_all(checks).await;
+    let ready = results.iter().all(|(ok, _)| *ok);
+    let tokens: Vec<Value> = results.into_iter().map(|(_, entry)| entry).collect();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(json!({ "ready": ready, "tokens": tokens })))
+}
+
+/// `GET /-/metrics`: the Prometheus exposition, with token expiry and readiness read from the
+/// cache at scrape time (without requesting anything).
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let live = state.live();
+    let expiries: Vec<_> = live
+        .token_keys()
+        .into_iter()
+        .map(|(key, _)| {
+            let expires_in = state
+                .tokens()
+                .status(&key)
+                .token
+                .map(|t| t.expires_in())
+                .unwrap_or_default();
+            (key, expires_in)
+        })
+        .collect();
+    let ready = !state.shutting_down() && expiries.iter().all(|(_, e)| !e.is_zero());
+    (
+        [(header::CONTENT_TYPE, OPENMETRICS)],
+        state.metrics().encode(&expiries, ready),
+    )
+}
+
+/// `GET /-/status`: what the proxy is configured with and the state of every token.
+async fn status(State(state): State<AppState>) -> Json<Value> {
+    let live = state.live();
+    let routes: Vec<Value> = live
+        .routes
+        .iter()
+        .map(|r| {
+            json!({
+                "prefix": r.prefix,
+                "api": r.api.map(|a| format!("{a:?}").to_lowercase()),
+                "upstream": r.upstream.url().as_str(),
+                "credential": &*r.credential.name,
+                "scope": &*r.scope,
+            })
+        })
+        .collect();
+    let credentials: Vec<Value> = live
+        .credentials
+        .values()
+        .map(|c| {
+            json!({
+                "name": &*c.name,
+                "type": c.auth.kind(),
+                "authority": &*c.authority,
+                "tenant": &*c.tenant,
+                "client_id": c.client_id,
+            })
+        })
+        .collect();
+    let tokens: Vec<Value> = live
+        .token_keys()
+        .into_iter()
+        .map(|(key, _)| {
+            let status = state.tokens().status(&key);
+            let mut entry = json!({
+                "credential": &*key.credential,
+                "tenant": &*key.tenant,
+                "scope": &*key.scope,
+                "state": match (&status.token, &status.last_error) {
+                    (Some(_), _) => "valid",
+                    (None, Some(_)) => "failing",
+                    (None, None) => "none",
+                },
+                "last_error": status.last_error.map(|e| problem(&key.credential, &key.tenant, e)),
+            });
+            if let Some(token) = status.token {
+                entry["valid_until"] = json!(rfc3339(token.expires_at_wall));
+                entry["last_refresh"] = json!(rfc3339(token.acquired_at_wall));
+                entry["expires_in_s"] = json!(token.expires_in().as_secs());
+                entry["permissions"] = json!(token.permissions);
+            }
+            entry
+        })
+        .collect();
+    let last_reload = state
+        .last_reload()
+        .map(|r| json!({ "at": rfc3339(r.at), "applied": r.error.is_none(), "error": r.error }));
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "started_at": rfc3339(state.started_at()),
+        "shutting_down": state.shutting_down(),
+        "config": {
+            "source": state.source().map(|s| s.describe()),
+            "last_reload": last_reload,
+        },
+        "routes": routes,
+        "credentials": credentials,
+        "tokens": tokens,
+    }))
+}
+
+/// A token failure as the problem object a request would have received.
+fn problem(
+    credential: &std::sync::Arc<str>,
+    tenant: &std::sync::Arc<str>,
+    error: std::sync::Arc<TokenError>,
+) -> Value {
+    ProxyError::Token {
+        credential: credential.clone(),
+        tenant: tenant.clone(),
+        error,
+    }
+    .problem()
+}
+
+fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
+}

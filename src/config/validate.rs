@@ -1,0 +1,416 @@
+//! The one validation step: from the TOML model (or the environment mode's equivalent) to a
+//! [`Config`] that cannot be invalid. Every error names its origin and key.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use url::Url;
+
+use super::{
+    Cloud, Config, ConfigError, DEFAULT_LISTEN, DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_TIMEOUT,
+    DEFAULT_UPSTREAM_CONNECT_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_WATCH_INTERVAL, EnvLookup,
+    MIN_API_KEY_LEN, Overrides, RawConfig, RawCredential, RawRoute, RawServer, Server, WatchedFile,
+    content_fingerprint, error_chain,
+};
+use crate::credential::{Certificate, ClientAuth, Credential};
+use crate::route::{Route, Upstream};
+use crate::secret::{Secret, SecretSource};
+
+pub(super) struct Validator<'a> {
+    origin: &'a str,
+    base: &'a Path,
+    env: EnvLookup<'a>,
+    /// The secret and certificate files read so far, for reload watching.
+    files: Vec<WatchedFile>,
+}
+
+impl<'a> Validator<'a> {
+    pub(super) fn new(origin: &'a str, base: &'a Path, env: EnvLookup<'a>) -> Self {
+        Self {
+            origin,
+            base,
+            env,
+            files: Vec::new(),
+        }
+    }
+
+    fn invalid(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            origin: self.origin.to_owned(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    pub(super) fn config(
+        mut self,
+        raw: RawConfig,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut warnings = Vec::new();
+        let token_timeout = raw.server.token_timeout.unwrap_or(DEFAULT_TOKEN_TIMEOUT);
+        let server = self.server(raw.server, overrides)?;
+        let authority = match &raw.cloud.authority_host {
+            Some(host) => self.url("cloud.authority_host", &normalize_authority(host))?,
+            None => Url::parse(raw.cloud.name.authority_host()).expect("preset URLs are valid"),
+        };
+        let mut credentials = BTreeMap::new();
+        for (name, raw) in raw.credentials {
+            let credential = self.credential(&name, raw, &authority, &mut warnings)?;
+            credentials.insert(name, Arc::new(credential));
+        }
+        if raw.routes.is_empty() {
+            return Err(self.invalid("routes", "at least one [[routes]] entry is required"));
+        }
+        let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
+        for (i, route) in raw.routes.into_iter().enumerate() {
+            let route = self.route(i, route, raw.cloud.name, &credentials)?;
+            if routes.iter().any(|r| r.prefix == route.prefix) {
+                return Err(self.invalid(
+                    format!("routes[{i}].prefix"),
+                    format!("prefix {} is used by an earlier route", route.prefix),
+                ));
+            }
+            routes.push(route);
+        }
+        Ok(Config {
+            server,
+            authority,
+            token_timeout,
+            credentials,
+            routes,
+            admin_listen: raw.admin.map(|admin| admin.listen),
+            warnings,
+            files: self.files,
+            source: None,
+        })
+    }
+
+    /// Reads a secret, remembering its file (if any) for reload watching.
+    fn secret(&mut self, key: &str, source: SecretSource) -> Result<Secret, ConfigError> {
+        let source = source.relative_to(self.base);
+        if let SecretSource::File(path) = &source {
+            self.files.push(WatchedFile::read(path.clone()));
+        }
+        source
+            .load(self.env)
+            .map_err(|e| self.invalid(key, error_chain(&e)))
+    }
+
+    fn server(&mut self, raw: RawServer, overrides: &Overrides) -> Result<Server, ConfigError> {
+        let listen = overrides.listen.or(raw.listen).unwrap_or(DEFAULT_LISTEN);
+        let mut api_keys = Vec::with_capacity(raw.api_keys.len());
+        for (i, source) in raw.api_keys.into_iter().enumerate() {
+            let key = format!("server.api_keys[{i}]");
+            let secret = self.secret(&key, source)?;
+            if secret.expose().chars().count() < MIN_API_KEY_LEN {
+                return Err(self.invalid(
+                    key,
+                    format!("an API key needs at least {MIN_API_KEY_LEN} characters"),
+                ));
+            }
+            api_keys.push(secret);
+        }
+        if !listen.ip().is_loopback() {
+            if !raw.allow_remote {
+                return Err(self.invalid(
+                    "server.listen",
+                    format!(
+                        "{listen} is not a loopback address: anything that can reach it could act \
+                         with this app's Defender permissions; set server.allow_remote = true to \
+                         allow it"
+                    ),
+                ));
+            }
+            if api_keys.is_empty() {
+                return Err(self.invalid(
+                    "server.api_keys",
+                    format!(
+                        "{listen} is not a loopback address, so clients must authenticate: give at \
+                         least one API key"
+                    ),
+                ));
+            }
+        }
+        for (key, value) in [
+            (
+                "server.upstream_connect_timeout",
+                raw.upstream_connect_timeout,
+            ),
+            ("server.upstream_timeout", raw.upstream_timeout),
+            ("server.token_timeout", raw.token_timeout),
+            ("server.shutdown_grace", raw.shutdown_grace),
+            ("server.watch_interval", raw.watch_interval),
+        ] {
+            if value == Some(Duration::ZERO) {
+                return Err(self.invalid(key, "must be more than zero"));
+            }
+        }
+        Ok(Server {
+            listen,
+            allow_remote: raw.allow_remote,
+            upstream_connect_timeout: raw
+                .upstream_connect_timeout
+                .unwrap_or(DEFAULT_UPSTREAM_CONNECT_TIMEOUT),
+            upstream_timeout: raw.upstream_timeout.unwrap_or(DEFAULT_UPSTREAM_TIMEOUT),
+            shutdown_grace: raw.shutdown_grace.unwrap_or(DEFAULT_SHUTDOWN_GRACE),
+            api_keys,
+            watch_interval: raw.watch_interval.unwrap_or(DEFAULT_WATCH_INTERVAL),
+        })
+    }
+
+    fn credential(
+        &mut self,
+        name: &str,
+        raw: RawCredential,
+        authority: &Url,
+        warnings: &mut Vec<String>,
+    ) -> Result<Credential, ConfigError> {
+        let key = |field: &str| format!("credentials.{name}.{field}");
+        if !is_name(name) {
+            return Err(self.invalid(
+                format!("credentials.{name}"),
+                "a credential name uses only letters, digits, '-' and '_'",
+            ));
+        }
+        let (tenant, client_id, auth) = match raw {
+            RawCredential::ClientSecret {
+                tenant,
+                client_id,
+                client_secret,
+            } => {
+                if matches!(client_secret, SecretSource::Literal(_)) {
+                    warnings.push(format!(
+                        "{}: {}: the secret is written in the config file; prefer {{ env = \"...\" }} \
+                         or {{ file = \"...\" }}",
+                        self.origin,
+                        key("client_secret")
+                    ));
+                }
+                let secret = self.secret(&key("client_secret"), client_secret)?;
+                (tenant, client_id, ClientAuth::Secret(secret))
+            }
+            RawCredential::ClientCertificate {
+                tenant,
+                client_id,
+                certificate,
+                algorithm,
+            } => {
+                let path = self.base.join(certificate.file);
+                let pem = std::fs::read(&path).map_err(|e| {
+                    self.invalid(
+                        key("certificate"),
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                self.files.push(WatchedFile {
+                    path: path.clone(),
+                    fingerprint: Some(content_fingerprint(&pem)),
+                });
+                let cert = Certificate::from_pem(&pem, algorithm).map_err(|e| {
+                    self.invalid(
+                        key("certificate"),
+                        format!("{}: {}", path.display(), error_chain(&e)),
+                    )
+                })?;
+                (tenant, client_id, ClientAuth::Certificate(cert))
+            }
+        };
+        check_tenant(&tenant).map_err(|m| self.invalid(key("tenant"), m))?;
+        if uuid::Uuid::parse_str(&client_id).is_err() {
+            return Err(self.invalid(
+                key("client_id"),
+                format!(
+                    "{client_id:?} is not a GUID: use the Application (client) ID from the app \
+                     registration's overview page"
+                ),
+            ));
+        }
+        Ok(Credential::new(
+            name,
+            authority.as_str(),
+            &tenant,
+            client_id,
+            auth,
+        ))
+    }
+
+    fn route(
+        &self,
+        i: usize,
+        raw: RawRoute,
+        cloud: Cloud,
+        credentials: &BTreeMap<String, Arc<Credential>>,
+    ) -> Result<Route, ConfigError> {
+        let key = |field: &str| format!("routes[{i}].{field}");
+        let prefix = raw.prefix.trim_end_matches('/').to_owned();
+        check_prefix(&prefix).map_err(|m| self.invalid(key("prefix"), m))?;
+        let credential = credentials.get(&raw.credential).cloned().ok_or_else(|| {
+            let known: Vec<&str> = credentials.keys().map(String::as_str).collect();
+            self.invalid(
+                key("credential"),
+                format!(
+                    "no credential named {:?} (defined: {})",
+                    raw.credential,
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            )
+        })?;
+        let upstream = match (&raw.upstream, raw.api) {
+            (Some(url), _) => url.clone(),
+            (None, Some(api)) => cloud.upstream(api).map(str::to_owned).ok_or_else(|| {
+                self.invalid(
+                    key("upstream"),
+                    "api = \"mdca\" needs the tenant's API URL, such as \
+                     \"https://contoso.us2.portal.cloudappsecurity.com\" (Defender portal: Settings, \
+                     Cloud Apps, About)",
+                )
+            })?,
+            (None, None) => {
+                return Err(self.invalid(key("upstream"), "give `api` (a preset) or `upstream`"));
+            }
+        };
+        let upstream = Upstream::new(self.url(key("upstream"), &upstream)?)
+            .map_err(|m| self.invalid(key("upstream"), m))?;
+        let scope = match (raw.scope, raw.api) {
+            (Some(scope), _) => scope,
+            (None, Some(api)) => cloud.scope(api),
+            (None, None) => {
+                return Err(self.invalid(key("scope"), "give `api` (a preset) or `scope`"));
+            }
+        };
+        if scope.trim().is_empty() || scope.contains(char::is_whitespace) {
+            return Err(self.invalid(
+                key("scope"),
+                "one scope, such as \"https://api.securitycenter.microsoft.com/.default\"",
+            ));
+        }
+        Ok(Route::new(
+            prefix,
+            raw.api,
+            upstream,
+            scope.into(),
+            credential,
+        ))
+    }
+
+    /// Parses a URL that the proxy will send a token or a secret to: `https`, or `http` for loopback
+    /// hosts only (local testing), and nothing but scheme, host, port and path.
+    fn url(&self, key: impl Into<String>, value: &str) -> Result<Url, ConfigError> {
+        let key = key.into();
+        let url = Url::parse(value).map_err(|e| self.invalid(&key, format!("{value:?}: {e}")))?;
+        check_url(&url).map_err(|m| self.invalid(&key, format!("{value:?}: {m}")))?;
+        Ok(url)
+    }
+}
+
+/// Accepts `login.microsoftonline.us`, `https://login.microsoftonline.us/` and the like, as
+/// azure-identity does for AZURE_AUTHORITY_HOST (protocol.md 5.1).
+fn normalize_authority(host: &str) -> String {
+    let host = host.trim().trim_end_matches('/');
+    if host.contains("://") {
+        host.to_owned()
+    } else {
+        format!("https://{host}")
+    }
+}
+
+fn check_url(url: &Url) -> Result<(), String> {
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback_host(url) => {}
+        "http" => {
+            return Err(
+                "http:// is allowed only for loopback hosts (local testing); use https://".into(),
+            );
+        }
+        other => return Err(format!("unsupported scheme {other:?}")),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("credentials in the URL are not allowed".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("a query or fragment is not allowed here".into());
+    }
+    Ok(())
+}
+
+fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// A tenant is a GUID or a domain name (protocol.md 4.4); the multi-tenant aliases make no sense for
+/// the client credentials grant.
+fn check_tenant(tenant: &str) -> Result<(), String> {
+    if uuid::Uuid::parse_str(tenant).is_ok() {
+        return Ok(());
+    }
+    if matches!(
+        tenant.to_ascii_lowercase().as_str(),
+        "common" | "organizations" | "consumers"
+    ) {
+        return Err(format!(
+            "{tenant:?} cannot be used with the client credentials grant: give the tenant ID (a GUID) \
+             or its domain, such as contoso.onmicrosoft.com"
+        ));
+    }
+    let valid_domain = tenant.contains('.')
+        && tenant.len() <= 253
+        && tenant.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if valid_domain {
+        Ok(())
+    } else {
+        Err(format!(
+            "{tenant:?} is neither a GUID nor a domain name such as contoso.onmicrosoft.com"
+        ))
+    }
+}
+
+fn check_prefix(prefix: &str) -> Result<(), String> {
+    if !prefix.starts_with('/') || prefix.len() < 2 {
+        return Err(format!(
+            "{prefix:?}: a prefix starts with '/' and names at least one path segment, such as \"/mde\""
+        ));
+    }
+    if prefix.starts_with("/-") {
+        return Err(format!(
+            "{prefix:?}: prefixes starting with \"/-\" are reserved for the proxy's own endpoints"
+        ));
+    }
+    let segments_ok = prefix[1..].split('/').all(|s| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
+    });
+    if segments_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{prefix:?}: segments use only letters, digits and - . _ ~"
+        ))
+    }
+}
+
+fn is_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}

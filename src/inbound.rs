@@ -1,0 +1,78 @@
+//! Inbound authentication: when API keys are configured (required for a non-loopback listener),
+//! every request except `/-/healthy` presents one, compared in constant time against each
+//! configured key (several at once, for rotation).
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::HeaderName;
+use http::header::AUTHORIZATION;
+use subtle::ConstantTimeEq;
+
+use crate::app::AppState;
+use crate::error::ProxyError;
+use crate::secret::Secret;
+
+/// The header clients present their API key in. SDKs that can only send a bearer token may send
+/// the key as `Authorization: Bearer <key>` instead.
+pub(crate) const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
+
+/// The middleware.
+pub(crate) async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let live = state.live();
+    if live.api_keys.is_empty() || request.uri().path() == "/-/healthy" {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    let presented = headers
+        .get(&API_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            headers
+                .get(AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+        });
+    if presented.is_some_and(|key| accepted(key, &live.api_keys)) {
+        // The key is for the proxy alone (Authorization is replaced when forwarding anyway).
+        request.headers_mut().remove(&API_KEY_HEADER);
+        return next.run(request).await;
+    }
+    drop(live);
+    state.no_route_metrics().response(401);
+    let error = ProxyError::Unauthenticated {
+        presented: presented.is_some(),
+    };
+    tracing::info!(kind = error.kind(), "request refused");
+    error.into_response()
+}
+
+/// Whether `key` equals one of `keys`. Every key is compared, in constant time for equal lengths,
+/// so the timing says nothing about which key nearly matched.
+fn accepted(key: &str, keys: &[Secret]) -> bool {
+    keys.iter().fold(false, |found, candidate| {
+        found | bool::from(candidate.expose().as_bytes().ct_eq(key.as_bytes()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_accepted_only_when_it_equals_a_configured_one() {
+        let keys = [
+            Secret::new("current-key-0123456789"),
+            Secret::new("next-key-0123456789ab"),
+        ];
+        assert!(accepted("current-key-0123456789", &keys));
+        assert!(accepted("next-key-0123456789ab", &keys));
+        assert!(!accepted("current-key-012345678", &keys));
+        assert!(!accepted("", &keys));
+        assert!(!accepted("current-key-0123456789", &[]));
+    }
+}

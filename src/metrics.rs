@@ -1,0 +1,270 @@
+//! Prometheus metrics: the registry and every metric family the proxy exports, with handles
+//! resolved once per route so that the request path only increments atomics. Labels carry route
+//! prefixes, credential names, tenants and scopes: never a secret.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::token::{TokenError, TokenKey};
+
+/// The prefix of every metric name.
+const PREFIX: &str = "defender_token_proxy";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    status_class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenRequestLabels {
+    credential: String,
+    tenant: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    credential: String,
+    tenant: String,
+    scope: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Upstream latency buckets: 1 ms doubling to about 65 s.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+/// Every metric, registered once.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    upstream_duration: HistogramFamily<RouteLabels>,
+    token_requests: Family<TokenRequestLabels, Counter>,
+    token_expiry: Family<TokenLabels, Gauge<f64, AtomicU64>>,
+    cache_lookups: Family<ResultLabels, Counter>,
+    ready: Gauge,
+    reloads: Family<OutcomeLabels, Counter>,
+}
+
+/// The request metrics of one route, resolved once.
+#[derive(Debug, Clone)]
+pub struct RouteMetrics {
+    /// Responses by status class: 1xx to 5xx.
+    by_class: [Counter; 5],
+    upstream_duration: Histogram,
+}
+
+impl RouteMetrics {
+    /// Counts a response with `status`.
+    pub fn response(&self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.by_class[class].inc();
+    }
+
+    /// Records how long the upstream took to answer (until its response headers).
+    pub fn upstream_latency(&self, elapsed: Duration) {
+        self.upstream_duration.observe(elapsed.as_secs_f64());
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix(PREFIX);
+        let requests = Family::default();
+        registry.register(
+            "requests",
+            "Requests by route and response status class (the proxy's own answers included)",
+            requests.clone(),
+        );
+        let upstream_duration =
+            HistogramFamily::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register(
+            "upstream_duration_seconds",
+            "Time from sending a request upstream to its response headers",
+            upstream_duration.clone(),
+        );
+        let token_requests = Family::default();
+        registry.register(
+            "token_requests",
+            "Token requests to Entra ID by credential, tenant and outcome",
+            token_requests.clone(),
+        );
+        let token_expiry = Family::default();
+        registry.register(
+            "token_expiry_seconds",
+            "Seconds until the cached token expires (0 when none is cached)",
+            token_expiry.clone(),
+        );
+        let cache_lookups = Family::default();
+        registry.register(
+            "token_cache_lookups",
+            "Token cache lookups: hit (a usable token was cached) or miss",
+            cache_lookups.clone(),
+        );
+        let ready = Gauge::default();
+        registry.register(
+            "ready",
+            "1 when every route's token is cached and valid, else 0",
+            ready.clone(),
+        );
+        let reloads = Family::default();
+        registry.register(
+            "config_reloads",
+            "Configuration reloads: applied or refused",
+            reloads.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            upstream_duration,
+            token_requests,
+            token_expiry,
+            cache_lookups,
+            ready,
+            reloads,
+        }
+    }
+}
+
+impl Metrics {
+    /// The handles for route `prefix` (`unmatched` for requests that matched no route).
+    pub fn route(&self, prefix: &str) -> RouteMetrics {
+        let class = |status_class| {
+            self.requests.get_or_create_owned(&RequestLabels {
+                route: prefix.to_owned(),
+                status_class,
+            })
+        };
+        RouteMetrics {
+            by_class: [
+                class("1xx"),
+                class("2xx"),
+                class("3xx"),
+                class("4xx"),
+                class("5xx"),
+            ],
+            upstream_duration: self.upstream_duration.get_or_create_owned(&RouteLabels {
+                route: prefix.to_owned(),
+            }),
+        }
+    }
+
+    /// Counts a token cache lookup.
+    pub fn cache_lookup(&self, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.cache_lookups
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    /// Counts a token request's outcome.
+    pub fn token_request(&self, key: &TokenKey, outcome: Result<(), &TokenError>) {
+        let outcome = match outcome {
+            Ok(()) => "success",
+            Err(error) => match error {
+                TokenError::Rejected(_) => "rejected",
+                TokenError::Throttled { .. } => "throttled",
+                TokenError::Unavailable { .. } => "failed",
+                TokenError::Unreachable(_) => "unreachable",
+                TokenError::Timeout(_) => "timeout",
+                TokenError::Malformed(_) => "malformed",
+                TokenError::Assertion(_) => "assertion_failed",
+                TokenError::Interrupted => "interrupted",
+                TokenError::BackingOff { .. } => "backing_off",
+            },
+        };
+        self.token_requests
+            .get_or_create(&TokenRequestLabels {
+                credential: key.credential.to_string(),
+                tenant: key.tenant.to_string(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Counts a configuration reload.
+    pub fn reload(&self, applied: bool) {
+        let outcome = if applied { "applied" } else { "refused" };
+        self.reloads.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// The exposition text, with the token gauges set from `tokens` (key and seconds until expiry)
+    /// and readiness from `ready`.
+    pub fn encode(&self, tokens: &[(TokenKey, Duration)], ready: bool) -> String {
+        self.token_expiry.clear();
+        for (key, expires_in) in tokens {
+            self.token_expiry
+                .get_or_create(&TokenLabels {
+                    credential: key.credential.to_string(),
+                    tenant: key.tenant.to_string(),
+                    scope: key.scope.to_string(),
+                })
+                .set(expires_in.as_secs_f64());
+        }
+        self.ready.set(i64::from(ready));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_handles_count_by_status_class_and_encode_with_the_prefix() {
+        let metrics = Metrics::default();
+        let route = metrics.route("/mde");
+        route.response(200);
+        route.response(204);
+        route.response(502);
+        route.response(999);
+        route.upstream_latency(Duration::from_millis(3));
+        let text = metrics.encode(&[], true);
+        assert!(
+            text.contains(
+                r#"defender_token_proxy_requests_total{route="/mde",status_class="2xx"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"defender_token_proxy_requests_total{route="/mde",status_class="5xx"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("defender_token_proxy_upstream_duration_seconds_count{route=\"/mde\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("defender_token_proxy_ready 1"), "{text}");
+    }
+}

@@ -1,0 +1,441 @@
+//! Operations: metrics that move with traffic, status that tells the token states without the
+//! tokens, a drained shutdown, live reload (a rotated secret or config picked up, an invalid one
+//! refused) and inbound API keys.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use defender_token_proxy::config::{ConfigSource, Overrides};
+use defender_token_proxy::sim::{Sim, SimClient, SimOptions};
+use serde_json::Value;
+
+use crate::support::{CLIENT_ID, SECRET, TestProxy, client, echoed, eventually, mde_config};
+
+#[tokio::test]
+async fn metrics_move_with_traffic() {
+    let proxy = TestProxy::start_mde(SimOptions::default()).await;
+    let ok = r#"defender_token_proxy_requests_total{route="/mde",status_class="2xx"}"#;
+    for _ in 0..3 {
+        assert_eq!(proxy.get("/mde/api/alerts").await.status(), 200);
+    }
+    assert_eq!(proxy.get("/mde/_sim/status/503").await.status(), 503);
+    assert_eq!(proxy.get("/elsewhere").await.status(), 404);
+    assert_eq!(proxy.metric(ok).await, Some(3.0));
+    assert_eq!(
+        proxy
+            .metric(r#"defender_token_proxy_requests_total{route="/mde",status_class="5xx"}"#)
+            .await,
+        Some(1.0)
+    );
+    assert_eq!(
+        proxy
+            .metric(r#"defender_token_proxy_requests_total{route="-",status_class="4xx"}"#)
+            .await,
+        Some(1.0)
+    );
+    assert_eq!(
+        proxy
+            .metric(r#"defender_token_proxy_upstream_duration_seconds_count{route="/mde"}"#)
+            .await,
+        Some(4.0)
+    );
+    assert_eq!(
+        proxy.metric(r#"defender_token_proxy_token_requests_total{credential="app",tenant="contoso.onmicrosoft.com",outcome="success"}"#).await,
+        Some(1.0)
+    );
+    assert!(
+        proxy
+            .metric(r#"defender_token_proxy_token_cache_lookups_total{result="hit"}"#)
+            .await
+            >= Some(3.0)
+    );
+    let expiry = proxy
+        .metric(r#"defender_token_proxy_token_expiry_seconds{credential="app",tenant="contoso.onmicrosoft.com",scope="https://api.securitycenter.microsoft.com/.default"}"#)
+        .await
+        .unwrap();
+    assert!((3000.0..3600.0).contains(&expiry), "{expiry}");
+    assert_eq!(proxy.metric("defender_token_proxy_ready").await, Some(1.0));
+    // More traffic, and the counter follows.
+    assert_eq!(proxy.get("/mde/api/machines").await.status(), 200);
+    assert_eq!(proxy.metric(ok).await, Some(4.0));
+    let text = proxy.admin("/-/metrics").await.text().await.unwrap();
+    assert!(!text.contains(SECRET) && !text.contains("eyJ"));
+}
+
+#[tokio::test]
+async fn a_failing_credential_shows_in_metrics_and_status() {
+    let proxy = TestProxy::start_with(SimOptions::default(), |sim| {
+        mde_config(sim, "").replace("{ env = \"SECRET\" }", "\"wrong-secret-value\"")
+    })
+    .await;
+    assert!(
+        proxy
+            .get("/mde/api/alerts")
+            .await
+            .status()
+            .is_server_error()
+    );
+    assert!(
+        proxy
+            .metric(r#"defender_token_proxy_token_requests_total{credential="app",tenant="contoso.onmicrosoft.com",outcome="rejected"}"#)
+            .await
+            >= Some(1.0)
+    );
+    assert_eq!(proxy.metric("defender_token_proxy_ready").await, Some(0.0));
+    let status: Value = proxy.admin("/-/status").await.json().await.unwrap();
+    let token = &status["tokens"][0];
+    assert_eq!(token["state"], "failing");
+    assert_eq!(token["last_error"]["aadsts"], serde_json::json!([7000215]));
+    assert!(!status.to_string().contains("wrong-secret-value"));
+}
+
+#[tokio::test]
+async fn status_lists_routes_credentials_and_token_states_but_never_a_token() {
+    let proxy = TestProxy::start_mde(SimOptions::default()).await;
+    assert_eq!(proxy.get("/mde/api/alerts").await.status(), 200);
+    for base in [&proxy.url, &proxy.admin_url] {
+        let status: Value = client()
+            .get(format!("{base}/-/status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(status["routes"][0]["prefix"], "/mde");
+        assert_eq!(
+            status["routes"][0]["upstream"],
+            format!("{}/", proxy.sim.mde())
+        );
+        assert_eq!(status["credentials"][0]["name"], "app");
+        assert_eq!(status["credentials"][0]["type"], "client_secret");
+        let token = &status["tokens"][0];
+        assert_eq!(token["state"], "valid");
+        assert!(token["valid_until"].as_str().unwrap().ends_with('Z'));
+        assert!(token["last_refresh"].is_string());
+        assert_eq!(
+            token["permissions"],
+            serde_json::json!([
+                "Alert.Read.All",
+                "Machine.Read.All",
+                "Incident.Read.All",
+                "SecurityAlert.Read.All"
+            ])
+        );
+        assert!(
+            !status.to_string().contains("eyJ"),
+            "no token in the status"
+        );
+        assert!(!status.to_string().contains(SECRET));
+    }
+}
+
+#[tokio::test]
+async fn a_slow_in_flight_request_completes_after_shutdown_starts_and_readiness_turns_503() {
+    let mut proxy = TestProxy::start_mde(SimOptions::default()).await;
+    assert_eq!(proxy.admin("/-/ready").await.status(), 200);
+    let before = proxy.control().api_requests();
+    let slow = tokio::spawn(
+        client()
+            .get(format!("{}/mde/_sim/slow?ms=1500", proxy.url))
+            .send(),
+    );
+    let control = proxy.control();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            control.api_requests() > before
+        })
+        .await
+    );
+    let stopped = proxy.begin_stop();
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            proxy.admin("/-/ready").await.status() == 503
+        })
+        .await,
+        "readiness turns 503 once shutdown starts"
+    );
+    let response = slow.await.unwrap().unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["slept_ms"], 1500);
+    stopped.await.unwrap().unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(proxy.url.trim_start_matches("http://"))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn the_grace_period_bounds_the_drain() {
+    let mut proxy = TestProxy::start_with(SimOptions::default(), |sim| {
+        mde_config(sim, "shutdown_grace = \"300ms\"")
+    })
+    .await;
+    let before = proxy.control().api_requests();
+    let slow = tokio::spawn(
+        client()
+            .get(format!("{}/mde/_sim/slow?ms=20000", proxy.url))
+            .send(),
+    );
+    let control = proxy.control();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            control.api_requests() > before
+        })
+        .await
+    );
+    let started = std::time::Instant::now();
+    proxy.begin_stop().await.unwrap().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    slow.abort();
+}
+
+/// A config file in a fresh directory, with the client secret in its own file.
+struct ConfigDir {
+    dir: PathBuf,
+}
+
+impl ConfigDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("dtp-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self { dir }
+    }
+
+    fn write(&self, file: &str, content: &str) {
+        // Write then rename, as Kubernetes and editors do, so the watcher never reads half a file.
+        let temp = self.dir.join(format!(".{file}.tmp"));
+        std::fs::write(&temp, content).unwrap();
+        std::fs::rename(&temp, self.dir.join(file)).unwrap();
+    }
+
+    fn source(&self) -> ConfigSource {
+        ConfigSource::file(
+            self.dir.join("proxy.toml"),
+            Overrides::default(),
+            Arc::new(|_: &str| None),
+        )
+    }
+}
+
+impl Drop for ConfigDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn file_config(sim: &Sim, client_id: &str) -> String {
+    mde_config(sim, "watch_interval = \"50ms\"")
+        .replace("{ env = \"SECRET\" }", "{ file = \"client-secret\" }")
+        .replace(CLIENT_ID, client_id)
+}
+
+#[tokio::test]
+async fn a_rotated_secret_file_is_picked_up_without_a_restart() {
+    let sim = Sim::start(SimOptions::default()).await.unwrap();
+    let files = ConfigDir::new("rotate-secret");
+    files.write("proxy.toml", &file_config(&sim, CLIENT_ID));
+    files.write("client-secret", "the-expired-secret\n");
+    let proxy = TestProxy::start_from(sim, files.source()).await;
+    assert_eq!(
+        proxy.get("/mde/api/alerts").await.status().as_u16() / 100,
+        5
+    );
+
+    files.write("client-secret", &format!("{SECRET}\n"));
+    let recovered = eventually(Duration::from_secs(10), || async {
+        proxy.get("/mde/api/alerts").await.status() == 200
+    })
+    .await;
+    assert!(
+        recovered,
+        "the rotated secret was not picked up: {}",
+        proxy.admin("/-/status").await.text().await.unwrap()
+    );
+    let status: Value = proxy.admin("/-/status").await.json().await.unwrap();
+    assert_eq!(status["config"]["last_reload"]["applied"], true);
+    assert_eq!(
+        proxy
+            .metric(r#"defender_token_proxy_config_reloads_total{outcome="applied"}"#)
+            .await,
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn a_changed_credential_drops_its_tokens_and_an_unchanged_one_keeps_them() {
+    let other = "99999999-8888-7777-6666-555555555555";
+    let mut options = SimOptions::default();
+    options.clients.push(SimClient::secret(other, SECRET));
+    let sim = Sim::start(options).await.unwrap();
+    let files = ConfigDir::new("rotate-app");
+    files.write("proxy.toml", &file_config(&sim, CLIENT_ID));
+    files.write("client-secret", SECRET);
+    let proxy = TestProxy::start_from(sim, files.source()).await;
+    let bearer = || async {
+        let echo: Value = proxy.get("/mde/_sim/echo").await.json().await.unwrap();
+        echoed(&echo, "authorization").remove(0)
+    };
+    let first = bearer().await;
+    assert_eq!(bearer().await, first, "cached");
+
+    // Unchanged credential, one more route: its token stays cached.
+    let with_route = format!(
+        "{}\n[[routes]]\nprefix = \"/mde2\"\napi = \"mde\"\ncredential = \"app\"\nupstream = \"{}\"\n",
+        file_config(&proxy.sim, CLIENT_ID),
+        proxy.sim.mde()
+    );
+    files.write("proxy.toml", &with_route);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            proxy.get("/mde2/api/alerts").await.status() == 200
+        })
+        .await
+    );
+    assert_eq!(
+        bearer().await,
+        first,
+        "an unchanged credential keeps its token"
+    );
+    assert_eq!(proxy.control().token_requests(), 1);
+
+    // Another app registration: the old token must never be injected again.
+    files.write("proxy.toml", &file_config(&proxy.sim, other));
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            bearer().await != first
+        })
+        .await
+    );
+    assert_eq!(proxy.control().token_requests(), 2);
+}
+
+#[tokio::test]
+async fn an_invalid_new_config_is_refused_and_the_old_one_keeps_serving() {
+    let sim = Sim::start(SimOptions::default()).await.unwrap();
+    let files = ConfigDir::new("invalid-reload");
+    let good = file_config(&sim, CLIENT_ID);
+    files.write("proxy.toml", &good);
+    files.write("client-secret", SECRET);
+    let proxy = TestProxy::start_from(sim, files.source()).await;
+    assert_eq!(proxy.get("/mde/api/alerts").await.status(), 200);
+
+    files.write(
+        "proxy.toml",
+        &good.replace("credential = \"app\"", "credential = \"missing\""),
+    );
+    let refused = eventually(Duration::from_secs(10), || async {
+        proxy
+            .metric(r#"defender_token_proxy_config_reloads_total{outcome="refused"}"#)
+            .await
+            == Some(1.0)
+    })
+    .await;
+    assert!(refused, "the invalid config was not refused");
+    let status: Value = proxy.admin("/-/status").await.json().await.unwrap();
+    let reload = &status["config"]["last_reload"];
+    assert_eq!(reload["applied"], false);
+    assert!(
+        reload["error"]
+            .as_str()
+            .unwrap()
+            .contains("routes[0].credential"),
+        "{reload}"
+    );
+    assert_eq!(
+        proxy.get("/mde/api/alerts").await.status(),
+        200,
+        "the old config keeps serving"
+    );
+    assert_eq!(proxy.control().token_requests(), 1);
+}
+
+#[tokio::test]
+async fn api_keys_guard_the_listener_and_never_reach_the_upstream() {
+    const KEY: &str = "current-key-0123456789";
+    const NEXT: &str = "next-key-abcdefghijklmn";
+    let proxy = TestProxy::start_with(SimOptions::default(), |sim| {
+        mde_config(sim, &format!("api_keys = [\"{KEY}\", \"{NEXT}\"]"))
+    })
+    .await;
+    let url = format!("{}/mde/_sim/echo", proxy.url);
+    let missing = client().get(&url).send().await.unwrap();
+    assert_eq!(missing.status(), 401);
+    assert_eq!(missing.headers()["x-token-proxy-error"], "unauthenticated");
+    assert!(missing.headers().contains_key("www-authenticate"));
+    let wrong = client()
+        .get(&url)
+        .header("x-api-key", "not-the-key-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(proxy.control().api_requests(), 0);
+
+    for (header, value) in [
+        ("x-api-key", KEY.to_owned()),
+        ("x-api-key", NEXT.to_owned()),
+        ("authorization", format!("Bearer {KEY}")),
+    ] {
+        let response = client()
+            .get(&url)
+            .header(header, &value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{header}");
+        let echo: Value = response.json().await.unwrap();
+        assert!(echoed(&echo, "x-api-key").is_empty());
+        let authorization = echoed(&echo, "authorization");
+        assert_eq!(authorization.len(), 1);
+        assert!(
+            !authorization[0].contains(KEY),
+            "the key never reaches the upstream"
+        );
+    }
+    assert_eq!(
+        proxy.get("/-/healthy").await.status(),
+        200,
+        "liveness needs no key"
+    );
+    assert_eq!(proxy.get("/-/ready").await.status(), 401);
+    assert_eq!(
+        proxy.admin("/-/ready").await.status(),
+        200,
+        "the admin listener needs no key"
+    );
+}
+
+#[tokio::test]
+async fn the_healthcheck_command_reports_what_the_url_answers() {
+    let proxy = TestProxy::start_mde(SimOptions::default()).await;
+    let healthcheck = |url: String| async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_defender-token-proxy"))
+            .args(["healthcheck", "--url", &url])
+            .output()
+            .await
+            .unwrap()
+    };
+    assert!(
+        healthcheck(format!("{}/-/ready", proxy.admin_url))
+            .await
+            .status
+            .success()
+    );
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let refused = healthcheck(format!("http://{closed}/-/healthy")).await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("healthcheck"));
+    let not_found = healthcheck(format!("{}/-/nope", proxy.admin_url)).await;
+    assert_eq!(not_found.status.code(), Some(1));
+}
