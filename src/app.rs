@@ -25,6 +25,7 @@ use crate::credential::Credential;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::proxy::{self, UpstreamClient};
 use crate::route::Routes;
+use crate::screen::{self, Screen};
 use crate::secret::Secret;
 use crate::token::{EntraClient, TokenCache, TokenKey};
 use crate::{admin, inbound, reload, telemetry};
@@ -46,13 +47,20 @@ pub(crate) struct Live {
     pub(crate) watch_interval: Duration,
     pub(crate) api_keys: Vec<Secret>,
     pub(crate) files: Vec<WatchedFile>,
+    pub(crate) screen: Screen,
     /// Settings a reload cannot change (the listeners are bound once).
     pub(crate) restart_only: (SocketAddr, bool, Option<SocketAddr>),
 }
 
 impl Live {
-    fn new(config: Config) -> io::Result<Self> {
+    /// The live state of `config` for a main listener bound to `local`.
+    fn new(config: Config, local: SocketAddr) -> io::Result<Self> {
         Ok(Self {
+            screen: Screen::new(
+                local,
+                &config.server.allowed_hosts,
+                &config.server.allowed_origins,
+            ),
             restart_only: (
                 config.server.listen,
                 config.server.allow_remote,
@@ -90,6 +98,8 @@ pub(crate) struct ReloadRecord {
 
 struct Shared {
     live: ArcSwap<Live>,
+    /// The main listener's address (the screen accepts it as `Host`).
+    local: SocketAddr,
     tokens: TokenCache,
     metrics: Arc<Metrics>,
     no_route: RouteMetrics,
@@ -104,12 +114,13 @@ struct Shared {
 pub struct AppState(Arc<Shared>);
 
 impl AppState {
-    /// Builds the state from a validated configuration.
-    pub fn new(config: Config) -> io::Result<Self> {
+    /// Builds the state from a validated configuration, for a main listener bound to `local`.
+    pub fn new(config: Config, local: SocketAddr) -> io::Result<Self> {
         let metrics = Arc::new(Metrics::default());
         let source = config.source.clone();
         Ok(Self(Arc::new(Shared {
-            live: ArcSwap::from_pointee(Live::new(config)?),
+            live: ArcSwap::from_pointee(Live::new(config, local)?),
+            local,
             tokens: TokenCache::new(metrics.clone()),
             no_route: metrics.route(NO_ROUTE),
             metrics,
@@ -172,7 +183,7 @@ impl AppState {
     /// Swaps in a new configuration: tokens of credentials that changed or went are dropped, and
     /// the new routes' tokens are fetched. On error the running configuration stays.
     pub(crate) fn apply(&self, config: Config) -> io::Result<()> {
-        let live = Live::new(config)?;
+        let live = Live::new(config, self.0.local)?;
         if live.restart_only != self.live().restart_only {
             tracing::warn!(
                 "server.listen, server.allow_remote and admin.listen take effect only after a restart"
@@ -214,6 +225,8 @@ pub fn router(state: AppState) -> Router {
             inbound::API_KEY_HEADER,
         ]))
         .layer(telemetry::trace_layer())
+        // Browser, Host and request-target checks: first, so a refused request reaches nothing.
+        .layer(from_fn_with_state(state.clone(), screen::screen))
         // Before any handler, so that an unauthenticated request reaches nothing.
         .layer(from_fn_with_state(state.clone(), inbound::authenticate));
     admin::routes()
@@ -259,7 +272,7 @@ pub async fn run_with_admin(
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let state = AppState::new(config)?;
+    let state = AppState::new(config, listener.local_addr()?)?;
     tracing::info!(
         listen = %listener.local_addr()?,
         admin = %admin.as_ref().map(|a| a.local_addr().map(|a| a.to_string())).transpose()?.unwrap_or_default(),

@@ -23,6 +23,31 @@ pub enum ProxyError {
         /// The configured prefixes.
         prefixes: Vec<String>,
     },
+    /// A browser request from a page whose origin is not allowed (cross-site request forgery).
+    #[error("cross-site requests are refused{}", .origin.as_ref().map(|o| format!(" (origin {o})")).unwrap_or_default())]
+    CrossSite {
+        /// The request's `Origin`, if any.
+        origin: Option<String>,
+    },
+    /// The `Host` (or `:authority`) does not name this listener (DNS rebinding).
+    #[error("host {} is not this proxy's", .host.as_deref().unwrap_or("(none)"))]
+    HostNotAllowed {
+        /// The request's host, if any.
+        host: Option<String>,
+    },
+    /// The request target is refused outright.
+    #[error("the request target is refused: {0}")]
+    TargetRefused(&'static str),
+    /// The route does not allow this method and path.
+    #[error("route {prefix} does not allow {method} {path}")]
+    RouteForbids {
+        /// The route.
+        prefix: String,
+        /// The request method.
+        method: String,
+        /// The path after the prefix.
+        path: String,
+    },
     /// The listener requires an API key and the request has none, or a wrong one.
     #[error("{}", if *.presented { "the API key is not valid" } else { "an API key is required (X-Api-Key)" })]
     Unauthenticated {
@@ -58,7 +83,10 @@ impl ProxyError {
         match self {
             Self::UnknownRoute { .. } => StatusCode::NOT_FOUND,
             Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-            Self::BadTarget(_) => StatusCode::BAD_REQUEST,
+            Self::CrossSite { .. } | Self::HostNotAllowed { .. } | Self::RouteForbids { .. } => {
+                StatusCode::FORBIDDEN
+            }
+            Self::TargetRefused(_) | Self::BadTarget(_) => StatusCode::BAD_REQUEST,
             Self::Token { error, .. } => match &**error {
                 TokenError::Rejected(_)
                 | TokenError::Unavailable { .. }
@@ -80,6 +108,10 @@ impl ProxyError {
         match self {
             Self::UnknownRoute { .. } => "unknown_route",
             Self::Unauthenticated { .. } => "unauthenticated",
+            Self::CrossSite { .. } => "cross_site_request",
+            Self::HostNotAllowed { .. } => "host_not_allowed",
+            Self::TargetRefused(_) => "target_refused",
+            Self::RouteForbids { .. } => "route_forbids",
             Self::BadTarget(_) => "bad_target",
             Self::Token { error, .. } => match &**error {
                 TokenError::Rejected(_) => "token_rejected",
@@ -142,6 +174,10 @@ impl ProxyError {
                 crate::config::error_chain(&**error)
             }
             Self::Unauthenticated { .. }
+            | Self::CrossSite { .. }
+            | Self::HostNotAllowed { .. }
+            | Self::TargetRefused(_)
+            | Self::RouteForbids { .. }
             | Self::UpstreamUnreachable(_)
             | Self::UpstreamTimeout(_)
             | Self::BadTarget(_) => crate::config::error_chain(self),

@@ -7,7 +7,8 @@
 //! - [`config`]: the TOML model and its validation; [`secret`]: secret values and their sources.
 //! - [`credential`]: Entra credentials; [`token`]: the token cache and the Entra client.
 //! - [`route`]: the route table; [`proxy`]: forwarding; [`error`]: the proxy's error responses.
-//! - [`admin`]: `/-/healthy`, `/-/ready`, `/-/metrics`, `/-/status`; [`inbound`]: API keys;
+//! - [`screen`]: browser, Host and request-target checks; [`inbound`]: API keys.
+//! - [`admin`]: `/-/healthy`, `/-/ready`, `/-/metrics`, `/-/status`;
 //!   [`reload`]: live reload; [`metrics`]: Prometheus metrics; [`telemetry`]: logging.
 //! - [`sim`]: simulated Entra ID and Defender APIs for the demo and the tests; [`demo`]: the demo.
 
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod reload;
 pub mod route;
+pub mod screen;
 pub mod secret;
 pub mod signal;
 pub mod sim;

@@ -114,6 +114,16 @@ async fn forward_request(
     let span = tracing::Span::current();
     span.record("route", route.prefix.as_str());
     span.record("credential", &*route.credential.name);
+    if let Some(access) = &route.access {
+        let path = &parts.uri.path()[route.prefix.len()..];
+        if !access.allows(&parts.method, path) {
+            return Err(ProxyError::RouteForbids {
+                prefix: route.prefix.clone(),
+                method: parts.method.to_string(),
+                path: path.to_owned(),
+            });
+        }
+    }
 
     let token = state
         .tokens()

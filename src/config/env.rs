@@ -58,6 +58,8 @@ pub fn from_env(overrides: &Overrides, env: EnvLookup<'_>) -> Result<super::Conf
             credential: CREDENTIAL.into(),
             upstream: (api == Api::Mdca).then(|| mdca_url.clone()).flatten(),
             scope: None,
+            methods: None,
+            paths: None,
         })
         .collect();
     let raw = RawConfig {

@@ -143,6 +143,10 @@ pub struct Server {
     pub api_keys: Vec<Secret>,
     /// How often watched files are checked for changes.
     pub watch_interval: Duration,
+    /// `Host` names accepted besides the loopback names (for a shared deployment's DNS name).
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins whose requests are accepted (none by default).
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -183,6 +187,10 @@ struct RawServer {
     watch_interval: Option<Duration>,
     #[serde(default)]
     api_keys: Vec<SecretSource>,
+    #[serde(default)]
+    allowed_hosts: Vec<String>,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
 }
 
 #[derive(Default, Deserialize)]
@@ -224,6 +232,8 @@ struct RawRoute {
     credential: String,
     upstream: Option<String>,
     scope: Option<String>,
+    methods: Option<Vec<String>>,
+    paths: Option<Vec<String>>,
 }
 
 /// Command-line overrides applied before validation.

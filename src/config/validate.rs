@@ -15,7 +15,7 @@ use super::{
     content_fingerprint, error_chain,
 };
 use crate::credential::{Certificate, ClientAuth, Credential};
-use crate::route::{Route, Upstream};
+use crate::route::{Access, Route, Upstream};
 use crate::secret::{Secret, SecretSource};
 
 pub(super) struct Validator<'a> {
@@ -158,7 +158,43 @@ impl<'a> Validator<'a> {
             shutdown_grace: raw.shutdown_grace.unwrap_or(DEFAULT_SHUTDOWN_GRACE),
             api_keys,
             watch_interval: raw.watch_interval.unwrap_or(DEFAULT_WATCH_INTERVAL),
+            allowed_hosts: self.hosts(raw.allowed_hosts)?,
+            allowed_origins: self.origins(raw.allowed_origins)?,
         })
+    }
+
+    fn hosts(&self, hosts: Vec<String>) -> Result<Vec<String>, ConfigError> {
+        for (i, host) in hosts.iter().enumerate() {
+            let valid = http::uri::Authority::try_from(host.as_str())
+                .is_ok_and(|a| a.as_str() == host && !host.contains('@'));
+            if !valid {
+                return Err(self.invalid(
+                    format!("server.allowed_hosts[{i}]"),
+                    format!("{host:?} is not a host name, with or without a port"),
+                ));
+            }
+        }
+        Ok(hosts)
+    }
+
+    fn origins(&self, origins: Vec<String>) -> Result<Vec<String>, ConfigError> {
+        for (i, origin) in origins.iter().enumerate() {
+            // An origin is scheme://host[:port], exactly as browsers send it (RFC 6454).
+            let valid = Url::parse(origin).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.origin().ascii_serialization() == *origin
+            });
+            if !valid {
+                return Err(self.invalid(
+                    format!("server.allowed_origins[{i}]"),
+                    format!(
+                        "{origin:?} is not an origin such as \"https://tool.example\" (no path)"
+                    ),
+                ));
+            }
+        }
+        Ok(origins)
     }
 
     fn credential(
@@ -291,13 +327,9 @@ impl<'a> Validator<'a> {
                 "one scope, such as \"https://api.securitycenter.microsoft.com/.default\"",
             ));
         }
-        Ok(Route::new(
-            prefix,
-            raw.api,
-            upstream,
-            scope.into(),
-            credential,
-        ))
+        let access = Access::new(raw.methods.as_deref(), raw.paths.as_deref())
+            .map_err(|(field, message)| self.invalid(key(field), message))?;
+        Ok(Route::new(prefix, raw.api, upstream, scope.into(), credential).with_access(access))
     }
 
     /// Parses a URL that the proxy will send a token or a secret to: `https`, or `http` for loopback

@@ -30,10 +30,11 @@ async fn a_client_supplied_authorization_header_is_replaced_by_the_proxys_token(
 #[tokio::test]
 async fn the_path_and_query_reach_the_upstream_byte_for_byte() {
     let proxy = TestProxy::start_mde(SimOptions::default()).await;
-    let target = "/_sim/echo/a%2Fb/%7e/x%20y;p=1?$filter=severity%20eq%20'High'&$top=2&a=1&a=2&empty=&q=%E2%9C%93";
+    let target = "/_sim/echo/a%20b/%7e/x%2By;p=1?$filter=severity%20eq%20'High'&$top=2&a=1&a=2&empty=&q=%E2%9C%93&u=a/../b";
+    let host = proxy.url.trim_start_matches("http://");
     let raw = raw_request(
         &proxy.url,
-        &format!("GET /mde{target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        &format!("GET /mde{target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
     )
     .await;
     assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
@@ -53,12 +54,15 @@ async fn the_route_prefix_alone_maps_to_the_upstream_root() {
 #[tokio::test]
 async fn hop_by_hop_cookie_and_proxy_headers_are_dropped_and_others_pass() {
     let proxy = TestProxy::start_mde(SimOptions::default()).await;
+    let host = proxy.url.trim_start_matches("http://");
     let raw = raw_request(
         &proxy.url,
-        "GET /mde/_sim/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close, x-private\r\n\
+        &format!(
+            "GET /mde/_sim/echo HTTP/1.1\r\nHost: {host}\r\nConnection: close, x-private\r\n\
          X-Private: secret-hop\r\nKeep-Alive: timeout=5\r\nProxy-Authorization: Basic eDp5\r\n\
          Cookie: session=abc\r\nTE: trailers\r\nAccept: application/json\r\n\
-         X-Ms-Client-Request-Id: 1234\r\nUser-Agent: tool/1.0\r\n\r\n",
+         X-Ms-Client-Request-Id: 1234\r\nUser-Agent: tool/1.0\r\n\r\n"
+        ),
     )
     .await;
     let echo: Value = serde_json::from_str(raw_body(&raw)).unwrap();
@@ -101,7 +105,10 @@ async fn the_upstream_sees_its_own_host() {
     let proxy = TestProxy::start_mde(SimOptions::default()).await;
     let echo: Value = client()
         .get(format!("{}/mde/_sim/echo", proxy.url))
-        .header("host", "evil.example")
+        .header(
+            "host",
+            format!("localhost:{}", proxy.url.rsplit(':').next().unwrap()),
+        )
         .send()
         .await
         .unwrap()

@@ -9,6 +9,7 @@ mod health;
 mod lifecycle;
 mod logs;
 mod operations;
+mod security;
 mod streaming;
 mod support;
 mod tokens;

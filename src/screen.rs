@@ -1,0 +1,301 @@
+//! Request screening: what a local token proxy must refuse before anything else happens (and so
+//! before any token is fetched). Browsers: a page in the user's browser can send requests to
+//! 127.0.0.1 (cross-site `Origin`, `Sec-Fetch-Site`) and, through DNS rebinding, under a foreign
+//! `Host`. Open-proxy use: absolute-form targets, CONNECT, and paths that could climb out of a
+//! route's upstream base once the upstream decodes them (dot-segments, encoded slashes).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, Method, Version, header};
+use percent_encoding::percent_decode_str;
+
+use crate::app::AppState;
+use crate::error::ProxyError;
+
+/// The `Sec-Fetch-Site` request header (Fetch Metadata), sent by browsers.
+const SEC_FETCH_SITE: &str = "sec-fetch-site";
+
+/// What a request must satisfy to reach the proxy.
+#[derive(Debug, Clone)]
+pub struct Screen {
+    /// Accepted `Host` values (lower case, with the port as clients write it).
+    hosts: HashSet<String>,
+    /// Accepted `Origin` values, exactly.
+    origins: HashSet<String>,
+}
+
+impl Screen {
+    /// The rules for a listener bound to `local`: the loopback names with its port, the listener's
+    /// own address, and `extra_hosts` (names as clients write them, with or without a port).
+    pub fn new(local: SocketAddr, extra_hosts: &[String], origins: &[String]) -> Self {
+        let port = local.port();
+        let mut hosts: HashSet<String> = [
+            format!("127.0.0.1:{port}"),
+            format!("localhost:{port}"),
+            format!("[::1]:{port}"),
+        ]
+        .into();
+        if !local.ip().is_unspecified() {
+            hosts.insert(local.to_string());
+        }
+        for host in extra_hosts {
+            let host = host.to_ascii_lowercase();
+            if !host.contains(':') || host.ends_with(']') {
+                hosts.insert(format!("{host}:{port}"));
+                if port == 80 {
+                    hosts.insert(host.clone());
+                }
+            }
+            hosts.insert(host);
+        }
+        if port == 80 {
+            hosts.extend(["127.0.0.1".into(), "localhost".into(), "[::1]".into()]);
+        }
+        Self {
+            hosts,
+            origins: origins.iter().cloned().collect(),
+        }
+    }
+
+    /// Why `request` must be refused, if it must.
+    pub fn check(&self, request: &Request) -> Result<(), ProxyError> {
+        check_target(request.method(), request.version(), request.uri())?;
+        self.check_browser(request.headers())?;
+        self.check_host(request)
+    }
+
+    fn check_browser(&self, headers: &http::HeaderMap) -> Result<(), ProxyError> {
+        let origin = headers.get(header::ORIGIN);
+        let allowed = origin
+            .and_then(|o| o.to_str().ok())
+            .is_some_and(|o| self.origins.contains(o));
+        let cross_site = headers
+            .get(SEC_FETCH_SITE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+        if (origin.is_some() || cross_site) && !allowed {
+            return Err(ProxyError::CrossSite {
+                origin: origin.map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned()),
+            });
+        }
+        Ok(())
+    }
+
+    fn check_host(&self, request: &Request) -> Result<(), ProxyError> {
+        // HTTP/2 carries the authority in the URI (:authority); HTTP/1.1 in Host.
+        let host = match request.uri().authority() {
+            Some(authority) => Some(authority.as_str().to_owned()),
+            None => request
+                .headers()
+                .get(header::HOST)
+                .map(HeaderValue::as_bytes)
+                .map(|h| String::from_utf8_lossy(h).into_owned()),
+        };
+        match host {
+            Some(host) if self.hosts.contains(&host.to_ascii_lowercase()) => Ok(()),
+            host => Err(ProxyError::HostNotAllowed { host }),
+        }
+    }
+}
+
+/// Refuses CONNECT, absolute-form targets, and paths with dot-segments or encoded slashes.
+fn check_target(method: &Method, version: Version, uri: &http::Uri) -> Result<(), ProxyError> {
+    if method == Method::CONNECT {
+        return Err(ProxyError::TargetRefused(
+            "CONNECT: this is not a forward proxy",
+        ));
+    }
+    // An HTTP/1 request target with a scheme is the absolute form, which asks a forward proxy to
+    // go elsewhere (RFC 9112 section 3.2.2); HTTP/2 always carries scheme and authority.
+    if version < Version::HTTP_2 && uri.scheme().is_some() {
+        return Err(ProxyError::TargetRefused(
+            "an absolute-form request target: this is not a forward proxy",
+        ));
+    }
+    for segment in uri.path().split('/') {
+        if segment.contains('\\') {
+            return Err(ProxyError::TargetRefused("a backslash in the path"));
+        }
+        let decoded = if segment.contains('%') {
+            percent_decode_str(segment).decode_utf8_lossy()
+        } else {
+            segment.into()
+        };
+        if decoded == "." || decoded == ".." {
+            return Err(ProxyError::TargetRefused("a dot-segment in the path"));
+        }
+        if decoded.contains('/') || decoded.contains('\\') {
+            return Err(ProxyError::TargetRefused("an encoded slash in the path"));
+        }
+    }
+    Ok(())
+}
+
+/// The middleware.
+pub(crate) async fn screen(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let outcome = state.live().screen.check(&request);
+    match outcome {
+        Ok(()) => next.run(request).await,
+        Err(error) => {
+            tracing::info!(kind = error.kind(), error = %crate::config::error_chain(&error), "request refused");
+            error.into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+
+    fn screen() -> Screen {
+        Screen::new(
+            "127.0.0.1:8080".parse().unwrap(),
+            &["proxy.internal".into()],
+            &["https://tool.example".into()],
+        )
+    }
+
+    fn request(target: &str, headers: &[(&str, &str)]) -> Request {
+        let mut builder = http::Request::builder().uri(target);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(Body::empty()).unwrap()
+    }
+
+    fn kind(result: Result<(), ProxyError>) -> &'static str {
+        result.err().map_or("ok", |e| e.kind())
+    }
+
+    #[test]
+    fn loopback_and_configured_hosts_pass_and_others_are_refused() {
+        let s = screen();
+        for host in [
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "LOCALHOST:8080",
+            "[::1]:8080",
+            "proxy.internal",
+            "proxy.internal:8080",
+        ] {
+            assert_eq!(
+                kind(s.check(&request("/mde/api", &[("host", host)]))),
+                "ok",
+                "{host}"
+            );
+        }
+        for host in [
+            "evil.example:8080",
+            "127.0.0.1:9999",
+            "localhost",
+            "127.0.0.1.nip.io:8080",
+        ] {
+            assert_eq!(
+                kind(s.check(&request("/mde/api", &[("host", host)]))),
+                "host_not_allowed",
+                "{host}"
+            );
+        }
+        assert_eq!(kind(s.check(&request("/mde/api", &[]))), "host_not_allowed");
+    }
+
+    #[test]
+    fn cross_site_browser_requests_are_refused_unless_their_origin_is_allowed() {
+        let s = screen();
+        let host = ("host", "127.0.0.1:8080");
+        assert_eq!(
+            kind(s.check(&request("/x", &[host, ("origin", "https://evil.example")]))),
+            "cross_site_request"
+        );
+        assert_eq!(
+            kind(s.check(&request("/x", &[host, ("origin", "null")]))),
+            "cross_site_request"
+        );
+        assert_eq!(
+            kind(s.check(&request("/x", &[host, ("sec-fetch-site", "cross-site")]))),
+            "cross_site_request"
+        );
+        assert_eq!(
+            kind(s.check(&request(
+                "/x",
+                &[
+                    host,
+                    ("origin", "https://tool.example"),
+                    ("sec-fetch-site", "cross-site")
+                ]
+            ))),
+            "ok"
+        );
+        assert_eq!(
+            kind(s.check(&request("/x", &[host, ("sec-fetch-site", "none")]))),
+            "ok"
+        );
+    }
+
+    #[test]
+    fn targets_that_could_leave_the_route_are_refused() {
+        for target in [
+            "/mde/../graph/v1.0/me",
+            "/mde/./api",
+            "/mde/%2e%2e/graph",
+            "/mde/%2E/api",
+            "/mde/api%2Falerts",
+            "/mde/api%2falerts",
+            "/mde/api%5Calerts",
+            "/mde/api\\alerts",
+            "/mde/..",
+        ] {
+            assert_eq!(
+                kind(check_target(
+                    &Method::GET,
+                    Version::HTTP_11,
+                    &target.parse().unwrap()
+                )),
+                "target_refused",
+                "{target}"
+            );
+        }
+        for target in [
+            "/mde/api/alerts?$filter=a/../b",
+            "/mde/api/..x/a",
+            "/mde/api/%2e%2ex",
+            "/mde/a%20b",
+            "/mde/%25%32%46",
+        ] {
+            assert_eq!(
+                kind(check_target(
+                    &Method::GET,
+                    Version::HTTP_11,
+                    &target.parse().unwrap()
+                )),
+                "ok",
+                "{target}"
+            );
+        }
+        let absolute: http::Uri = "http://evil.example/mde/api".parse().unwrap();
+        assert_eq!(
+            kind(check_target(&Method::GET, Version::HTTP_11, &absolute)),
+            "target_refused"
+        );
+        assert_eq!(
+            kind(check_target(&Method::GET, Version::HTTP_2, &absolute)),
+            "ok"
+        );
+        assert_eq!(
+            kind(check_target(
+                &Method::CONNECT,
+                Version::HTTP_11,
+                &"/".parse().unwrap()
+            )),
+            "target_refused"
+        );
+    }
+}
