@@ -24,6 +24,7 @@ use crate::config::{Config, ConfigSource, WatchedFile};
 use crate::credential::Credential;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::proxy::{self, UpstreamClient};
+use crate::rewrite::LinkTable;
 use crate::route::Routes;
 use crate::screen::{self, Screen};
 use crate::secret::Secret;
@@ -48,6 +49,7 @@ pub(crate) struct Live {
     pub(crate) api_keys: Vec<Secret>,
     pub(crate) files: Vec<WatchedFile>,
     pub(crate) screen: Screen,
+    pub(crate) links: Arc<LinkTable>,
     /// Settings a reload cannot change (the listeners are bound once).
     pub(crate) restart_only: (SocketAddr, bool, Option<SocketAddr>),
 }
@@ -55,6 +57,7 @@ pub(crate) struct Live {
 impl Live {
     /// The live state of `config` for a main listener bound to `local`.
     fn new(config: Config, local: SocketAddr) -> io::Result<Self> {
+        let routes = Routes::new(config.routes);
         Ok(Self {
             screen: Screen::new(
                 local,
@@ -72,7 +75,8 @@ impl Live {
             shutdown_grace: config.server.shutdown_grace,
             watch_interval: config.server.watch_interval,
             api_keys: config.server.api_keys,
-            routes: Routes::new(config.routes),
+            links: Arc::new(LinkTable::new(&routes)),
+            routes,
             credentials: config.credentials,
             files: config.files,
         })

@@ -109,6 +109,11 @@ requests without a valid token. Try (no Authorization header needed):
   curl -s '{proxy}/mdca/api/v1/alerts/'
   curl -s '{proxy}/-/ready'
 
+Paging stays behind the proxy: the @odata.nextLink in the first answer points at the proxy, so
+fetching it needs no token either:
+
+  curl -s '{proxy}/mde/api/alerts?$top=3&$skiptoken=b2Zmc2V0OjM'
+
 The same call straight to the simulated API, without the proxy, is refused:
 
   curl -s '{mde}/api/alerts'

@@ -6,7 +6,8 @@
 //! - [`cli`]: the command line; [`app`]: the router and [`run`]; [`signal`]: shutdown signals.
 //! - [`config`]: the TOML model and its validation; [`secret`]: secret values and their sources.
 //! - [`credential`]: Entra credentials; [`token`]: the token cache and the Entra client.
-//! - [`route`]: the route table; [`proxy`]: forwarding; [`error`]: the proxy's error responses.
+//! - [`route`]: the route table; [`proxy`]: forwarding; [`rewrite`]: link rewriting;
+//!   [`error`]: the proxy's error responses.
 //! - [`screen`]: browser, Host and request-target checks; [`inbound`]: API keys.
 //! - [`admin`]: `/-/healthy`, `/-/ready`, `/-/metrics`, `/-/status`;
 //!   [`reload`]: live reload; [`metrics`]: Prometheus metrics; [`telemetry`]: logging.
@@ -23,6 +24,7 @@ pub mod inbound;
 pub mod metrics;
 pub mod proxy;
 pub mod reload;
+pub mod rewrite;
 pub mod route;
 pub mod screen;
 pub mod secret;

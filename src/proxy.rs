@@ -18,6 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use crate::app::{AppState, Live};
 use crate::error::ProxyError;
 use crate::metrics::RouteMetrics;
+use crate::rewrite::Links;
 use crate::route::Route;
 
 /// The pooled upstream client (HTTP/2 when the upstream offers it over ALPN, else HTTP/1.1).
@@ -135,6 +136,22 @@ async fn forward_request(
             error,
         })?;
 
+    // The proxy's own base URL as this client reached it (the screen has checked the host).
+    let links = route.rewrite_links.then(|| {
+        let host = parts
+            .uri
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| {
+                parts
+                    .headers
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        Links::new(live.links.clone(), &format!("http://{host}"))
+    });
     let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     parts.uri = route
         .upstream
@@ -157,7 +174,34 @@ async fn forward_request(
     metrics.upstream_latency(sent.elapsed());
     let (mut parts, body) = response.into_parts();
     filter_response_headers(&mut parts.headers);
+    let Some(links) = links else {
+        return Ok(Response::from_parts(parts, Body::new(body)));
+    };
+    if let Some(location) = parts
+        .headers
+        .get(header::LOCATION)
+        .and_then(|l| links.location(l))
+    {
+        parts.headers.insert(header::LOCATION, location);
+    }
+    if is_json(&parts.headers) && !parts.headers.contains_key(header::CONTENT_ENCODING) {
+        // The length changes with the links; the body goes out chunked.
+        parts.headers.remove(header::CONTENT_LENGTH);
+        return Ok(Response::from_parts(parts, links.body(body)));
+    }
     Ok(Response::from_parts(parts, Body::new(body)))
+}
+
+/// Whether the body is JSON (`application/json`, or a `+json` type).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| {
+            let t = t.trim();
+            t.eq_ignore_ascii_case("application/json") || t.to_ascii_lowercase().ends_with("+json")
+        })
 }
 
 /// Drops what must not reach the upstream: hop-by-hop headers, `Host` (the client sets the

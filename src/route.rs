@@ -156,6 +156,9 @@ pub struct Route {
     pub token_key: TokenKey,
     /// The allow-lists, if any.
     pub access: Option<Access>,
+    /// Whether absolute links to the upstreams in JSON bodies and `Location` are rewritten to the
+    /// proxy (and `Accept-Encoding` dropped so that bodies arrive uncompressed).
+    pub rewrite_links: bool,
     metrics: OnceLock<RouteMetrics>,
 }
 
@@ -177,6 +180,7 @@ impl Route {
             credential,
             token_key,
             access: None,
+            rewrite_links: true,
             metrics: OnceLock::new(),
         }
     }

@@ -60,6 +60,7 @@ pub fn from_env(overrides: &Overrides, env: EnvLookup<'_>) -> Result<super::Conf
             scope: None,
             methods: None,
             paths: None,
+            rewrite_links: None,
         })
         .collect();
     let raw = RawConfig {

@@ -234,6 +234,7 @@ struct RawRoute {
     scope: Option<String>,
     methods: Option<Vec<String>>,
     paths: Option<Vec<String>>,
+    rewrite_links: Option<bool>,
 }
 
 /// Command-line overrides applied before validation.

@@ -329,7 +329,10 @@ impl<'a> Validator<'a> {
         }
         let access = Access::new(raw.methods.as_deref(), raw.paths.as_deref())
             .map_err(|(field, message)| self.invalid(key(field), message))?;
-        Ok(Route::new(prefix, raw.api, upstream, scope.into(), credential).with_access(access))
+        let mut route =
+            Route::new(prefix, raw.api, upstream, scope.into(), credential).with_access(access);
+        route.rewrite_links = raw.rewrite_links.unwrap_or(true);
+        Ok(route)
     }
 
     /// Parses a URL that the proxy will send a token or a secret to: `https`, or `http` for loopback

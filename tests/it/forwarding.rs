@@ -38,7 +38,7 @@ async fn the_path_and_query_reach_the_upstream_byte_for_byte() {
     )
     .await;
     assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
-    let echo: Value = serde_json::from_str(raw_body(&raw)).unwrap();
+    let echo: Value = serde_json::from_str(&raw_body(&raw)).unwrap();
     assert_eq!(echo["uri"], target);
 }
 
@@ -65,7 +65,7 @@ async fn hop_by_hop_cookie_and_proxy_headers_are_dropped_and_others_pass() {
         ),
     )
     .await;
-    let echo: Value = serde_json::from_str(raw_body(&raw)).unwrap();
+    let echo: Value = serde_json::from_str(&raw_body(&raw)).unwrap();
     for dropped in [
         "x-private",
         "keep-alive",

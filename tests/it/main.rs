@@ -7,6 +7,7 @@ mod errors;
 mod forwarding;
 mod health;
 mod lifecycle;
+mod links;
 mod logs;
 mod operations;
 mod security;

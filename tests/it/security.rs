@@ -29,7 +29,7 @@ fn raw_kind(raw: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body: Value = serde_json::from_str(crate::support::raw_body(raw)).unwrap_or_default();
+    let body: Value = serde_json::from_str(&crate::support::raw_body(raw)).unwrap_or_default();
     (status, body["kind"].as_str().unwrap_or_default().to_owned())
 }
 

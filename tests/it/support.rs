@@ -270,9 +270,27 @@ pub(crate) async fn raw_request(url: &str, request: &str) -> String {
     String::from_utf8_lossy(&response).into_owned()
 }
 
-/// The body of a raw HTTP/1.1 response (no chunked decoding: the simulator's echo sends a length).
-pub(crate) fn raw_body(response: &str) -> &str {
-    response.split_once("\r\n\r\n").map_or("", |(_, body)| body)
+/// The body of a raw HTTP/1.1 response, decoded if it is chunked.
+pub(crate) fn raw_body(response: &str) -> String {
+    let Some((head, body)) = response.split_once("\r\n\r\n") else {
+        return String::new();
+    };
+    if !head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return body.to_owned();
+    }
+    let (mut decoded, mut rest) = (String::new(), body);
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        decoded.push_str(&after[..size]);
+        rest = &after[size + 2..];
+    }
+    decoded
 }
 
 /// The values of header `name` in a `/_sim/echo` answer.
