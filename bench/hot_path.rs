@@ -74,14 +74,8 @@ upstream = "{upstream}"
 "#
     );
     let env = |name: &str| (name == SECRET_VAR).then(|| "demo-secret".to_owned());
-    Config::from_toml(
-        &text,
-        "bench",
-        Path::new("."),
-        &Overrides::default(),
-        &env,
-    )
-    .expect("the bench config is valid")
+    Config::from_toml(&text, "bench", Path::new("."), &Overrides::default(), &env)
+        .expect("the bench config is valid")
 }
 
 fn routes(c: &mut Criterion) {
@@ -93,9 +87,7 @@ fn routes(c: &mut Criterion) {
         ("find/graph-beta", "/graph/beta/security/alerts_v2"),
         ("find/miss", "/unknown/api/alerts"),
     ] {
-        group.bench_function(name, |b| {
-            b.iter(|| routes.find(black_box(path)).is_some())
-        });
+        group.bench_function(name, |b| b.iter(|| routes.find(black_box(path)).is_some()));
     }
     let route = routes.find("/mde/api/alerts").expect("the /mde route");
     group.bench_function("uri_for", |b| {

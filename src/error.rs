@@ -74,6 +74,9 @@ pub enum ProxyError {
     /// The request cannot be turned into an upstream request.
     #[error("the request target cannot be forwarded")]
     BadTarget(#[source] http::Error),
+    /// The request body could not be read from the client.
+    #[error("the request body could not be read")]
+    RequestBody(#[source] axum::Error),
 }
 
 impl ProxyError {
@@ -86,7 +89,9 @@ impl ProxyError {
             Self::CrossSite { .. } | Self::HostNotAllowed { .. } | Self::RouteForbids { .. } => {
                 StatusCode::FORBIDDEN
             }
-            Self::TargetRefused(_) | Self::BadTarget(_) => StatusCode::BAD_REQUEST,
+            Self::TargetRefused(_) | Self::BadTarget(_) | Self::RequestBody(_) => {
+                StatusCode::BAD_REQUEST
+            }
             Self::Token { error, .. } => match &**error {
                 TokenError::Rejected(_)
                 | TokenError::Unavailable { .. }
@@ -113,6 +118,7 @@ impl ProxyError {
             Self::TargetRefused(_) => "target_refused",
             Self::RouteForbids { .. } => "route_forbids",
             Self::BadTarget(_) => "bad_target",
+            Self::RequestBody(_) => "request_body_failed",
             Self::Token { error, .. } => match &**error {
                 TokenError::Rejected(_) => "token_rejected",
                 TokenError::Throttled { .. } => "token_throttled",
@@ -180,7 +186,8 @@ impl ProxyError {
             | Self::RouteForbids { .. }
             | Self::UpstreamUnreachable(_)
             | Self::UpstreamTimeout(_)
-            | Self::BadTarget(_) => crate::config::error_chain(self),
+            | Self::BadTarget(_)
+            | Self::RequestBody(_) => crate::config::error_chain(self),
         };
         body["detail"] = json!(detail);
         body

@@ -5,11 +5,15 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::header::{self, HeaderMap, HeaderName};
 use http::{Extensions, StatusCode, Version};
+use http_body::Body as _;
+use http_body_util::BodyExt;
 use hyper_rustls::{ConfigBuilderExt, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -20,6 +24,7 @@ use crate::error::ProxyError;
 use crate::metrics::RouteMetrics;
 use crate::rewrite::Links;
 use crate::route::Route;
+use crate::token::AccessToken;
 
 /// The pooled upstream client (HTTP/2 when the upstream offers it over ALPN, else HTTP/1.1).
 /// hyper-util's client rather than reqwest: it takes the inbound body as it is, and measured on
@@ -115,6 +120,7 @@ async fn forward_request(
     let span = tracing::Span::current();
     span.record("route", route.prefix.as_str());
     span.record("credential", &*route.credential.name);
+    span.record("tenant", &*route.token_key.tenant);
     if let Some(access) = &route.access {
         let path = &parts.uri.path()[route.prefix.len()..];
         if !access.allows(&parts.method, path) {
@@ -126,15 +132,7 @@ async fn forward_request(
         }
     }
 
-    let token = state
-        .tokens()
-        .token(&route.token_key, &route.credential, &live.entra)
-        .await
-        .map_err(|error| ProxyError::Token {
-            credential: route.credential.name.clone(),
-            tenant: route.token_key.tenant.clone(),
-            error,
-        })?;
+    let token = token_for(state, live, route).await?;
 
     // The proxy's own base URL as this client reached it (the screen has checked the host).
     let links = route.rewrite_links.then(|| {
@@ -161,17 +159,37 @@ async fn forward_request(
     parts.version = Version::HTTP_11;
     parts.extensions = Extensions::new();
     filter_request_headers(&mut parts.headers);
+
+    // A small body is buffered so that the request can be replayed once with a fresh token if the
+    // upstream refuses this one (a token can be revoked before it expires).
+    let (body, replay) = buffer_for_replay(body, live.replay_max_body_bytes).await?;
+    let replay = replay.map(|bytes| {
+        (
+            parts.method.clone(),
+            parts.uri.clone(),
+            parts.headers.clone(),
+            bytes,
+        )
+    });
     parts
         .headers
         .insert(header::AUTHORIZATION, token.authorization());
-
-    let sent = Instant::now();
-    let upstream = live.client.request(Request::from_parts(parts, body));
-    let response = tokio::time::timeout(live.upstream_timeout, upstream)
-        .await
-        .map_err(|_| ProxyError::UpstreamTimeout(live.upstream_timeout))?
-        .map_err(ProxyError::UpstreamUnreachable)?;
-    metrics.upstream_latency(sent.elapsed());
+    let mut response = send(live, metrics, Request::from_parts(parts, body)).await?;
+    // Never on 403: that is a permission the app lacks, which a new token does not grant. A 401
+    // drops the token even when the request cannot be replayed, so the next one gets a fresh token.
+    if response.status() == StatusCode::UNAUTHORIZED
+        && state.tokens().invalidate(&route.token_key, &token)
+        && let Some((method, uri, mut headers, bytes)) = replay
+    {
+        let token = token_for(state, live, route).await?;
+        headers.insert(header::AUTHORIZATION, token.authorization());
+        let mut request = Request::new(Body::from(bytes));
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        tracing::info!("replaying the request once with a fresh token after an upstream 401");
+        response = send(live, metrics, request).await?;
+    }
     let (mut parts, body) = response.into_parts();
     filter_response_headers(&mut parts.headers);
     let Some(links) = links else {
@@ -190,6 +208,54 @@ async fn forward_request(
         return Ok(Response::from_parts(parts, links.body(body)));
     }
     Ok(Response::from_parts(parts, Body::new(body)))
+}
+
+async fn token_for(
+    state: &AppState,
+    live: &Live,
+    route: &Route,
+) -> Result<Arc<AccessToken>, ProxyError> {
+    state
+        .tokens()
+        .token(&route.token_key, &route.credential, &live.entra)
+        .await
+        .map_err(|error| ProxyError::Token {
+            credential: route.credential.name.clone(),
+            tenant: route.token_key.tenant.clone(),
+            error,
+        })
+}
+
+/// Sends `request` upstream, within the upstream timeout.
+async fn send(
+    live: &Live,
+    metrics: &RouteMetrics,
+    request: Request,
+) -> Result<http::Response<hyper::body::Incoming>, ProxyError> {
+    let sent = Instant::now();
+    let response = tokio::time::timeout(live.upstream_timeout, live.client.request(request))
+        .await
+        .map_err(|_| ProxyError::UpstreamTimeout(live.upstream_timeout))?
+        .map_err(ProxyError::UpstreamUnreachable)?;
+    metrics.upstream_latency(sent.elapsed());
+    Ok(response)
+}
+
+/// `body`, and a copy of it when its declared length is at most `limit` (an empty body counts):
+/// what a replay needs. Longer or chunked bodies stream and are never replayed.
+async fn buffer_for_replay(body: Body, limit: usize) -> Result<(Body, Option<Bytes>), ProxyError> {
+    match body.size_hint().exact() {
+        Some(0) => Ok((Body::empty(), Some(Bytes::new()))),
+        Some(length) if length <= limit as u64 => {
+            let bytes = body
+                .collect()
+                .await
+                .map_err(ProxyError::RequestBody)?
+                .to_bytes();
+            Ok((Body::from(bytes.clone()), Some(bytes)))
+        }
+        _ => Ok((body, None)),
+    }
 }
 
 /// Whether the body is JSON (`application/json`, or a `+json` type).

@@ -6,12 +6,13 @@ use std::io::IsTerminal;
 
 use axum::body::Body;
 use http::Request;
-use tower_http::LatencyUnit;
+use std::time::Duration;
+
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::trace::{
-    DefaultOnBodyChunk, DefaultOnEos, DefaultOnRequest, DefaultOnResponse, MakeSpan, TraceLayer,
+    DefaultOnBodyChunk, DefaultOnEos, DefaultOnRequest, MakeSpan, OnResponse, TraceLayer,
 };
-use tracing::{Level, Span};
+use tracing::Span;
 use tracing_subscriber::EnvFilter;
 
 /// The filter used when RUST_LOG is not set.
@@ -53,9 +54,47 @@ impl MakeSpan<Body> for RequestSpan {
             "request",
             method = %request.method(),
             path = %request.uri().path(),
+            query = %query_keys(request.uri().query()),
             route = tracing::field::Empty,
             credential = tracing::field::Empty,
+            tenant = tracing::field::Empty,
         )
+    }
+}
+
+/// The query's parameter names without their values (`$top&$filter`): enough to audit what was
+/// asked, without logging what could be sensitive (search terms, identifiers).
+fn query_keys(query: Option<&str>) -> String {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').map_or(pair, |(key, _)| key))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Headers Microsoft APIs answer with their own id for a request, for support cases.
+const UPSTREAM_REQUEST_IDS: [&str; 3] = ["request-id", "x-ms-request-id", "client-request-id"];
+
+/// The audit line: one per request, in the request span (method, path, query keys, route,
+/// credential, tenant), with the status, the latency and the upstream's request id.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AuditLine;
+
+impl<B> OnResponse<B> for AuditLine {
+    fn on_response(self, response: &http::Response<B>, latency: Duration, _: &Span) {
+        let upstream_request_id = UPSTREAM_REQUEST_IDS
+            .iter()
+            .find_map(|name| response.headers().get(*name))
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        tracing::info!(
+            status = response.status().as_u16(),
+            latency_ms = latency.as_secs_f64() * 1000.0,
+            upstream_request_id,
+            "request"
+        );
     }
 }
 
@@ -64,21 +103,32 @@ pub(crate) type HttpTraceLayer = TraceLayer<
     SharedClassifier<ServerErrorsAsFailures>,
     RequestSpan,
     DefaultOnRequest,
-    DefaultOnResponse,
+    AuditLine,
     DefaultOnBodyChunk,
     DefaultOnEos,
     (),
 >;
 
-/// Logs one line per response (status and latency, in the request span). Failures are not logged
-/// again here: the handler logs their cause once.
+/// Logs the audit line for every response. Failures are not logged again here: the handler logs
+/// their cause once.
 pub(crate) fn trace_layer() -> HttpTraceLayer {
     TraceLayer::new_for_http()
         .make_span_with(RequestSpan)
-        .on_response(
-            DefaultOnResponse::new()
-                .level(Level::INFO)
-                .latency_unit(LatencyUnit::Millis),
-        )
+        .on_response(AuditLine)
         .on_failure(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_query_parameter_names_are_kept() {
+        assert_eq!(
+            query_keys(Some("$top=5&$filter=title eq 'secret project'&flag")),
+            "$top&$filter&flag"
+        );
+        assert_eq!(query_keys(None), "");
+        assert_eq!(query_keys(Some("&&a=1")), "a");
+    }
 }

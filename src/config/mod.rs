@@ -41,6 +41,9 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 /// How often the config file and the secret and certificate files it names are checked for
 /// changes.
 pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
+/// Request bodies up to this size are buffered so that the request can be replayed once with a
+/// fresh token after an upstream 401.
+pub const DEFAULT_REPLAY_MAX_BODY_BYTES: usize = 1 << 20;
 /// The shortest inbound API key accepted: anything shorter can be guessed.
 pub const MIN_API_KEY_LEN: usize = 16;
 
@@ -143,6 +146,8 @@ pub struct Server {
     pub api_keys: Vec<Secret>,
     /// How often watched files are checked for changes.
     pub watch_interval: Duration,
+    /// Request bodies up to this many bytes are buffered for a replay after an upstream 401.
+    pub replay_max_body_bytes: usize,
     /// `Host` names accepted besides the loopback names (for a shared deployment's DNS name).
     pub allowed_hosts: Vec<String>,
     /// Browser origins whose requests are accepted (none by default).
@@ -187,6 +192,7 @@ struct RawServer {
     watch_interval: Option<Duration>,
     #[serde(default)]
     api_keys: Vec<SecretSource>,
+    replay_max_body_bytes: Option<usize>,
     #[serde(default)]
     allowed_hosts: Vec<String>,
     #[serde(default)]

@@ -9,10 +9,11 @@ use std::time::Duration;
 use url::Url;
 
 use super::{
-    Cloud, Config, ConfigError, DEFAULT_LISTEN, DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_TIMEOUT,
-    DEFAULT_UPSTREAM_CONNECT_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_WATCH_INTERVAL, EnvLookup,
-    MIN_API_KEY_LEN, Overrides, RawConfig, RawCredential, RawRoute, RawServer, Server, WatchedFile,
-    content_fingerprint, error_chain,
+    Cloud, Config, ConfigError, DEFAULT_LISTEN, DEFAULT_REPLAY_MAX_BODY_BYTES,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_TIMEOUT, DEFAULT_UPSTREAM_CONNECT_TIMEOUT,
+    DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_WATCH_INTERVAL, EnvLookup, MIN_API_KEY_LEN, Overrides,
+    RawConfig, RawCredential, RawRoute, RawServer, Server, WatchedFile, content_fingerprint,
+    error_chain,
 };
 use crate::credential::{Certificate, ClientAuth, Credential};
 use crate::route::{Access, Route, Upstream};
@@ -158,6 +159,9 @@ impl<'a> Validator<'a> {
             shutdown_grace: raw.shutdown_grace.unwrap_or(DEFAULT_SHUTDOWN_GRACE),
             api_keys,
             watch_interval: raw.watch_interval.unwrap_or(DEFAULT_WATCH_INTERVAL),
+            replay_max_body_bytes: raw
+                .replay_max_body_bytes
+                .unwrap_or(DEFAULT_REPLAY_MAX_BODY_BYTES),
             allowed_hosts: self.hosts(raw.allowed_hosts)?,
             allowed_origins: self.origins(raw.allowed_origins)?,
         })

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, Request, State};
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
@@ -73,6 +73,15 @@ pub(super) fn router(api: Api, root: String, sim: Arc<SimState>) -> Router {
         .layer(middleware::from_fn_with_state(
             Arc::clone(&server),
             authorize,
+        ))
+        // Microsoft's APIs identify each request for support cases.
+        .layer(middleware::map_response(
+            |mut response: Response| async move {
+                if let Ok(id) = HeaderValue::try_from(uuid::Uuid::new_v4().to_string()) {
+                    response.headers_mut().insert("request-id", id);
+                }
+                response
+            },
         ))
         .with_state(server)
 }

@@ -23,6 +23,9 @@ use crate::metrics::Metrics;
 const SLOT_IDLE: Duration = Duration::from_secs(24 * 60 * 60);
 /// At most this many slots are kept.
 const MAX_SLOTS: u64 = 100_000;
+/// After an upstream 401, a token is dropped and a fresh one requested at most this often per
+/// entry: a resource that keeps answering 401 must not turn every request into a token request.
+const FORCED_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Why no token could be had.
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +135,8 @@ struct Slot {
     refreshing: AtomicBool,
     /// Completed token requests, to tell waiters that the request they waited on has finished.
     attempts: AtomicU64,
+    /// When a token was last dropped after an upstream 401 (see [`ticks`]; 0: never).
+    last_forced: AtomicU64,
     /// Held for the whole of a token request: this is what makes it single-flight.
     fetch: Arc<Mutex<FetchState>>,
 }
@@ -150,6 +155,7 @@ impl Slot {
             refresh_due: AtomicU64::new(u64::MAX),
             refreshing: AtomicBool::new(false),
             attempts: AtomicU64::new(0),
+            last_forced: AtomicU64::new(0),
             fetch: Arc::new(Mutex::new(FetchState::default())),
         }
     }
@@ -260,6 +266,43 @@ impl TokenCache {
                 .ok()
                 .and_then(|s| s.last_error.clone()),
         }
+    }
+
+    /// Forgets `token` for `key` after the upstream refused it (HTTP 401), so that the next
+    /// [`TokenCache::token`] gets a fresh one. Returns whether to retry: true when the token was
+    /// dropped now or had already been replaced; false when a token for this entry was dropped
+    /// less than [`FORCED_REFRESH_INTERVAL`] ago (the 401 then goes to the client).
+    pub fn invalidate(&self, key: &TokenKey, token: &Arc<AccessToken>) -> bool {
+        let Some(slot) = self.slots.get(key) else {
+            return true;
+        };
+        let still_cached = {
+            let current = slot.current.read().unwrap_or_else(|e| e.into_inner());
+            current.as_ref().is_some_and(|c| Arc::ptr_eq(c, token))
+        };
+        if !still_cached {
+            return true;
+        }
+        let now = ticks(Instant::now());
+        let last = slot.last_forced.load(Ordering::Acquire);
+        let interval = u64::try_from(FORCED_REFRESH_INTERVAL.as_nanos()).unwrap_or(u64::MAX);
+        if last != 0 && now.saturating_sub(last) < interval {
+            return false;
+        }
+        if slot
+            .last_forced
+            .compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // Another request is dropping it right now; retry with whatever it gets.
+            return true;
+        }
+        let mut current = slot.current.write().unwrap_or_else(|e| e.into_inner());
+        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, token)) {
+            *current = None;
+        }
+        tracing::info!(credential = %key.credential, tenant = %key.tenant, scope = %key.scope, "token refused upstream (401): dropped");
+        true
     }
 
     /// Drops every entry `keep` rejects: on reload, the tokens of credentials that changed or went.

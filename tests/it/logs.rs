@@ -28,7 +28,9 @@ async fn no_log_line_at_any_level_holds_a_token_or_a_secret() {
     let url = proxy.url.clone();
 
     let echo: Value = client()
-        .get(format!("{url}/mde/_sim/echo"))
+        .get(format!(
+            "{url}/mde/_sim/echo?$filter=title%20eq%20'secret-search-term'&$top=1"
+        ))
         .header("authorization", "Bearer client-sent-token-value")
         .header("cookie", "session=cookie-value")
         .send()

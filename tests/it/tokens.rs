@@ -199,3 +199,72 @@ async fn a_certificate_credential_gets_tokens_with_a_signed_assertion() {
     assert!(proxy.get("/-/ready").await.status().is_success());
     assert_eq!(proxy.control().token_requests(), 4);
 }
+
+#[tokio::test]
+async fn a_revoked_token_is_dropped_and_the_request_replayed_once_with_a_fresh_one() {
+    let proxy = TestProxy::start_mde(SimOptions::default()).await;
+    assert_eq!(proxy.get("/mde/api/alerts").await.status(), 200);
+    proxy.control().revoke_all_tokens();
+    let echo: serde_json::Value = client()
+        .post(format!("{}/mde/_sim/echo", proxy.url))
+        .body("x".repeat(1000))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(echo["body_len"], 1000, "the body was replayed whole");
+    assert_eq!(proxy.control().token_requests(), 2);
+    assert_eq!(
+        proxy.control().unauthorized(),
+        1,
+        "one refusal, then the replay succeeded"
+    );
+    assert_eq!(proxy.get("/mde/api/alerts").await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_body_too_large_to_replay_gets_the_401_and_the_next_request_a_fresh_token() {
+    // A small limit, so the body is past it yet fits in socket buffers before the upstream's
+    // early 401 (a multi-MiB body would race the upstream closing the connection).
+    let proxy = TestProxy::start_with(SimOptions::default(), |sim| {
+        crate::support::mde_config(sim, "replay_max_body_bytes = 1024")
+    })
+    .await;
+    assert_eq!(proxy.get("/mde/api/alerts").await.status(), 200);
+    proxy.control().revoke_all_tokens();
+    let large = client()
+        .post(format!("{}/mde/_sim/count", proxy.url))
+        .body(vec![0u8; 4096])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(large.status(), 401);
+    assert!(
+        large.headers().get("x-token-proxy-error").is_none(),
+        "the upstream's own 401"
+    );
+    assert_eq!(proxy.get("/mde/api/alerts").await.status(), 200);
+    assert_eq!(proxy.control().token_requests(), 2);
+}
+
+#[tokio::test]
+async fn a_403_is_never_retried() {
+    let proxy = TestProxy::start_mde(SimOptions::default()).await;
+    assert_eq!(proxy.get("/mde/_sim/status/403").await.status(), 403);
+    assert_eq!(proxy.get("/mde/_sim/status/403").await.status(), 403);
+    assert_eq!(proxy.control().token_requests(), 1);
+    assert_eq!(proxy.control().api_requests(), 2);
+}
+
+#[tokio::test]
+async fn a_resource_that_always_answers_401_costs_at_most_one_extra_token() {
+    let proxy = TestProxy::start_mde(SimOptions::default()).await;
+    for _ in 0..5 {
+        assert_eq!(proxy.get("/mde/_sim/status/401").await.status(), 401);
+    }
+    // The first 401 dropped the token and replayed once; later ones within the interval pass.
+    assert_eq!(proxy.control().token_requests(), 2);
+    assert_eq!(proxy.control().api_requests(), 6);
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Profile of defender-token-proxy on the benchmark's hot path, with valgrind's callgrind (which
+# counts instructions, so the result does not depend on what else the machine is doing; `perf stat`
+# reports "not supported" for hardware counters on the machine this was written on).
+#
+#   bash bench/profile.sh            # BIN=path to skip the build; REQUESTS (default 10000)
+#
+# Same set-up as bench/run.sh (upstream nginx with the ~2.5 KB alerts page on CPU 0, the demo's
+# simulated Entra ID, our proxy with TOKIO_WORKER_THREADS=1 on CPU 1), but our proxy runs under
+# callgrind and the load is a fixed number of requests: wrk with 8 connections, stopped by a Lua
+# script after REQUESTS responses (bounded by a 120 s timeout as well). Runs twice, with the default
+# log filter and with RUST_LOG=warn, and prints the top functions by inclusive and exclusive cost
+# and the instructions per request. 127.0.0.1 only; everything it starts is stopped on exit.
+set -euo pipefail
+REQUESTS=${REQUESTS:-10000}
+BASE_PORT=${BASE_PORT:-18280}
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+P_UP=$BASE_PORT P_OURS=$((BASE_PORT + 1)) P_SIM=$((BASE_PORT + 2))
+die() { echo "profile: $*" >&2; exit 2; }
+for tool in valgrind callgrind_annotate wrk nginx curl taskset; do
+    command -v "$tool" >/dev/null || die "needs $tool (Debian: valgrind, wrk, nginx-light, curl)"
+done
+if [[ -z ${BIN:-} ]]; then
+    (cd "$REPO" && cargo build --release --locked --quiet) || die "cargo build failed"
+    BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/defender-token-proxy
+fi
+D=$(mktemp -d /tmp/dtp-profile.XXXXXX)
+chmod 755 "$D"
+pids=()
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do
+        for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$p" 2>/dev/null || true
+    done
+    [[ ${KEEP:-} == 1 ]] && echo "kept $D" >&2 || rm -rf "$D"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+printf '{"value":[%s]}' "$(printf '{"id":"da%020d","severity":"High","title":"Suspicious PowerShell command line","machineId":"1e5bc9d7e413ddd7902c2932e418702b84d0cc07"},' $(seq 20) | sed 's/,$//')" >"$D/alerts.json"
+cat >"$D/nginx.conf" <<NG
+worker_processes 1; daemon off; pid $D/nginx.pid; error_log $D/error.log warn;
+events { worker_connections 1024; }
+http { access_log off; default_type application/json; keepalive_requests 1000000;
+  server { listen 127.0.0.1:$P_UP; root $D;
+    location = /api/alerts { if (\$http_authorization = "") { return 401; } try_files /alerts.json =404; } } }
+NG
+taskset -c 0 nginx -c "$D/nginx.conf" -p "$D" -e "$D/error.log" & pids+=($!)
+taskset -c 0 "$BIN" demo --listen "127.0.0.1:$P_SIM" >"$D/sim.out" 2>/dev/null & pids+=($!)
+for _ in $(seq 100); do grep -q 'simulated Entra ID' "$D/sim.out" 2>/dev/null && break; sleep 0.1; done
+AUTHORITY=$(awk '/simulated Entra ID/{print $4; exit}' "$D/sim.out")
+[[ $AUTHORITY == http://127.0.0.1:* ]] || die "the simulator did not start"
+cat >"$D/ours.toml" <<TOML
+[server]
+listen = "127.0.0.1:$P_OURS"
+[cloud]
+authority_host = "$AUTHORITY"
+[credentials.bench]
+type = "client_secret"
+tenant = "contoso.onmicrosoft.com"
+client_id = "11111111-2222-3333-4444-555555555555"
+client_secret = { env = "BENCH_CLIENT_SECRET" }
+[[routes]]
+prefix = "/mde"
+api = "mde"
+credential = "bench"
+upstream = "http://127.0.0.1:$P_UP"
+TOML
+cat >"$D/stop.lua" <<LUA
+local n = 0
+response = function(status) n = n + 1; if n >= $REQUESTS then wrk.thread:stop() end end
+LUA
+
+for mode in default quiet; do
+    log_env=()
+    [[ $mode == quiet ]] && log_env=(RUST_LOG=warn)
+    out=$D/callgrind.$mode
+    env "${log_env[@]}" BENCH_CLIENT_SECRET=demo-secret TOKIO_WORKER_THREADS=1 taskset -c 1 \
+        valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no \
+        "$BIN" serve --config "$D/ours.toml" 2>"$D/ours.$mode.log" &
+    vpid=$!; pids+=($vpid)
+    for _ in $(seq 300); do
+        [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$P_OURS/-/ready") == 200 ]] && break
+        sleep 0.1
+    done
+    # wrk's one thread (8 connections) stops after REQUESTS responses.
+    taskset -c 0 timeout 150 wrk -t1 -c8 -d120s -s "$D/stop.lua" "http://127.0.0.1:$P_OURS/mde/api/alerts" >"$D/wrk.$mode" || true
+    kill -INT "$vpid"
+    for _ in $(seq 300); do kill -0 "$vpid" 2>/dev/null || break; sleep 0.1; done
+    done_requests=$(awk '/requests in/{print $1}' "$D/wrk.$mode")
+    total=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",", "", $1); print $1; exit}')
+    echo "## callgrind, $mode log filter: $done_requests requests, $total instructions in all, $((total / done_requests)) per request (start-up included)"
+    echo
+    echo '### inclusive (top 40)'
+    echo '```'
+    callgrind_annotate --inclusive=yes "$out" 2>/dev/null | sed -n '/^-* *$/,$p' | grep -E '^\s*[0-9,]+ ' | head -40 | cut -c1-200
+    echo '```'
+    echo '### exclusive (top 25)'
+    echo '```'
+    callgrind_annotate "$out" 2>/dev/null | grep -E '^\s*[0-9,]+ \(' | head -26 | cut -c1-200
+    echo '```'
+    echo
+done
