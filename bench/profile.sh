@@ -3,21 +3,21 @@
 # counts instructions, so the result does not depend on what else the machine is doing; `perf stat`
 # reports "not supported" for hardware counters on the machine this was written on).
 #
-#   bash bench/profile.sh            # BIN=path to skip the build; REQUESTS (default 10000)
+#   bash bench/profile.sh            # BIN=path to skip the build; SECS=load seconds (default 20)
 #
 # Same set-up as bench/run.sh (upstream nginx with the ~2.5 KB alerts page on CPU 0, the demo's
 # simulated Entra ID, our proxy with TOKIO_WORKER_THREADS=1 on CPU 1), but our proxy runs under
-# callgrind and the load is a fixed number of requests: wrk with 8 connections, stopped by a Lua
-# script after REQUESTS responses (bounded by a 120 s timeout as well). Runs twice, with the default
-# log filter and with RUST_LOG=warn, and prints the top functions by inclusive and exclusive cost
-# and the instructions per request. 127.0.0.1 only; everything it starts is stopped on exit.
+# callgrind, its counters zeroed once it is ready (callgrind_control -z), and the load is wrk with
+# 8 connections for SECS seconds (default 20); the instructions are divided by the requests wrk
+# counted. Runs twice, with the default log filter and with RUST_LOG=warn, and prints the top
+# functions by inclusive and exclusive cost and the instructions per request. 127.0.0.1 only; everything it starts is stopped on exit.
 set -euo pipefail
-REQUESTS=${REQUESTS:-10000}
+SECS=${SECS:-20}
 BASE_PORT=${BASE_PORT:-18280}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 P_UP=$BASE_PORT P_OURS=$((BASE_PORT + 1)) P_SIM=$((BASE_PORT + 2))
 die() { echo "profile: $*" >&2; exit 2; }
-for tool in valgrind callgrind_annotate wrk nginx curl taskset; do
+for tool in valgrind callgrind_annotate callgrind_control wrk nginx curl taskset; do
     command -v "$tool" >/dev/null || die "needs $tool (Debian: valgrind, wrk, nginx-light, curl)"
 done
 if [[ -z ${BIN:-} ]]; then
@@ -50,7 +50,7 @@ NG
 taskset -c 0 nginx -c "$D/nginx.conf" -p "$D" -e "$D/error.log" & pids+=($!)
 taskset -c 0 "$BIN" demo --listen "127.0.0.1:$P_SIM" >"$D/sim.out" 2>/dev/null & pids+=($!)
 for _ in $(seq 100); do grep -q 'simulated Entra ID' "$D/sim.out" 2>/dev/null && break; sleep 0.1; done
-AUTHORITY=$(awk '/simulated Entra ID/{print $4; exit}' "$D/sim.out")
+AUTHORITY=$(awk '/^  simulated Entra ID /{print $4; exit}' "$D/sim.out")
 [[ $AUTHORITY == http://127.0.0.1:* ]] || die "the simulator did not start"
 cat >"$D/ours.toml" <<TOML
 [server]
@@ -68,10 +68,6 @@ api = "mde"
 credential = "bench"
 upstream = "http://127.0.0.1:$P_UP"
 TOML
-cat >"$D/stop.lua" <<LUA
-local n = 0
-response = function(status) n = n + 1; if n >= $REQUESTS then wrk.thread:stop() end end
-LUA
 
 for mode in default quiet; do
     log_env=()
@@ -85,21 +81,21 @@ for mode in default quiet; do
         [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$P_OURS/-/ready") == 200 ]] && break
         sleep 0.1
     done
-    # wrk's one thread (8 connections) stops after REQUESTS responses.
-    taskset -c 0 timeout 150 wrk -t1 -c8 -d120s -s "$D/stop.lua" "http://127.0.0.1:$P_OURS/mde/api/alerts" >"$D/wrk.$mode" || true
+    callgrind_control -z "$vpid" >/dev/null || die "callgrind_control -z failed"
+    taskset -c 0 timeout $((SECS + 30)) wrk -t1 -c8 -d"${SECS}s" --timeout 10s "http://127.0.0.1:$P_OURS/mde/api/alerts" >"$D/wrk.$mode" || die "wrk failed"
     kill -INT "$vpid"
     for _ in $(seq 300); do kill -0 "$vpid" 2>/dev/null || break; sleep 0.1; done
     done_requests=$(awk '/requests in/{print $1}' "$D/wrk.$mode")
-    total=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",", "", $1); print $1; exit}')
-    echo "## callgrind, $mode log filter: $done_requests requests, $total instructions in all, $((total / done_requests)) per request (start-up included)"
+    total=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",", "", $1); print $1}')
+    echo "## callgrind, $mode log filter: $done_requests requests, $total instructions in all, $((total / done_requests)) per request (counted from ready to shutdown)"
     echo
     echo '### inclusive (top 40)'
     echo '```'
-    callgrind_annotate --inclusive=yes "$out" 2>/dev/null | sed -n '/^-* *$/,$p' | grep -E '^\s*[0-9,]+ ' | head -40 | cut -c1-200
+    callgrind_annotate --inclusive=yes "$out" 2>/dev/null | grep -E '^\s*[0-9,]+ \(' | sed -n 1,41p | cut -c1-200
     echo '```'
     echo '### exclusive (top 25)'
     echo '```'
-    callgrind_annotate "$out" 2>/dev/null | grep -E '^\s*[0-9,]+ \(' | head -26 | cut -c1-200
+    callgrind_annotate "$out" 2>/dev/null | grep -E '^\s*[0-9,]+ \(' | sed -n 1,26p | cut -c1-200
     echo '```'
     echo
 done

@@ -228,7 +228,7 @@ taskset -c 0 "$BIN" demo --listen "127.0.0.1:$P_SIM" >"$D/sim.out" 2>"$D/sim.err
 pids+=($!)
 AUTHORITY=
 for _ in $(seq 100); do
-    AUTHORITY=$(awk '/simulated Entra ID/{print $4; exit}' "$D/sim.out")
+    AUTHORITY=$(awk '/^  simulated Entra ID /{print $4; exit}' "$D/sim.out")
     [[ -n $AUTHORITY ]] && break
     sleep 0.1
 done

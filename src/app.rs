@@ -15,8 +15,9 @@ use axum::Router;
 use axum::middleware::from_fn_with_state;
 use http::header;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceBuilder;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
@@ -29,7 +30,7 @@ use crate::route::Routes;
 use crate::screen::{self, Screen};
 use crate::secret::Secret;
 use crate::token::{EntraClient, TokenCache, TokenKey};
-use crate::{admin, inbound, reload, telemetry};
+use crate::{admin, inbound, reload, server, telemetry};
 
 /// The route label of requests answered before a route was chosen (unknown prefix, refused
 /// authentication).
@@ -51,6 +52,12 @@ pub(crate) struct Live {
     pub(crate) files: Vec<WatchedFile>,
     pub(crate) screen: Screen,
     pub(crate) links: Arc<LinkTable>,
+    /// Inbound TLS, rebuilt on reload so that a renewed certificate is used for new connections.
+    pub(crate) tls: Option<TlsAcceptor>,
+    /// The scheme clients reach the proxy with, for rewritten links.
+    pub(crate) scheme: &'static str,
+    /// Requests in flight (bodies included) are limited by this.
+    pub(crate) in_flight: Arc<Semaphore>,
     /// Settings a reload cannot change (the listeners are bound once).
     pub(crate) restart_only: (SocketAddr, bool, Option<SocketAddr>),
 }
@@ -59,7 +66,11 @@ impl Live {
     /// The live state of `config` for a main listener bound to `local`.
     fn new(config: Config, local: SocketAddr) -> io::Result<Self> {
         let routes = Routes::new(config.routes);
+        let tls = config.server.tls.map(TlsAcceptor::from);
         Ok(Self {
+            scheme: if tls.is_some() { "https" } else { "http" },
+            tls,
+            in_flight: Arc::new(Semaphore::new(config.server.max_concurrent_requests)),
             screen: Screen::new(
                 local,
                 &config.server.allowed_hosts,
@@ -231,6 +242,8 @@ pub fn router(state: AppState) -> Router {
             inbound::API_KEY_HEADER,
         ]))
         .layer(telemetry::trace_layer())
+        // Load shedding before any work: beyond the in-flight limit, 503 at once.
+        .layer(from_fn_with_state(state.clone(), server::shed))
         // Browser, Host and request-target checks: first, so a refused request reaches nothing.
         .layer(from_fn_with_state(state.clone(), screen::screen))
         // Before any handler, so that an unauthenticated request reaches nothing.
@@ -278,6 +291,7 @@ pub async fn run_with_admin(
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    let config_limits = config.server.limits;
     let state = AppState::new(config, listener.local_addr()?)?;
     tracing::info!(
         listen = %listener.local_addr()?,
@@ -288,7 +302,14 @@ pub async fn run_with_admin(
     state.warm_up();
     let (stop, stopping) = watch::channel(false);
     let (stop_admin, admin_stopping) = watch::channel(false);
-    let mut main = serve(listener, router(state.clone()), stopping.clone());
+    let limits = config_limits;
+    let mut main = server::serve(
+        listener,
+        router(state.clone()),
+        state.clone(),
+        limits,
+        stopping.clone(),
+    );
     let admin = admin.map(|listener| serve(listener, admin_router(state.clone()), admin_stopping));
     if state.source().is_some() {
         tokio::spawn(reload::watch(state.clone(), stopping));
@@ -321,7 +342,7 @@ pub async fn run_with_admin(
     outcome
 }
 
-/// Serves `router` on `listener` in its own task until `stopping` turns true, then drains.
+/// Serves the admin router on `listener` in its own task until `stopping` turns true.
 fn serve(
     listener: TcpListener,
     router: Router,

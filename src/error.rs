@@ -74,6 +74,15 @@ pub enum ProxyError {
     /// The request cannot be turned into an upstream request.
     #[error("the request target cannot be forwarded")]
     BadTarget(#[source] http::Error),
+    /// Too many requests are in flight; this one was shed.
+    #[error("the proxy is at its limit of requests in flight")]
+    Overloaded,
+    /// The request body is larger than the route allows.
+    #[error("the request body is larger than this route's limit of {limit} bytes")]
+    BodyTooLarge {
+        /// The route's `max_body_bytes`.
+        limit: u64,
+    },
     /// The request body could not be read from the client.
     #[error("the request body could not be read")]
     RequestBody(#[source] axum::Error),
@@ -92,6 +101,8 @@ impl ProxyError {
             Self::TargetRefused(_) | Self::BadTarget(_) | Self::RequestBody(_) => {
                 StatusCode::BAD_REQUEST
             }
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Token { error, .. } => match &**error {
                 TokenError::Rejected(_)
                 | TokenError::Unavailable { .. }
@@ -119,6 +130,8 @@ impl ProxyError {
             Self::RouteForbids { .. } => "route_forbids",
             Self::BadTarget(_) => "bad_target",
             Self::RequestBody(_) => "request_body_failed",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::Overloaded => "overloaded",
             Self::Token { error, .. } => match &**error {
                 TokenError::Rejected(_) => "token_rejected",
                 TokenError::Throttled { .. } => "token_throttled",
@@ -137,6 +150,7 @@ impl ProxyError {
 
     fn retry_after(&self) -> Option<Duration> {
         match self {
+            Self::Overloaded => Some(Duration::from_secs(1)),
             Self::Token { error, .. } => match &**error {
                 TokenError::BackingOff { retry_after, .. } => Some(*retry_after),
                 TokenError::Throttled { retry_after, .. } => *retry_after,
@@ -187,7 +201,9 @@ impl ProxyError {
             | Self::UpstreamUnreachable(_)
             | Self::UpstreamTimeout(_)
             | Self::BadTarget(_)
-            | Self::RequestBody(_) => crate::config::error_chain(self),
+            | Self::RequestBody(_)
+            | Self::BodyTooLarge { .. }
+            | Self::Overloaded => crate::config::error_chain(self),
         };
         body["detail"] = json!(detail);
         body

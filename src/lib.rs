@@ -3,7 +3,8 @@
 //! forwards the call, streaming both ways.
 //!
 //! # Layout
-//! - [`cli`]: the command line; [`app`]: the router and [`run`]; [`signal`]: shutdown signals.
+//! - [`cli`]: the command line; [`app`]: the router and [`run`]; [`server`]: the main listener
+//!   (TLS, connection limits); [`signal`]: shutdown signals.
 //! - [`config`]: the TOML model and its validation; [`secret`]: secret values and their sources.
 //! - [`credential`]: Entra credentials; [`token`]: the token cache and the Entra client.
 //! - [`route`]: the route table; [`proxy`]: forwarding; [`rewrite`]: link rewriting;
@@ -28,6 +29,7 @@ pub mod rewrite;
 pub mod route;
 pub mod screen;
 pub mod secret;
+pub mod server;
 pub mod signal;
 pub mod sim;
 pub mod telemetry;

@@ -132,6 +132,18 @@ async fn forward_request(
         }
     }
 
+    // A declared length over the route's limit is refused before anything else; a chunked body is
+    // cut off when it passes the limit.
+    let body = match route.max_body_bytes {
+        Some(limit) if body.size_hint().lower() > limit => {
+            return Err(ProxyError::BodyTooLarge { limit });
+        }
+        Some(limit) => Body::new(http_body_util::Limited::new(
+            body,
+            usize::try_from(limit).unwrap_or(usize::MAX),
+        )),
+        None => body,
+    };
     let token = token_for(state, live, route).await?;
 
     // The proxy's own base URL as this client reached it (the screen has checked the host).
@@ -148,7 +160,7 @@ async fn forward_request(
                     .map(str::to_owned)
             })
             .unwrap_or_default();
-        Links::new(live.links.clone(), &format!("http://{host}"))
+        Links::new(live.links.clone(), &format!("{}://{host}", live.scheme))
     });
     let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     parts.uri = route
@@ -174,7 +186,9 @@ async fn forward_request(
     parts
         .headers
         .insert(header::AUTHORIZATION, token.authorization());
-    let mut response = send(live, metrics, Request::from_parts(parts, body)).await?;
+    let mut response = send(live, metrics, Request::from_parts(parts, body))
+        .await
+        .map_err(|error| body_limit(error, route))?;
     // Never on 403: that is a permission the app lacks, which a new token does not grant. A 401
     // drops the token even when the request cannot be replayed, so the next one gets a fresh token.
     if response.status() == StatusCode::UNAUTHORIZED
@@ -226,6 +240,26 @@ async fn token_for(
         })
 }
 
+/// A request whose chunked body passed the route's limit fails in the client; say so.
+fn body_limit(error: ProxyError, route: &Route) -> ProxyError {
+    let limited = match (&error, route.max_body_bytes) {
+        (ProxyError::UpstreamUnreachable(cause), Some(limit)) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(cause);
+            let mut found = false;
+            while let Some(e) = source {
+                found |= e.is::<http_body_util::LengthLimitError>();
+                source = e.source();
+            }
+            found.then_some(limit)
+        }
+        _ => None,
+    };
+    match limited {
+        Some(limit) => ProxyError::BodyTooLarge { limit },
+        None => error,
+    }
+}
+
 /// Sends `request` upstream, within the upstream timeout.
 async fn send(
     live: &Live,
@@ -273,7 +307,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// Drops what must not reach the upstream: hop-by-hop headers, `Host` (the client sets the
 /// upstream's), every inbound `Authorization` (all of them: a second one must not survive, as in
 /// GHSA-43wx-8qmj-9r9q) and cookies.
-pub(crate) fn filter_request_headers(headers: &mut HeaderMap) {
+pub fn filter_request_headers(headers: &mut HeaderMap) {
     remove_hop_by_hop(headers);
     headers.remove(header::HOST);
     headers.remove(header::AUTHORIZATION);
@@ -281,7 +315,7 @@ pub(crate) fn filter_request_headers(headers: &mut HeaderMap) {
 }
 
 /// Drops what must not reach the client: hop-by-hop headers and cookies.
-pub(crate) fn filter_response_headers(headers: &mut HeaderMap) {
+pub fn filter_response_headers(headers: &mut HeaderMap) {
     remove_hop_by_hop(headers);
     headers.remove(header::SET_COOKIE);
 }

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::app::AppState;
 use crate::config::{WatchedFile, content_fingerprint, error_chain};
+use crate::server::stopped;
 
 /// Watches for reload triggers until `stopping` turns true.
 pub(crate) async fn watch(state: AppState, mut stopping: watch::Receiver<bool>) {
@@ -59,10 +60,6 @@ async fn changed(files: &[WatchedFile]) -> bool {
         }
     }
     false
-}
-
-async fn stopped(stopping: &mut watch::Receiver<bool>) {
-    let _ = stopping.wait_for(|stop| *stop).await;
 }
 
 /// Reads the configuration again and applies it, or refuses it; returns whether it was applied.

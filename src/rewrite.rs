@@ -16,7 +16,7 @@ use crate::route::Routes;
 
 /// The upstream URLs of a configuration, compiled once per configuration.
 #[derive(Debug)]
-pub(crate) struct LinkTable {
+pub struct LinkTable {
     /// Longest first, so that an upstream with a base path wins over its host alone.
     rules: Vec<Rule>,
     /// The longest pattern, in bytes.
@@ -34,7 +34,7 @@ struct Rule {
 
 impl LinkTable {
     /// The table for `routes`' upstreams.
-    pub(crate) fn new(routes: &Routes) -> Self {
+    pub fn new(routes: &Routes) -> Self {
         let mut rules: Vec<Rule> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for route in routes.iter() {
@@ -68,14 +68,14 @@ impl LinkTable {
 
 /// The rewriting of one response: links go to `proxy_base` (such as `http://127.0.0.1:8080`).
 #[derive(Debug, Clone)]
-pub(crate) struct Links {
+pub struct Links {
     table: Arc<LinkTable>,
     proxy_base: Arc<str>,
 }
 
 impl Links {
     /// Rewrites links for a response that the proxy serves at `proxy_base`.
-    pub(crate) fn new(table: Arc<LinkTable>, proxy_base: &str) -> Self {
+    pub fn new(table: Arc<LinkTable>, proxy_base: &str) -> Self {
         Self {
             table,
             proxy_base: proxy_base.into(),
@@ -92,14 +92,14 @@ impl Links {
     }
 
     /// The rewritten `Location` value, if it points at an upstream.
-    pub(crate) fn location(&self, value: &HeaderValue) -> Option<HeaderValue> {
+    pub fn location(&self, value: &HeaderValue) -> Option<HeaderValue> {
         let mut pending = value.as_bytes().to_vec();
         let rewritten = self.process(&mut pending, true);
         (rewritten != value.as_bytes()).then(|| HeaderValue::from_bytes(&rewritten).ok())?
     }
 
     /// `body` with its links rewritten as it streams.
-    pub(crate) fn body(self, body: hyper::body::Incoming) -> Body {
+    pub fn body(self, body: hyper::body::Incoming) -> Body {
         let state = (body.into_data_stream(), Vec::new(), self, false);
         let stream = futures_util::stream::unfold(
             state,
@@ -128,6 +128,19 @@ impl Links {
             },
         );
         Body::from_stream(stream)
+    }
+
+    /// The rewriting of a whole body arriving in `chunks`, as [`Links::body`] does it as it streams
+    /// (for fuzzing and benchmarks).
+    pub fn rewrite_chunks<'a>(&self, chunks: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+        let mut pending = Vec::new();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            pending.extend_from_slice(chunk);
+            out.extend(self.process(&mut pending, false));
+        }
+        out.extend(self.process(&mut pending, true));
+        out
     }
 
     /// Rewrites what can be rewritten in `pending` and returns it; what could still turn out to be
@@ -235,14 +248,7 @@ mod tests {
     }
 
     fn rewrite_in_chunks(links: &Links, text: &str, size: usize) -> String {
-        let mut pending = Vec::new();
-        let mut out = Vec::new();
-        for chunk in text.as_bytes().chunks(size) {
-            pending.extend_from_slice(chunk);
-            out.extend(links.process(&mut pending, false));
-        }
-        out.extend(links.process(&mut pending, true));
-        String::from_utf8(out).unwrap()
+        String::from_utf8(links.rewrite_chunks(text.as_bytes().chunks(size))).unwrap()
     }
 
     #[test]

@@ -159,6 +159,8 @@ pub struct Route {
     /// Whether absolute links to the upstreams in JSON bodies and `Location` are rewritten to the
     /// proxy (and `Accept-Encoding` dropped so that bodies arrive uncompressed).
     pub rewrite_links: bool,
+    /// The largest request body accepted (413 beyond it), if limited.
+    pub max_body_bytes: Option<u64>,
     metrics: OnceLock<RouteMetrics>,
 }
 
@@ -181,6 +183,7 @@ impl Route {
             token_key,
             access: None,
             rewrite_links: true,
+            max_body_bytes: None,
             metrics: OnceLock::new(),
         }
     }

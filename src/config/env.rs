@@ -61,6 +61,7 @@ pub fn from_env(overrides: &Overrides, env: EnvLookup<'_>) -> Result<super::Conf
             methods: None,
             paths: None,
             rewrite_links: None,
+            max_body_bytes: None,
         })
         .collect();
     let raw = RawConfig {

@@ -44,6 +44,14 @@ pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
 /// Request bodies up to this size are buffered so that the request can be replayed once with a
 /// fresh token after an upstream 401.
 pub const DEFAULT_REPLAY_MAX_BODY_BYTES: usize = 1 << 20;
+/// The most header bytes a request may send.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+/// How long a client may take to send a request's headers (slow clients, idle keep-alive).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most connections open at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// The most requests in flight at once (bodies included); more are answered 503 at once.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1_024;
 /// The shortest inbound API key accepted: anything shorter can be guessed.
 pub const MIN_API_KEY_LEN: usize = 16;
 
@@ -148,6 +156,14 @@ pub struct Server {
     pub watch_interval: Duration,
     /// Request bodies up to this many bytes are buffered for a replay after an upstream 401.
     pub replay_max_body_bytes: usize,
+    /// Connection limits.
+    pub limits: crate::server::Limits,
+    /// The most requests in flight at once.
+    pub max_concurrent_requests: usize,
+    /// Inbound TLS, when configured (`[server.tls]`).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Whether TLS requires client certificates (`server.tls.client_ca`).
+    pub mutual_tls: bool,
     /// `Host` names accepted besides the loopback names (for a shared deployment's DNS name).
     pub allowed_hosts: Vec<String>,
     /// Browser origins whose requests are accepted (none by default).
@@ -193,10 +209,24 @@ struct RawServer {
     #[serde(default)]
     api_keys: Vec<SecretSource>,
     replay_max_body_bytes: Option<usize>,
+    max_header_bytes: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    header_read_timeout: Option<Duration>,
+    max_connections: Option<usize>,
+    max_concurrent_requests: Option<usize>,
+    tls: Option<RawTls>,
     #[serde(default)]
     allowed_hosts: Vec<String>,
     #[serde(default)]
     allowed_origins: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: PathBuf,
+    key: PathBuf,
+    client_ca: Option<PathBuf>,
 }
 
 #[derive(Default, Deserialize)]
@@ -241,6 +271,7 @@ struct RawRoute {
     methods: Option<Vec<String>>,
     paths: Option<Vec<String>>,
     rewrite_links: Option<bool>,
+    max_body_bytes: Option<u64>,
 }
 
 /// Command-line overrides applied before validation.

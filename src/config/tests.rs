@@ -453,3 +453,30 @@ fn the_environment_mode_names_the_missing_variable() {
         "{message}"
     );
 }
+
+#[test]
+fn a_remote_listener_may_rely_on_client_certificates_instead_of_api_keys() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let tls = "\n[server.tls]\ncert = \"tls-server.pem\"\nkey = \"tls-server.key\"\n";
+    let remote = "\n[server]\nlisten = \"0.0.0.0:8443\"\nallow_remote = true\n";
+    let env = env_with(&[("SECRET", "s")]);
+    let load =
+        |text: &str| Config::from_toml(text, "t.toml", &fixtures, &Overrides::default(), &env);
+    let without_client_ca = load(&format!("{MINIMAL}{remote}{tls}"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        without_client_ca.contains("server.api_keys") && without_client_ca.contains("client_ca"),
+        "{without_client_ca}"
+    );
+    let config = load(&format!(
+        "{MINIMAL}{remote}{tls}client_ca = \"tls-ca.pem\"\n"
+    ))
+    .unwrap();
+    assert!(config.server.mutual_tls && config.server.tls.is_some());
+    assert_eq!(config.files.len(), 3, "certificate, key and CA are watched");
+    let bad_key = load(&format!("{MINIMAL}{tls}").replace("tls-server.key", "tls-server2.key"))
+        .unwrap_err()
+        .to_string();
+    assert!(bad_key.contains("server.tls"), "{bad_key}");
+}

@@ -6,14 +6,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use url::Url;
 
 use super::{
-    Cloud, Config, ConfigError, DEFAULT_LISTEN, DEFAULT_REPLAY_MAX_BODY_BYTES,
-    DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_TIMEOUT, DEFAULT_UPSTREAM_CONNECT_TIMEOUT,
-    DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_WATCH_INTERVAL, EnvLookup, MIN_API_KEY_LEN, Overrides,
-    RawConfig, RawCredential, RawRoute, RawServer, Server, WatchedFile, content_fingerprint,
-    error_chain,
+    Cloud, Config, ConfigError, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_LISTEN,
+    DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_REPLAY_MAX_BODY_BYTES, DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_TIMEOUT,
+    DEFAULT_UPSTREAM_CONNECT_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_WATCH_INTERVAL, EnvLookup,
+    MIN_API_KEY_LEN, Overrides, RawConfig, RawCredential, RawRoute, RawServer, RawTls, Server,
+    WatchedFile, content_fingerprint, error_chain,
 };
 use crate::credential::{Certificate, ClientAuth, Credential};
 use crate::route::{Access, Route, Upstream};
@@ -102,6 +105,13 @@ impl<'a> Validator<'a> {
 
     fn server(&mut self, raw: RawServer, overrides: &Overrides) -> Result<Server, ConfigError> {
         let listen = overrides.listen.or(raw.listen).unwrap_or(DEFAULT_LISTEN);
+        let (tls, mutual_tls) = match raw.tls {
+            Some(tls) => {
+                let mutual = tls.client_ca.is_some();
+                (Some(self.tls(tls)?), mutual)
+            }
+            None => (None, false),
+        };
         let mut api_keys = Vec::with_capacity(raw.api_keys.len());
         for (i, source) in raw.api_keys.into_iter().enumerate() {
             let key = format!("server.api_keys[{i}]");
@@ -125,12 +135,12 @@ impl<'a> Validator<'a> {
                     ),
                 ));
             }
-            if api_keys.is_empty() {
+            if api_keys.is_empty() && !mutual_tls {
                 return Err(self.invalid(
                     "server.api_keys",
                     format!(
                         "{listen} is not a loopback address, so clients must authenticate: give at \
-                         least one API key"
+                         least one API key, or require client certificates (server.tls.client_ca)"
                     ),
                 ));
             }
@@ -144,6 +154,7 @@ impl<'a> Validator<'a> {
             ("server.token_timeout", raw.token_timeout),
             ("server.shutdown_grace", raw.shutdown_grace),
             ("server.watch_interval", raw.watch_interval),
+            ("server.header_read_timeout", raw.header_read_timeout),
         ] {
             if value == Some(Duration::ZERO) {
                 return Err(self.invalid(key, "must be more than zero"));
@@ -162,9 +173,104 @@ impl<'a> Validator<'a> {
             replay_max_body_bytes: raw
                 .replay_max_body_bytes
                 .unwrap_or(DEFAULT_REPLAY_MAX_BODY_BYTES),
+            limits: crate::server::Limits {
+                max_header_bytes: self.positive(
+                    "server.max_header_bytes",
+                    raw.max_header_bytes,
+                    DEFAULT_MAX_HEADER_BYTES,
+                )?,
+                header_read_timeout: raw
+                    .header_read_timeout
+                    .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT),
+                max_connections: self.positive(
+                    "server.max_connections",
+                    raw.max_connections,
+                    DEFAULT_MAX_CONNECTIONS,
+                )?,
+            },
+            max_concurrent_requests: self.positive(
+                "server.max_concurrent_requests",
+                raw.max_concurrent_requests,
+                DEFAULT_MAX_CONCURRENT_REQUESTS,
+            )?,
+            tls,
+            mutual_tls,
             allowed_hosts: self.hosts(raw.allowed_hosts)?,
             allowed_origins: self.origins(raw.allowed_origins)?,
         })
+    }
+
+    fn positive(
+        &self,
+        key: &str,
+        value: Option<usize>,
+        default: usize,
+    ) -> Result<usize, ConfigError> {
+        match value {
+            Some(0) => Err(self.invalid(key, "must be more than zero")),
+            Some(value) => Ok(value),
+            None => Ok(default),
+        }
+    }
+
+    /// Reads `[server.tls]`: the certificate chain and key, and the CA that client certificates
+    /// must chain to (mutual TLS). The files are watched: a renewed certificate is picked up.
+    fn tls(&mut self, raw: RawTls) -> Result<Arc<rustls::ServerConfig>, ConfigError> {
+        let mut read = |field: &str, path: &Path| -> Result<Vec<u8>, ConfigError> {
+            let path = self.base.join(path);
+            let content = std::fs::read(&path).map_err(|e| {
+                self.invalid(
+                    format!("server.tls.{field}"),
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            self.files.push(WatchedFile {
+                fingerprint: Some(content_fingerprint(&content)),
+                path,
+            });
+            Ok(content)
+        };
+        let cert_pem = read("cert", &raw.cert)?;
+        let key_pem = read("key", &raw.key)?;
+        let ca_pem = raw
+            .client_ca
+            .as_deref()
+            .map(|ca| read("client_ca", ca))
+            .transpose()?;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+            .collect::<Result<_, _>>()
+            .ok()
+            .filter(|certs: &Vec<_>| !certs.is_empty())
+            .ok_or_else(|| self.invalid("server.tls.cert", "no PEM certificate in the file"))?;
+        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+            self.invalid("server.tls.key", format!("no usable PEM private key: {e}"))
+        })?;
+        let builder = rustls::ServerConfig::builder();
+        let builder = match ca_pem {
+            None => builder.with_no_client_auth(),
+            Some(ca_pem) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in CertificateDer::pem_slice_iter(&ca_pem) {
+                    let cert =
+                        cert.map_err(|e| self.invalid("server.tls.client_ca", e.to_string()))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| self.invalid("server.tls.client_ca", e.to_string()))?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+                    .build()
+                    .map_err(|e| self.invalid("server.tls.client_ca", e.to_string()))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder.with_single_cert(certs, key).map_err(|e| {
+            self.invalid(
+                "server.tls",
+                format!("the certificate and key do not fit together: {e}"),
+            )
+        })?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
     }
 
     fn hosts(&self, hosts: Vec<String>) -> Result<Vec<String>, ConfigError> {
@@ -336,6 +442,10 @@ impl<'a> Validator<'a> {
         let mut route =
             Route::new(prefix, raw.api, upstream, scope.into(), credential).with_access(access);
         route.rewrite_links = raw.rewrite_links.unwrap_or(true);
+        if raw.max_body_bytes == Some(0) {
+            return Err(self.invalid(key("max_body_bytes"), "must be more than zero"));
+        }
+        route.max_body_bytes = raw.max_body_bytes;
         Ok(route)
     }
 

@@ -41,11 +41,13 @@ pub struct SimControl {
     fault: Mutex<Option<EntraFault>>,
     token_lifetime: Mutex<Duration>,
     token_request_seen: Notify,
+    open_streams: AtomicU64,
 }
 
 impl SimControl {
     pub(super) fn new(token_lifetime: Duration) -> Self {
         Self {
+            open_streams: AtomicU64::new(0),
             token_requests: AtomicU64::new(0),
             api_requests: AtomicU64::new(0),
             unauthorized: AtomicU64::new(0),
@@ -65,6 +67,20 @@ impl SimControl {
     /// Requests received by any Defender, Graph or MDCA server.
     pub fn api_requests(&self) -> u64 {
         self.api_requests.load(Ordering::SeqCst)
+    }
+
+    /// `/_sim/bytes` bodies being sent right now: a proxy that stops reading the upstream when its
+    /// client goes away brings this back to zero.
+    pub fn open_streams(&self) -> u64 {
+        self.open_streams.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn stream_opened(&self) {
+        self.open_streams.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(super) fn stream_closed(&self) {
+        self.open_streams.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// API requests refused with 401 (missing, malformed, wrong-audience, expired or revoked token).

@@ -34,7 +34,7 @@ pub(super) struct ApiServer {
     pub(super) api: Api,
     /// "http://127.0.0.1:PORT", the root absolute links are built on.
     pub(super) root: String,
-    sim: Arc<SimState>,
+    pub(super) sim: Arc<SimState>,
 }
 
 /// Routes of one API server, behind the token check.

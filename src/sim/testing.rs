@@ -149,11 +149,23 @@ async fn echo(State(server): State<Arc<ApiServer>>, request: Request) -> Respons
 #[derive(Deserialize)]
 struct SizeQuery {
     size: u64,
+    /// Reset the connection after this many bytes (a fault).
+    reset_after: Option<u64>,
 }
 
 /// Streams `size` pattern bytes without holding them in memory.
-async fn bytes(Query(SizeQuery { size }): Query<SizeQuery>) -> Response {
-    let mut response = Body::new(PatternBody { remaining: size }).into_response();
+async fn bytes(
+    State(server): State<Arc<ApiServer>>,
+    Query(SizeQuery { size, reset_after }): Query<SizeQuery>,
+) -> Response {
+    let control = server.sim.control.clone();
+    control.stream_opened();
+    let body = PatternBody {
+        remaining: size,
+        reset_at: reset_after.map(|after| size.saturating_sub(after)),
+        control,
+    };
+    let mut response = Body::new(body).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -258,20 +270,35 @@ async fn body_length(mut body: Body) -> Result<u64, axum::Error> {
 /// A body of `remaining` pattern bytes with an exact size hint, so hyper sends `Content-Length`.
 struct PatternBody {
     remaining: u64,
+    /// When `remaining` falls to this, the body fails: the connection is reset mid-body.
+    reset_at: Option<u64>,
+    control: Arc<super::SimControl>,
+}
+
+impl Drop for PatternBody {
+    fn drop(&mut self) {
+        self.control.stream_closed();
+    }
 }
 
 impl http_body::Body for PatternBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = std::io::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         if self.remaining == 0 {
             return Poll::Ready(None);
         }
-        let len = usize::try_from(self.remaining).map_or(CHUNK, |remaining| remaining.min(CHUNK));
+        if self.reset_at.is_some_and(|at| self.remaining <= at) {
+            return Poll::Ready(Some(Err(std::io::Error::other("simulated reset"))));
+        }
+        let limit = self
+            .reset_at
+            .map_or(self.remaining, |at| self.remaining - at);
+        let len = usize::try_from(limit).map_or(CHUNK, |limit| limit.min(CHUNK));
         self.remaining -= len as u64;
         Poll::Ready(Some(Ok(Frame::data(PATTERN.slice(..len)))))
     }
