@@ -2,9 +2,11 @@
 //! [`Config`]. Where a config comes from is [`source`]; the one validation step that turns the model
 //! into a `Config` that cannot be invalid is `validate`.
 
+mod checks;
 mod cloud;
 mod env;
 mod source;
+mod tls;
 mod validate;
 
 use std::collections::BTreeMap;

@@ -6,17 +6,18 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use url::Url;
+
+use super::checks::{check_prefix, check_tenant, check_url, is_name, normalize_authority};
+use super::tls;
 
 use super::{
     Cloud, Config, ConfigError, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_LISTEN,
     DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES,
     DEFAULT_REPLAY_MAX_BODY_BYTES, DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_TIMEOUT,
     DEFAULT_UPSTREAM_CONNECT_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_WATCH_INTERVAL, EnvLookup,
-    MIN_API_KEY_LEN, Overrides, RawConfig, RawCredential, RawRoute, RawServer, RawTls, Server,
-    WatchedFile, content_fingerprint, error_chain,
+    MIN_API_KEY_LEN, Overrides, RawConfig, RawCredential, RawRoute, RawServer, Server, WatchedFile,
+    content_fingerprint, error_chain,
 };
 use crate::credential::{Certificate, ClientAuth, Credential};
 use crate::route::{Access, Route, Upstream};
@@ -24,10 +25,10 @@ use crate::secret::{Secret, SecretSource};
 
 pub(super) struct Validator<'a> {
     origin: &'a str,
-    base: &'a Path,
+    pub(super) base: &'a Path,
     env: EnvLookup<'a>,
     /// The secret and certificate files read so far, for reload watching.
-    files: Vec<WatchedFile>,
+    pub(super) files: Vec<WatchedFile>,
 }
 
 impl<'a> Validator<'a> {
@@ -40,7 +41,11 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn invalid(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    pub(super) fn invalid(
+        &self,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
         ConfigError::Invalid {
             origin: self.origin.to_owned(),
             key: key.into(),
@@ -108,7 +113,7 @@ impl<'a> Validator<'a> {
         let (tls, mutual_tls) = match raw.tls {
             Some(tls) => {
                 let mutual = tls.client_ca.is_some();
-                (Some(self.tls(tls)?), mutual)
+                (Some(tls::server_config(self, tls)?), mutual)
             }
             None => (None, false),
         };
@@ -211,66 +216,6 @@ impl<'a> Validator<'a> {
             Some(value) => Ok(value),
             None => Ok(default),
         }
-    }
-
-    /// Reads `[server.tls]`: the certificate chain and key, and the CA that client certificates
-    /// must chain to (mutual TLS). The files are watched: a renewed certificate is picked up.
-    fn tls(&mut self, raw: RawTls) -> Result<Arc<rustls::ServerConfig>, ConfigError> {
-        let mut read = |field: &str, path: &Path| -> Result<Vec<u8>, ConfigError> {
-            let path = self.base.join(path);
-            let content = std::fs::read(&path).map_err(|e| {
-                self.invalid(
-                    format!("server.tls.{field}"),
-                    format!("cannot read {}: {e}", path.display()),
-                )
-            })?;
-            self.files.push(WatchedFile {
-                fingerprint: Some(content_fingerprint(&content)),
-                path,
-            });
-            Ok(content)
-        };
-        let cert_pem = read("cert", &raw.cert)?;
-        let key_pem = read("key", &raw.key)?;
-        let ca_pem = raw
-            .client_ca
-            .as_deref()
-            .map(|ca| read("client_ca", ca))
-            .transpose()?;
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
-            .collect::<Result<_, _>>()
-            .ok()
-            .filter(|certs: &Vec<_>| !certs.is_empty())
-            .ok_or_else(|| self.invalid("server.tls.cert", "no PEM certificate in the file"))?;
-        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
-            self.invalid("server.tls.key", format!("no usable PEM private key: {e}"))
-        })?;
-        let builder = rustls::ServerConfig::builder();
-        let builder = match ca_pem {
-            None => builder.with_no_client_auth(),
-            Some(ca_pem) => {
-                let mut roots = rustls::RootCertStore::empty();
-                for cert in CertificateDer::pem_slice_iter(&ca_pem) {
-                    let cert =
-                        cert.map_err(|e| self.invalid("server.tls.client_ca", e.to_string()))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| self.invalid("server.tls.client_ca", e.to_string()))?;
-                }
-                let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
-                    .build()
-                    .map_err(|e| self.invalid("server.tls.client_ca", e.to_string()))?;
-                builder.with_client_cert_verifier(verifier)
-            }
-        };
-        let mut config = builder.with_single_cert(certs, key).map_err(|e| {
-            self.invalid(
-                "server.tls",
-                format!("the certificate and key do not fit together: {e}"),
-            )
-        })?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Arc::new(config))
     }
 
     fn hosts(&self, hosts: Vec<String>) -> Result<Vec<String>, ConfigError> {
@@ -457,109 +402,4 @@ impl<'a> Validator<'a> {
         check_url(&url).map_err(|m| self.invalid(&key, format!("{value:?}: {m}")))?;
         Ok(url)
     }
-}
-
-/// Accepts `login.microsoftonline.us`, `https://login.microsoftonline.us/` and the like, as
-/// azure-identity does for AZURE_AUTHORITY_HOST (protocol.md 5.1).
-fn normalize_authority(host: &str) -> String {
-    let host = host.trim().trim_end_matches('/');
-    if host.contains("://") {
-        host.to_owned()
-    } else {
-        format!("https://{host}")
-    }
-}
-
-fn check_url(url: &Url) -> Result<(), String> {
-    match url.scheme() {
-        "https" => {}
-        "http" if is_loopback_host(url) => {}
-        "http" => {
-            return Err(
-                "http:// is allowed only for loopback hosts (local testing); use https://".into(),
-            );
-        }
-        other => return Err(format!("unsupported scheme {other:?}")),
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("credentials in the URL are not allowed".into());
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err("a query or fragment is not allowed here".into());
-    }
-    Ok(())
-}
-
-fn is_loopback_host(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
-}
-
-/// A tenant is a GUID or a domain name (protocol.md 4.4); the multi-tenant aliases make no sense for
-/// the client credentials grant.
-fn check_tenant(tenant: &str) -> Result<(), String> {
-    if uuid::Uuid::parse_str(tenant).is_ok() {
-        return Ok(());
-    }
-    if matches!(
-        tenant.to_ascii_lowercase().as_str(),
-        "common" | "organizations" | "consumers"
-    ) {
-        return Err(format!(
-            "{tenant:?} cannot be used with the client credentials grant: give the tenant ID (a GUID) \
-             or its domain, such as contoso.onmicrosoft.com"
-        ));
-    }
-    let valid_domain = tenant.contains('.')
-        && tenant.len() <= 253
-        && tenant.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        });
-    if valid_domain {
-        Ok(())
-    } else {
-        Err(format!(
-            "{tenant:?} is neither a GUID nor a domain name such as contoso.onmicrosoft.com"
-        ))
-    }
-}
-
-fn check_prefix(prefix: &str) -> Result<(), String> {
-    if !prefix.starts_with('/') || prefix.len() < 2 {
-        return Err(format!(
-            "{prefix:?}: a prefix starts with '/' and names at least one path segment, such as \"/mde\""
-        ));
-    }
-    if prefix.starts_with("/-") {
-        return Err(format!(
-            "{prefix:?}: prefixes starting with \"/-\" are reserved for the proxy's own endpoints"
-        ));
-    }
-    let segments_ok = prefix[1..].split('/').all(|s| {
-        !s.is_empty()
-            && s != "."
-            && s != ".."
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
-    });
-    if segments_ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{prefix:?}: segments use only letters, digits and - . _ ~"
-        ))
-    }
-}
-
-fn is_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }

@@ -17,6 +17,7 @@ mod data;
 mod defender;
 mod entra;
 mod entra_error;
+mod export;
 mod testing;
 mod token;
 

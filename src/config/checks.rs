@@ -1,0 +1,108 @@
+//! Checks of single values: URLs that receive tokens or secrets, tenants, route prefixes and names.
+
+use url::Url;
+
+/// Accepts `login.microsoftonline.us`, `https://login.microsoftonline.us/` and the like, as
+/// azure-identity does for AZURE_AUTHORITY_HOST (protocol.md 5.1).
+pub(super) fn normalize_authority(host: &str) -> String {
+    let host = host.trim().trim_end_matches('/');
+    if host.contains("://") {
+        host.to_owned()
+    } else {
+        format!("https://{host}")
+    }
+}
+
+pub(super) fn check_url(url: &Url) -> Result<(), String> {
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback_host(url) => {}
+        "http" => {
+            return Err(
+                "http:// is allowed only for loopback hosts (local testing); use https://".into(),
+            );
+        }
+        other => return Err(format!("unsupported scheme {other:?}")),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("credentials in the URL are not allowed".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("a query or fragment is not allowed here".into());
+    }
+    Ok(())
+}
+
+fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// A tenant is a GUID or a domain name (protocol.md 4.4); the multi-tenant aliases make no sense for
+/// the client credentials grant.
+pub(super) fn check_tenant(tenant: &str) -> Result<(), String> {
+    if uuid::Uuid::parse_str(tenant).is_ok() {
+        return Ok(());
+    }
+    if matches!(
+        tenant.to_ascii_lowercase().as_str(),
+        "common" | "organizations" | "consumers"
+    ) {
+        return Err(format!(
+            "{tenant:?} cannot be used with the client credentials grant: give the tenant ID (a GUID) \
+             or its domain, such as contoso.onmicrosoft.com"
+        ));
+    }
+    let valid_domain = tenant.contains('.')
+        && tenant.len() <= 253
+        && tenant.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if valid_domain {
+        Ok(())
+    } else {
+        Err(format!(
+            "{tenant:?} is neither a GUID nor a domain name such as contoso.onmicrosoft.com"
+        ))
+    }
+}
+
+pub(super) fn check_prefix(prefix: &str) -> Result<(), String> {
+    if !prefix.starts_with('/') || prefix.len() < 2 {
+        return Err(format!(
+            "{prefix:?}: a prefix starts with '/' and names at least one path segment, such as \"/mde\""
+        ));
+    }
+    if prefix.starts_with("/-") {
+        return Err(format!(
+            "{prefix:?}: prefixes starting with \"/-\" are reserved for the proxy's own endpoints"
+        ));
+    }
+    let segments_ok = prefix[1..].split('/').all(|s| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
+    });
+    if segments_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{prefix:?}: segments use only letters, digits and - . _ ~"
+        ))
+    }
+}
+
+pub(super) fn is_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
