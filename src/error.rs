@@ -74,6 +74,15 @@ pub enum ProxyError {
     /// The request cannot be turned into an upstream request.
     #[error("the request target cannot be forwarded")]
     BadTarget(#[source] http::Error),
+    /// The route's client-side rate limit (or an upstream 429's Retry-After) would make this request
+    /// wait too long.
+    #[error("route {prefix} is rate limited; retry after {retry_after:?}")]
+    RateLimited {
+        /// The route.
+        prefix: String,
+        /// When a slot will be free.
+        retry_after: Duration,
+    },
     /// Too many requests are in flight; this one was shed.
     #[error("the proxy is at its limit of requests in flight")]
     Overloaded,
@@ -102,6 +111,7 @@ impl ProxyError {
                 StatusCode::BAD_REQUEST
             }
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Token { error, .. } => match &**error {
                 TokenError::Rejected(_)
@@ -132,6 +142,7 @@ impl ProxyError {
             Self::RequestBody(_) => "request_body_failed",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::Overloaded => "overloaded",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Token { error, .. } => match &**error {
                 TokenError::Rejected(_) => "token_rejected",
                 TokenError::Throttled { .. } => "token_throttled",
@@ -151,6 +162,7 @@ impl ProxyError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Overloaded => Some(Duration::from_secs(1)),
+            Self::RateLimited { retry_after, .. } => Some(*retry_after),
             Self::Token { error, .. } => match &**error {
                 TokenError::BackingOff { retry_after, .. } => Some(*retry_after),
                 TokenError::Throttled { retry_after, .. } => *retry_after,
@@ -203,7 +215,8 @@ impl ProxyError {
             | Self::BadTarget(_)
             | Self::RequestBody(_)
             | Self::BodyTooLarge { .. }
-            | Self::Overloaded => crate::config::error_chain(self),
+            | Self::Overloaded
+            | Self::RateLimited { .. } => crate::config::error_chain(self),
         };
         body["detail"] = json!(detail);
         body

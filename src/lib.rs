@@ -7,7 +7,8 @@
 //!   (TLS, connection limits); [`signal`]: shutdown signals.
 //! - [`config`]: the TOML model and its validation; [`secret`]: secret values and their sources.
 //! - [`credential`]: Entra credentials; [`token`]: the token cache and the Entra client.
-//! - [`route`]: the route table; [`proxy`]: forwarding; [`rewrite`]: link rewriting;
+//! - [`route`]: the route table; [`proxy`]: forwarding; [`ratelimit`]: client-side rate limits;
+//!   [`rewrite`]: link rewriting;
 //!   [`error`]: the proxy's error responses.
 //! - [`screen`]: browser, Host and request-target checks; [`inbound`]: API keys.
 //! - [`admin`]: `/-/healthy`, `/-/ready`, `/-/metrics`, `/-/status`;
@@ -24,6 +25,7 @@ pub mod error;
 pub mod inbound;
 pub mod metrics;
 pub mod proxy;
+pub mod ratelimit;
 pub mod reload;
 pub mod rewrite;
 pub mod route;

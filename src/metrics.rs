@@ -70,6 +70,8 @@ pub struct Metrics {
     cache_lookups: Family<ResultLabels, Counter>,
     ready: Gauge,
     reloads: Family<OutcomeLabels, Counter>,
+    rate_limit_waits: Family<RouteLabels, Counter>,
+    rate_limit_refusals: Family<RouteLabels, Counter>,
 }
 
 /// The request metrics of one route, resolved once.
@@ -78,6 +80,8 @@ pub struct RouteMetrics {
     /// Responses by status class: 1xx to 5xx.
     by_class: [Counter; 5],
     upstream_duration: Histogram,
+    rate_limit_waits: Counter,
+    rate_limit_refusals: Counter,
 }
 
 impl RouteMetrics {
@@ -85,6 +89,16 @@ impl RouteMetrics {
     pub fn response(&self, status: u16) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.by_class[class].inc();
+    }
+
+    /// Counts a request that waited for a rate-limit slot.
+    pub fn rate_limit_wait(&self) {
+        self.rate_limit_waits.inc();
+    }
+
+    /// Counts a request refused by the rate limiter (429).
+    pub fn rate_limit_refusal(&self) {
+        self.rate_limit_refusals.inc();
     }
 
     /// Records how long the upstream took to answer (until its response headers).
@@ -139,9 +153,23 @@ impl Default for Metrics {
             "Configuration reloads: applied or refused",
             reloads.clone(),
         );
+        let rate_limit_waits = Family::default();
+        registry.register(
+            "rate_limit_waits",
+            "Requests that waited for a client-side rate-limit slot, by route",
+            rate_limit_waits.clone(),
+        );
+        let rate_limit_refusals = Family::default();
+        registry.register(
+            "rate_limit_refusals",
+            "Requests refused with 429 by the client-side rate limiter, by route",
+            rate_limit_refusals.clone(),
+        );
         Self {
             registry,
             requests,
+            rate_limit_waits,
+            rate_limit_refusals,
             upstream_duration,
             token_requests,
             token_expiry,
@@ -170,6 +198,12 @@ impl Metrics {
                 class("5xx"),
             ],
             upstream_duration: self.upstream_duration.get_or_create_owned(&RouteLabels {
+                route: prefix.to_owned(),
+            }),
+            rate_limit_waits: self.rate_limit_waits.get_or_create_owned(&RouteLabels {
+                route: prefix.to_owned(),
+            }),
+            rate_limit_refusals: self.rate_limit_refusals.get_or_create_owned(&RouteLabels {
                 route: prefix.to_owned(),
             }),
         }

@@ -22,6 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use crate::app::{AppState, Live};
 use crate::error::ProxyError;
 use crate::metrics::RouteMetrics;
+use crate::ratelimit::{Admission, Refusal, parse_retry_after};
 use crate::rewrite::Links;
 use crate::route::Route;
 use crate::token::AccessToken;
@@ -144,6 +145,19 @@ async fn forward_request(
         )),
         None => body,
     };
+    // Client-side rate limits, and the hold after an upstream 429: wait in the bounded queue, or
+    // 429 when that would take too long. Before the token, so a refused request costs nothing.
+    match route.limiter.acquire().await {
+        Ok(Admission::Immediate) => {}
+        Ok(Admission::Waited(_)) => metrics.rate_limit_wait(),
+        Err(Refusal::TooLong { retry_after } | Refusal::QueueFull { retry_after }) => {
+            metrics.rate_limit_refusal();
+            return Err(ProxyError::RateLimited {
+                prefix: route.prefix.clone(),
+                retry_after,
+            });
+        }
+    }
     let token = token_for(state, live, route).await?;
 
     // The proxy's own base URL as this client reached it (the screen has checked the host).
@@ -204,6 +218,9 @@ async fn forward_request(
         tracing::info!("replaying the request once with a fresh token after an upstream 401");
         response = send(live, metrics, request).await?;
     }
+    if response.status() == StatusCode::TOO_MANY_REQUESTS {
+        hold_after_429(route, response.headers());
+    }
     let (mut parts, body) = response.into_parts();
     filter_response_headers(&mut parts.headers);
     let Some(links) = links else {
@@ -238,6 +255,21 @@ async fn token_for(
             tenant: route.token_key.tenant.clone(),
             error,
         })
+}
+
+/// After an upstream 429, the route's requests wait until its Retry-After has passed (Microsoft:
+/// "resubmitting in a shorter time frame gives a return of the 429 error code", protocol.md 7.2).
+fn hold_after_429(route: &Route, headers: &HeaderMap) {
+    let Some(wait) = headers
+        .get(header::RETRY_AFTER)
+        .and_then(|value| parse_retry_after(value, std::time::SystemTime::now()))
+    else {
+        return;
+    };
+    if let Some(until) = Instant::now().checked_add(wait) {
+        tracing::info!(route = %route.prefix, retry_after_s = wait.as_secs(), "upstream 429: holding the route");
+        route.limiter.hold_until(until);
+    }
 }
 
 /// A request whose chunked body passed the route's limit fails in the client; say so.

@@ -2,6 +2,7 @@
 //! request's route, and the upstream URI a request is forwarded to.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Method, Uri};
@@ -10,6 +11,13 @@ use url::{Position, Url};
 use crate::config::Api;
 use crate::credential::Credential;
 use crate::metrics::{Metrics, RouteMetrics};
+use crate::ratelimit::{Limits, RateLimiter};
+
+/// No client-side limit (the limiter then only holds the route after an upstream 429).
+const UNLIMITED: Limits = Limits {
+    per_minute: None,
+    per_hour: None,
+};
 use crate::token::TokenKey;
 
 /// An upstream base URL, split once at start-up into the parts each forwarded request reuses.
@@ -161,6 +169,10 @@ pub struct Route {
     pub rewrite_links: bool,
     /// The largest request body accepted (413 beyond it), if limited.
     pub max_body_bytes: Option<u64>,
+    /// The client-side rate limits, if any.
+    pub rate_limit: Option<Limits>,
+    /// The limiter: the rate limits, and the hold after an upstream 429 (every route has one).
+    pub limiter: RateLimiter,
     metrics: OnceLock<RouteMetrics>,
 }
 
@@ -184,8 +196,16 @@ impl Route {
             access: None,
             rewrite_links: true,
             max_body_bytes: None,
+            rate_limit: None,
+            limiter: RateLimiter::new(UNLIMITED, Duration::ZERO, 0),
             metrics: OnceLock::new(),
         }
+    }
+
+    /// The route with its limiter: requests wait at most `max_wait`, `max_queue` at a time.
+    pub fn with_limiter(mut self, max_wait: Duration, max_queue: usize) -> Self {
+        self.limiter = RateLimiter::new(self.rate_limit.unwrap_or(UNLIMITED), max_wait, max_queue);
+        self
     }
 
     /// The route with allow-lists.

@@ -59,8 +59,9 @@ fn names_an_unsafe_file(text: &str) -> bool {
     let Ok(value) = text.parse::<toml::Table>() else {
         return false; // Not TOML: from_toml fails at parsing, before reading anything.
     };
+    let value = toml::Value::Table(value);
     let mut strings = Vec::new();
-    collect_strings(&toml::Value::Table(value), &mut strings);
+    collect_strings(&value, &mut strings);
     strings.iter().any(|s| {
         let path = Path::new(s);
         let Ok(meta) = std::fs::metadata(path) else {

@@ -62,6 +62,7 @@ pub fn from_env(overrides: &Overrides, env: EnvLookup<'_>) -> Result<super::Conf
             paths: None,
             rewrite_links: None,
             max_body_bytes: None,
+            rate_limit: None,
         })
         .collect();
     let raw = RawConfig {

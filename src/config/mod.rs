@@ -54,6 +54,10 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// The most requests in flight at once (bodies included); more are answered 503 at once.
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1_024;
+/// The longest a request waits for a rate-limit slot before it is answered 429.
+pub const DEFAULT_RATE_LIMIT_MAX_WAIT: Duration = Duration::from_secs(30);
+/// The most requests waiting for a rate-limit slot per route.
+pub const DEFAULT_RATE_LIMIT_MAX_QUEUE: usize = 256;
 /// The shortest inbound API key accepted: anything shorter can be guessed.
 pub const MIN_API_KEY_LEN: usize = 16;
 
@@ -160,6 +164,10 @@ pub struct Server {
     pub replay_max_body_bytes: usize,
     /// Connection limits.
     pub limits: crate::server::Limits,
+    /// The longest a request waits for a rate-limit slot.
+    pub rate_limit_max_wait: Duration,
+    /// The most requests waiting for a rate-limit slot per route.
+    pub rate_limit_max_queue: usize,
     /// The most requests in flight at once.
     pub max_concurrent_requests: usize,
     /// Inbound TLS, when configured (`[server.tls]`).
@@ -216,6 +224,9 @@ struct RawServer {
     header_read_timeout: Option<Duration>,
     max_connections: Option<usize>,
     max_concurrent_requests: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    rate_limit_max_wait: Option<Duration>,
+    rate_limit_max_queue: Option<usize>,
     tls: Option<RawTls>,
     #[serde(default)]
     allowed_hosts: Vec<String>,
@@ -274,6 +285,7 @@ struct RawRoute {
     paths: Option<Vec<String>>,
     rewrite_links: Option<bool>,
     max_body_bytes: Option<u64>,
+    rate_limit: Option<crate::ratelimit::RateLimitSpec>,
 }
 
 /// Command-line overrides applied before validation.

@@ -480,3 +480,20 @@ fn a_remote_listener_may_rely_on_client_certificates_instead_of_api_keys() {
         .to_string();
     assert!(bad_key.contains("server.tls"), "{bad_key}");
 }
+
+#[test]
+fn rate_limits_take_microsofts_presets_or_explicit_numbers() {
+    let config = parse(&format!("{MINIMAL}rate_limit = \"mde\"\n")).unwrap();
+    let limits = config.routes[0].rate_limit.unwrap();
+    assert_eq!(
+        (limits.per_minute, limits.per_hour),
+        (Some(100), Some(1500))
+    );
+    let config = parse(&format!("{MINIMAL}rate_limit = {{ per_minute = 45 }}\n")).unwrap();
+    assert_eq!(config.routes[0].rate_limit.unwrap().per_minute, Some(45));
+    let message = error(&format!("{MINIMAL}rate_limit = \"fast\"\n"));
+    assert!(
+        message.contains("routes[0].rate_limit") && message.contains("mde"),
+        "{message}"
+    );
+}

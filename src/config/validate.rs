@@ -14,10 +14,11 @@ use super::tls;
 use super::{
     Cloud, Config, ConfigError, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_LISTEN,
     DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES,
-    DEFAULT_REPLAY_MAX_BODY_BYTES, DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_TIMEOUT,
-    DEFAULT_UPSTREAM_CONNECT_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_WATCH_INTERVAL, EnvLookup,
-    MIN_API_KEY_LEN, Overrides, RawConfig, RawCredential, RawRoute, RawServer, Server, WatchedFile,
-    content_fingerprint, error_chain,
+    DEFAULT_RATE_LIMIT_MAX_QUEUE, DEFAULT_RATE_LIMIT_MAX_WAIT, DEFAULT_REPLAY_MAX_BODY_BYTES,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_TIMEOUT, DEFAULT_UPSTREAM_CONNECT_TIMEOUT,
+    DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_WATCH_INTERVAL, EnvLookup, MIN_API_KEY_LEN, Overrides,
+    RawConfig, RawCredential, RawRoute, RawServer, Server, WatchedFile, content_fingerprint,
+    error_chain,
 };
 use crate::credential::{Certificate, ClientAuth, Credential};
 use crate::route::{Access, Route, Upstream};
@@ -82,7 +83,8 @@ impl<'a> Validator<'a> {
                     format!("prefix {} is used by an earlier route", route.prefix),
                 ));
             }
-            routes.push(route);
+            routes
+                .push(route.with_limiter(server.rate_limit_max_wait, server.rate_limit_max_queue));
         }
         Ok(Config {
             server,
@@ -193,6 +195,12 @@ impl<'a> Validator<'a> {
                     DEFAULT_MAX_CONNECTIONS,
                 )?,
             },
+            rate_limit_max_wait: raw
+                .rate_limit_max_wait
+                .unwrap_or(DEFAULT_RATE_LIMIT_MAX_WAIT),
+            rate_limit_max_queue: raw
+                .rate_limit_max_queue
+                .unwrap_or(DEFAULT_RATE_LIMIT_MAX_QUEUE),
             max_concurrent_requests: self.positive(
                 "server.max_concurrent_requests",
                 raw.max_concurrent_requests,
@@ -391,6 +399,11 @@ impl<'a> Validator<'a> {
             return Err(self.invalid(key("max_body_bytes"), "must be more than zero"));
         }
         route.max_body_bytes = raw.max_body_bytes;
+        route.rate_limit = raw
+            .rate_limit
+            .map(|spec| spec.resolve())
+            .transpose()
+            .map_err(|message| self.invalid(key("rate_limit"), message))?;
         Ok(route)
     }
 

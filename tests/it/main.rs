@@ -11,6 +11,7 @@ mod limits;
 mod links;
 mod logs;
 mod operations;
+mod ratelimit;
 mod security;
 mod streaming;
 mod support;

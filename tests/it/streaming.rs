@@ -30,6 +30,10 @@ async fn a_one_gib_response_streams_through_with_bounded_memory() {
     }
     assert_eq!(received, GIB);
     let growth = peak.saturating_sub(baseline);
+    eprintln!(
+        "1 GiB streamed: resident memory grew by {} KiB",
+        growth >> 10
+    );
     assert!(
         growth < MAX_GROWTH,
         "resident memory grew by {} MiB",

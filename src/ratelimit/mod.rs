@@ -1,0 +1,328 @@
+//! Client-side rate limits per route: token buckets matching Microsoft's documented limits, a
+//! bounded wait queue, and holding a route after an upstream 429 until its Retry-After has passed
+//! (issue 4, item 6).
+//!
+//! Each bucket is a GCRA (generic cell rate algorithm, the "virtual scheduling" form of a token
+//! bucket): `limit` requests may go at once, then one more every `window / limit`. A request that
+//! cannot go at once reserves the earliest instant at which every bucket allows it, so waiters go in
+//! arrival order and the wait is known before the request is queued; that is what lets
+//! [`RateLimiter::acquire`] refuse at once when the wait would be too long.
+//!
+//! Time is [`tokio::time::Instant`] (the same as `std::time::Instant` outside paused-time tests), so
+//! the tests run on tokio's paused clock and are exact.
+//!
+//! This module does not answer requests or touch metrics: the caller turns a [`Refusal`] into a 429
+//! problem with `Retry-After`, records the [`Admission`], and calls [`RateLimiter::hold_until`] when
+//! the upstream answers 429.
+
+use std::num::NonZeroU32;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use http::HeaderValue;
+use serde::Deserialize;
+use tokio::time::Instant;
+
+/// A named preset or explicit limits, as written in the config: `rate_limit = "mde"` or
+/// `rate_limit = { per_minute = 100, per_hour = 1500 }`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum RateLimitSpec {
+    /// One of the presets named in [`RateLimitSpec::resolve`].
+    Preset(String),
+    /// Explicit limits.
+    Custom(Limits),
+}
+
+/// Calls allowed per window. At least one must be given, and each must be greater than zero
+/// ([`RateLimitSpec::resolve`] checks both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Calls per minute; also the largest burst let through at once.
+    pub per_minute: Option<u32>,
+    /// Calls per hour.
+    pub per_hour: Option<u32>,
+}
+
+/// The presets, with the limits Microsoft documents (protocol.md section 7.1).
+const PRESETS: [(&str, Limits); 6] = [
+    // Most Defender for Endpoint APIs (list alerts, isolate machine, indicators) [S5][S7][S25].
+    ("mde", limits(Some(100), Some(1500))),
+    // MDE `POST /api/advancedqueries/run` is 45/min and 1,500/h per tenant [S8]; Defender XDR
+    // `POST /api/advancedhunting/run` documents "at least 45 calls per minute per tenant" [S14].
+    ("advanced-hunting", limits(Some(45), Some(1500))),
+    // Defender XDR list incidents [S13].
+    ("xdr-incidents", limits(Some(50), Some(1500))),
+    // Defender for Cloud Apps: "30 requests per minute per tenant" for all API requests [S30].
+    ("mdca", limits(Some(30), None)),
+    // Graph `/security` alerts, securityActions, secureScore: 150 per minute per app per tenant [S54].
+    ("graph-security", limits(Some(150), None)),
+    // MDE `runliveresponse`: 10 calls per minute, 429 beyond [S22].
+    ("live-response", limits(Some(10), None)),
+];
+
+const fn limits(per_minute: Option<u32>, per_hour: Option<u32>) -> Limits {
+    Limits {
+        per_minute,
+        per_hour,
+    }
+}
+
+impl RateLimitSpec {
+    /// Resolves presets to limits and checks explicit ones. The presets follow protocol.md
+    /// section 7.1:
+    ///
+    /// | preset | limits | for |
+    /// |---|---|---|
+    /// | `mde` | 100/min and 1,500/h | most Defender for Endpoint APIs [S5][S7][S25] |
+    /// | `advanced-hunting` | 45/min and 1,500/h | MDE `/api/advancedqueries/run` [S8] and XDR `/api/advancedhunting/run` [S14] |
+    /// | `xdr-incidents` | 50/min and 1,500/h | Defender XDR incidents [S13] |
+    /// | `mdca` | 30/min | Defender for Cloud Apps [S30] |
+    /// | `graph-security` | 150/min | Microsoft Graph security API [S54] |
+    /// | `live-response` | 10/min | MDE live response [S22] |
+    ///
+    /// `Err` holds a message naming the problem: an unknown preset (with the known ones), no limit
+    /// at all, or a zero limit.
+    pub fn resolve(&self) -> Result<Limits, String> {
+        match self {
+            Self::Preset(name) => PRESETS
+                .iter()
+                .find(|(known, _)| known == name)
+                .map(|(_, limits)| *limits)
+                .ok_or_else(|| {
+                    let known: Vec<&str> = PRESETS.iter().map(|(known, _)| *known).collect();
+                    format!(
+                        "unknown rate limit preset {name:?} (known: {})",
+                        known.join(", ")
+                    )
+                }),
+            Self::Custom(limits) => match (limits.per_minute, limits.per_hour) {
+                (None, None) => Err("a rate limit needs per_minute, per_hour or both".to_owned()),
+                (Some(0), _) => Err("rate limit per_minute must be greater than zero".to_owned()),
+                (_, Some(0)) => Err("rate limit per_hour must be greater than zero".to_owned()),
+                _ => Ok(*limits),
+            },
+        }
+    }
+}
+
+/// Why a request may not go now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Waiting would take longer than `max_wait`; the client should come back after this long.
+    TooLong {
+        /// How long the request would have had to wait.
+        retry_after: Duration,
+    },
+    /// The wait queue is full (`max_queue` requests already waiting).
+    QueueFull {
+        /// How long the request would have had to wait.
+        retry_after: Duration,
+    },
+}
+
+/// What `acquire` did, for metrics: whether the request had to wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// The request went at once.
+    Immediate,
+    /// The request went after waiting this long.
+    Waited(Duration),
+}
+
+/// One route's limiter. Shared by all requests of the route (`&self` methods; Send + Sync).
+#[derive(Debug)]
+pub struct RateLimiter {
+    max_wait: Duration,
+    max_queue: usize,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// The per-minute and per-hour buckets that are limited.
+    buckets: Vec<Bucket>,
+    /// No request goes before this instant (set after an upstream 429).
+    held_until: Option<Instant>,
+    /// Requests that reserved a later instant and have not gone, been refused or been dropped.
+    waiting: usize,
+}
+
+/// One window's limit as a GCRA.
+#[derive(Debug)]
+struct Bucket {
+    /// The time one call "costs": the window divided by the limit.
+    interval: Duration,
+    /// How far the theoretical arrival time may run ahead of a request: `interval × (limit − 1)`,
+    /// which lets `limit` requests through at once.
+    tolerance: Duration,
+    /// The theoretical arrival time: when the bucket would be empty if nothing else came.
+    tat: Instant,
+}
+
+impl Bucket {
+    fn new(window: Duration, limit: NonZeroU32, now: Instant) -> Self {
+        // Rounded up, so that `limit` calls never take less than the window.
+        let nanos = window.as_nanos().div_ceil(u128::from(limit.get()));
+        let interval = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+        Self {
+            interval,
+            tolerance: interval * (limit.get() - 1),
+            // A full bucket: Microsoft counts calls per window, so a fresh route may use the
+            // whole per-minute allowance at once (ratelimit spec, "Quota semantics").
+            tat: now,
+        }
+    }
+
+    /// The earliest instant, not before `now`, at which this bucket allows a request.
+    fn earliest(&self, now: Instant) -> Instant {
+        match self.tat.checked_duration_since(now) {
+            Some(ahead) if ahead > self.tolerance => now + (ahead - self.tolerance),
+            _ => now,
+        }
+    }
+
+    /// Takes one cell for a request going at `at`.
+    fn consume(&mut self, at: Instant) {
+        self.tat = self.tat.max(at) + self.interval;
+    }
+}
+
+impl State {
+    fn earliest(&self, now: Instant) -> Instant {
+        let held = self.held_until.map_or(now, |until| until.max(now));
+        self.buckets
+            .iter()
+            .map(|bucket| bucket.earliest(now))
+            .fold(held, Instant::max)
+    }
+}
+
+/// A place in the wait queue; given back when dropped, so a cancelled waiter frees it.
+struct Slot<'a> {
+    limiter: &'a RateLimiter,
+    /// The instant reserved in the buckets.
+    at: Instant,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.limiter.state().waiting -= 1;
+    }
+}
+
+impl RateLimiter {
+    /// A limiter with `limits`; a request waits at most `max_wait`, and at most `max_queue` requests
+    /// wait at once. A window whose limit is `None` or zero is not limited ([`RateLimitSpec::resolve`]
+    /// refuses zero, so a validated config never has one).
+    pub fn new(limits: Limits, max_wait: Duration, max_queue: usize) -> Self {
+        const MINUTE: Duration = Duration::from_secs(60);
+        const HOUR: Duration = Duration::from_secs(60 * 60);
+        let now = Instant::now();
+        let buckets = [(MINUTE, limits.per_minute), (HOUR, limits.per_hour)]
+            .into_iter()
+            .filter_map(|(window, limit)| {
+                let limit = NonZeroU32::new(limit?)?;
+                Some(Bucket::new(window, limit, now))
+            })
+            .collect();
+        Self {
+            max_wait,
+            max_queue,
+            state: Mutex::new(State {
+                buckets,
+                held_until: None,
+                waiting: 0,
+            }),
+        }
+    }
+
+    /// Waits (asynchronously, tokio) until the request may go: both the per-minute and the per-hour
+    /// buckets must allow it, and the route must not be held by an upstream 429. Refuses at once,
+    /// without waiting, when the wait would exceed `max_wait` or the queue is full; a request already
+    /// waiting is refused when a hold set meanwhile would keep it beyond `max_wait`. A request that
+    /// waited and then is cancelled (its future dropped) gives its place back; the bucket cell it
+    /// reserved stays used.
+    pub async fn acquire(&self) -> Result<Admission, Refusal> {
+        let arrived = Instant::now();
+        let Some(slot) = self.reserve(arrived)? else {
+            return Ok(Admission::Immediate);
+        };
+        let mut until = slot.at;
+        loop {
+            tokio::time::sleep_until(until).await;
+            // An upstream 429 may have held the route while this request waited; going before the
+            // Retry-After only earns another 429 (protocol.md 7.2, [S17][S55]).
+            let now = Instant::now();
+            match self.state().held_until {
+                Some(held) if held > now => {
+                    if held.saturating_duration_since(arrived) > self.max_wait {
+                        return Err(Refusal::TooLong {
+                            retry_after: held - now,
+                        });
+                    }
+                    until = held;
+                }
+                _ => break,
+            }
+        }
+        drop(slot);
+        Ok(Admission::Waited(arrived.elapsed()))
+    }
+
+    /// Takes a cell in every bucket for the earliest instant they and the hold allow: `None` when
+    /// that is now, else a queue slot for that instant. Takes nothing when it refuses.
+    fn reserve(&self, now: Instant) -> Result<Option<Slot<'_>>, Refusal> {
+        let mut state = self.state();
+        let at = state.earliest(now);
+        let wait = at - now;
+        if wait > self.max_wait {
+            return Err(Refusal::TooLong { retry_after: wait });
+        }
+        if !wait.is_zero() && state.waiting >= self.max_queue {
+            return Err(Refusal::QueueFull { retry_after: wait });
+        }
+        for bucket in &mut state.buckets {
+            bucket.consume(at);
+        }
+        if wait.is_zero() {
+            return Ok(None);
+        }
+        state.waiting += 1;
+        Ok(Some(Slot { limiter: self, at }))
+    }
+
+    /// Holds the route until `until` (after an upstream 429 with Retry-After): later `acquire`s wait
+    /// until then (or are refused when that is beyond `max_wait`). A later call never shortens an
+    /// existing hold.
+    pub fn hold_until(&self, until: std::time::Instant) {
+        let until = Instant::from_std(until);
+        let mut state = self.state();
+        state.held_until = Some(state.held_until.map_or(until, |held| held.max(until)));
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock, and every update leaves the state consistent, so
+        // a poisoned lock (a panic elsewhere in that thread) is safe to keep using.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Parses a Retry-After header value: delay-seconds or an HTTP-date (RFC 9110 section 10.2.3);
+/// `None` if neither. A date in the past is no delay.
+pub fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
+    // RFC 9110 section 5.5: surrounding whitespace is not part of a field value.
+    let value = value.to_str().ok()?.trim();
+    // delay-seconds is `1*DIGIT`; `u64::from_str` alone would also take a leading `+`.
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return value.parse().ok().map(Duration::from_secs);
+    }
+    // httpdate accepts the IMF-fixdate and the two obsolete forms recipients must accept
+    // (RFC 9110 section 5.6.7).
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests;

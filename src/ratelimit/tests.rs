@@ -1,0 +1,417 @@
+//! Unit tests of the rate limiter, on tokio's paused clock.
+
+use std::sync::Arc;
+
+use super::*;
+
+const LONG: Duration = Duration::from_secs(24 * 60 * 60);
+
+fn per_minute(n: u32) -> Limits {
+    limits(Some(n), None)
+}
+
+/// `until` on the clock `hold_until` takes, from tokio's (possibly paused) clock.
+fn after(wait: Duration) -> std::time::Instant {
+    (Instant::now() + wait).into_std()
+}
+
+async fn burst(limiter: &RateLimiter, n: u32) {
+    for i in 0..n {
+        assert_eq!(
+            limiter.acquire().await,
+            Ok(Admission::Immediate),
+            "request {i}"
+        );
+    }
+}
+
+/// Lets spawned tasks run up to their first wait; time stays where it is.
+async fn settle() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn burst_of_per_minute_passes_at_once_and_the_next_waits_one_interval() {
+    let limiter = RateLimiter::new(per_minute(100), LONG, 10);
+    burst(&limiter, 100).await;
+    assert_eq!(
+        limiter.acquire().await,
+        Ok(Admission::Waited(Duration::from_millis(600)))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn cells_replenish_evenly_after_a_burst() {
+    let limiter = RateLimiter::new(per_minute(100), LONG, 10);
+    burst(&limiter, 100).await;
+    tokio::time::advance(Duration::from_secs(3)).await;
+    burst(&limiter, 5).await;
+    assert!(matches!(limiter.acquire().await, Ok(Admission::Waited(_))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiters_go_in_arrival_order_one_interval_apart() {
+    let limiter = Arc::new(RateLimiter::new(per_minute(100), LONG, 10));
+    burst(&limiter, 100).await;
+    let start = Instant::now();
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let limiter = Arc::clone(&limiter);
+            tokio::spawn(async move {
+                limiter.acquire().await.unwrap();
+                Instant::now() - start
+            })
+        })
+        .collect();
+    let mut went = Vec::new();
+    for waiter in waiters {
+        went.push(waiter.await.unwrap());
+    }
+    assert_eq!(went, [600, 1200, 1800].map(Duration::from_millis).to_vec());
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_longer_than_max_wait_is_refused_at_once_with_the_wait() {
+    let limiter = RateLimiter::new(per_minute(100), Duration::from_millis(500), 10);
+    burst(&limiter, 100).await;
+    let asked = Instant::now();
+    assert_eq!(
+        limiter.acquire().await,
+        Err(Refusal::TooLong {
+            retry_after: Duration::from_millis(600)
+        })
+    );
+    assert_eq!(Instant::now(), asked);
+}
+
+#[tokio::test(start_paused = true)]
+async fn refused_request_takes_no_cell() {
+    let limiter = RateLimiter::new(per_minute(100), Duration::ZERO, 10);
+    burst(&limiter, 100).await;
+    assert!(limiter.acquire().await.is_err());
+    tokio::time::advance(Duration::from_millis(600)).await;
+    assert_eq!(limiter.acquire().await, Ok(Admission::Immediate));
+}
+
+#[tokio::test(start_paused = true)]
+async fn full_queue_refuses_with_the_wait_it_would_have_had() {
+    let limiter = Arc::new(RateLimiter::new(per_minute(100), LONG, 1));
+    burst(&limiter, 100).await;
+    let waiter = tokio::spawn({
+        let limiter = Arc::clone(&limiter);
+        async move { limiter.acquire().await }
+    });
+    settle().await;
+    assert_eq!(
+        limiter.acquire().await,
+        Err(Refusal::QueueFull {
+            retry_after: Duration::from_millis(1200)
+        })
+    );
+    assert_eq!(
+        waiter.await.unwrap(),
+        Ok(Admission::Waited(Duration::from_millis(600)))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn zero_max_queue_refuses_any_wait_but_lets_immediate_requests_through() {
+    let limiter = RateLimiter::new(per_minute(2), LONG, 0);
+    burst(&limiter, 2).await;
+    assert_eq!(
+        limiter.acquire().await,
+        Err(Refusal::QueueFull {
+            retry_after: Duration::from_secs(30)
+        })
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelled_waiter_frees_its_queue_slot() {
+    let limiter = RateLimiter::new(per_minute(100), LONG, 1);
+    burst(&limiter, 100).await;
+    let cancelled = tokio::time::timeout(Duration::from_millis(100), limiter.acquire()).await;
+    assert!(cancelled.is_err(), "the waiter was still waiting");
+    // Its cell (at 600 ms) stays used, so this one is next at 1200 ms: 1100 ms from now.
+    assert_eq!(
+        limiter.acquire().await,
+        Ok(Admission::Waited(Duration::from_millis(1100)))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn per_hour_bucket_bites_when_per_minute_would_allow() {
+    let limiter = RateLimiter::new(limits(Some(10), Some(10)), LONG, 10);
+    burst(&limiter, 10).await;
+    // Per minute alone the next would wait 6 s; 10 per hour means one every 360 s.
+    assert_eq!(
+        limiter.acquire().await,
+        Ok(Admission::Waited(Duration::from_secs(360)))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn per_hour_limit_alone_allows_its_whole_burst() {
+    let limiter = RateLimiter::new(limits(None, Some(1500)), LONG, 10);
+    burst(&limiter, 1500).await;
+    assert_eq!(
+        limiter.acquire().await,
+        Ok(Admission::Waited(Duration::from_millis(2400)))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn hold_makes_requests_wait_until_it_ends() {
+    let limiter = RateLimiter::new(per_minute(100), LONG, 10);
+    limiter.hold_until(after(Duration::from_secs(5)));
+    assert_eq!(
+        limiter.acquire().await,
+        Ok(Admission::Waited(Duration::from_secs(5)))
+    );
+    assert_eq!(limiter.acquire().await, Ok(Admission::Immediate));
+}
+
+#[tokio::test(start_paused = true)]
+async fn hold_beyond_max_wait_is_refused_with_the_time_left() {
+    let limiter = RateLimiter::new(per_minute(100), Duration::from_secs(2), 10);
+    limiter.hold_until(after(Duration::from_secs(5)));
+    assert_eq!(
+        limiter.acquire().await,
+        Err(Refusal::TooLong {
+            retry_after: Duration::from_secs(5)
+        })
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn later_shorter_hold_never_shortens_an_existing_one() {
+    let limiter = RateLimiter::new(per_minute(100), LONG, 10);
+    limiter.hold_until(after(Duration::from_secs(5)));
+    limiter.hold_until(after(Duration::from_secs(1)));
+    assert_eq!(
+        limiter.acquire().await,
+        Ok(Admission::Waited(Duration::from_secs(5)))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn hold_that_has_passed_does_not_delay() {
+    let limiter = RateLimiter::new(per_minute(100), LONG, 10);
+    limiter.hold_until(after(Duration::from_secs(1)));
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert_eq!(limiter.acquire().await, Ok(Admission::Immediate));
+}
+
+#[tokio::test(start_paused = true)]
+async fn hold_set_while_a_request_waits_delays_it() {
+    let limiter = Arc::new(RateLimiter::new(per_minute(100), LONG, 10));
+    burst(&limiter, 100).await;
+    let waiter = tokio::spawn({
+        let limiter = Arc::clone(&limiter);
+        async move { limiter.acquire().await }
+    });
+    settle().await;
+    limiter.hold_until(after(Duration::from_secs(2)));
+    assert_eq!(
+        waiter.await.unwrap(),
+        Ok(Admission::Waited(Duration::from_secs(2)))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn hold_set_while_a_request_waits_refuses_it_beyond_max_wait() {
+    let limiter = Arc::new(RateLimiter::new(per_minute(100), Duration::from_secs(1), 1));
+    burst(&limiter, 100).await;
+    let waiter = tokio::spawn({
+        let limiter = Arc::clone(&limiter);
+        async move { limiter.acquire().await }
+    });
+    settle().await;
+    limiter.hold_until(after(Duration::from_secs(5)));
+    assert_eq!(
+        waiter.await.unwrap(),
+        Err(Refusal::TooLong {
+            retry_after: Duration::from_millis(4400)
+        })
+    );
+    // The refused waiter gave its queue slot back.
+    tokio::time::advance(Duration::from_millis(4400)).await;
+    assert_eq!(limiter.acquire().await, Ok(Admission::Immediate));
+}
+
+#[test]
+fn limiter_and_its_acquire_future_can_be_shared_across_threads() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: &T) {}
+    let limiter = RateLimiter::new(per_minute(1), LONG, 1);
+    send_sync(&limiter);
+    send(&limiter.acquire());
+}
+
+fn header(value: &'static str) -> HeaderValue {
+    HeaderValue::from_static(value)
+}
+
+fn date(value: &str) -> SystemTime {
+    httpdate::parse_http_date(value).unwrap()
+}
+
+#[test]
+fn retry_after_parses_delay_seconds_with_or_without_whitespace() {
+    let now = SystemTime::now();
+    assert_eq!(
+        parse_retry_after(&header("7"), now),
+        Some(Duration::from_secs(7))
+    );
+    assert_eq!(
+        parse_retry_after(&header(" 7 "), now),
+        Some(Duration::from_secs(7))
+    );
+    assert_eq!(parse_retry_after(&header("0"), now), Some(Duration::ZERO));
+}
+
+#[test]
+fn retry_after_parses_an_imf_fixdate_relative_to_now() {
+    let now = date("Sun, 06 Nov 1994 08:49:37 GMT");
+    assert_eq!(
+        parse_retry_after(&header("Sun, 06 Nov 1994 08:50:37 GMT"), now),
+        Some(Duration::from_secs(60))
+    );
+}
+
+#[test]
+fn retry_after_parses_the_obsolete_date_forms() {
+    let now = date("Sun, 06 Nov 1994 08:49:37 GMT");
+    assert_eq!(
+        parse_retry_after(&header("Sunday, 06-Nov-94 08:49:47 GMT"), now),
+        Some(Duration::from_secs(10))
+    );
+    assert_eq!(
+        parse_retry_after(&header("Sun Nov  6 08:49:57 1994"), now),
+        Some(Duration::from_secs(20))
+    );
+}
+
+#[test]
+fn retry_after_date_in_the_past_is_no_delay() {
+    let now = date("Sun, 06 Nov 1994 08:49:37 GMT");
+    assert_eq!(
+        parse_retry_after(&header("Sun, 06 Nov 1994 08:00:00 GMT"), now),
+        Some(Duration::ZERO)
+    );
+}
+
+#[test]
+fn retry_after_garbage_is_none() {
+    let now = SystemTime::now();
+    for garbage in [
+        "",
+        " ",
+        "soon",
+        "-1",
+        "+7",
+        "7.5",
+        "7s",
+        "1e3",
+        "7 7",
+        "Sun, 06 Nov",
+    ] {
+        assert_eq!(
+            parse_retry_after(&header(garbage), now),
+            None,
+            "{garbage:?}"
+        );
+    }
+    let opaque = HeaderValue::from_bytes(b"\xff7").unwrap();
+    assert_eq!(parse_retry_after(&opaque, now), None);
+}
+
+#[test]
+fn every_preset_resolves_to_its_documented_limits() {
+    let expected = [
+        ("mde", Some(100), Some(1500)),
+        ("advanced-hunting", Some(45), Some(1500)),
+        ("xdr-incidents", Some(50), Some(1500)),
+        ("mdca", Some(30), None),
+        ("graph-security", Some(150), None),
+        ("live-response", Some(10), None),
+    ];
+    assert_eq!(expected.len(), PRESETS.len());
+    for (name, per_minute, per_hour) in expected {
+        assert_eq!(
+            RateLimitSpec::Preset(name.to_owned()).resolve(),
+            Ok(limits(per_minute, per_hour)),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn unknown_preset_is_refused_naming_the_known_ones() {
+    let error = RateLimitSpec::Preset("defender".to_owned())
+        .resolve()
+        .unwrap_err();
+    assert_eq!(
+        error,
+        "unknown rate limit preset \"defender\" (known: mde, advanced-hunting, \
+         xdr-incidents, mdca, graph-security, live-response)"
+    );
+}
+
+#[test]
+fn custom_limits_resolve_to_themselves() {
+    for custom in [
+        limits(Some(100), Some(1500)),
+        limits(Some(1), None),
+        limits(None, Some(1)),
+    ] {
+        assert_eq!(RateLimitSpec::Custom(custom).resolve(), Ok(custom));
+    }
+}
+
+#[test]
+fn custom_limits_without_any_limit_or_with_a_zero_are_refused() {
+    let resolve = |per_minute, per_hour| {
+        RateLimitSpec::Custom(limits(per_minute, per_hour))
+            .resolve()
+            .unwrap_err()
+    };
+    assert!(resolve(None, None).contains("needs per_minute, per_hour or both"));
+    assert!(resolve(Some(0), Some(1500)).contains("per_minute must be greater than zero"));
+    assert!(resolve(Some(100), Some(0)).contains("per_hour must be greater than zero"));
+    assert!(resolve(None, Some(0)).contains("per_hour must be greater than zero"));
+}
+
+#[derive(Debug, Deserialize)]
+struct Route {
+    rate_limit: RateLimitSpec,
+}
+
+fn parse(toml_text: &str) -> Result<RateLimitSpec, toml::de::Error> {
+    toml::from_str::<Route>(toml_text).map(|route| route.rate_limit)
+}
+
+#[test]
+fn config_accepts_a_preset_name_or_explicit_limits() {
+    assert_eq!(
+        parse(r#"rate_limit = "mde""#).unwrap(),
+        RateLimitSpec::Preset("mde".to_owned())
+    );
+    assert_eq!(
+        parse("rate_limit = { per_minute = 100, per_hour = 1500 }").unwrap(),
+        RateLimitSpec::Custom(limits(Some(100), Some(1500)))
+    );
+    assert_eq!(
+        parse("rate_limit = { per_hour = 1500 }").unwrap(),
+        RateLimitSpec::Custom(limits(None, Some(1500)))
+    );
+}
+
+#[test]
+fn config_refuses_unknown_limit_keys_and_negative_limits() {
+    assert!(parse("rate_limit = { per_second = 5 }").is_err());
+    assert!(parse("rate_limit = { per_minute = -1 }").is_err());
+    assert!(parse("rate_limit = 100").is_err());
+}
