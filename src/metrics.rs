@@ -67,7 +67,8 @@ pub struct Metrics {
     upstream_duration: HistogramFamily<RouteLabels>,
     token_requests: Family<TokenRequestLabels, Counter>,
     token_expiry: Family<TokenLabels, Gauge<f64, AtomicU64>>,
-    cache_lookups: Family<ResultLabels, Counter>,
+    cache_hits: Counter,
+    cache_misses: Counter,
     ready: Gauge,
     reloads: Family<OutcomeLabels, Counter>,
     rate_limit_waits: Family<RouteLabels, Counter>,
@@ -165,15 +166,18 @@ impl Default for Metrics {
             "Requests refused with 429 by the client-side rate limiter, by route",
             rate_limit_refusals.clone(),
         );
+        let cache_hits = cache_lookups.get_or_create_owned(&ResultLabels { result: "hit" });
+        let cache_misses = cache_lookups.get_or_create_owned(&ResultLabels { result: "miss" });
         Self {
             registry,
             requests,
+            cache_hits,
+            cache_misses,
             rate_limit_waits,
             rate_limit_refusals,
             upstream_duration,
             token_requests,
             token_expiry,
-            cache_lookups,
             ready,
             reloads,
         }
@@ -211,10 +215,12 @@ impl Metrics {
 
     /// Counts a token cache lookup.
     pub fn cache_lookup(&self, hit: bool) {
-        let result = if hit { "hit" } else { "miss" };
-        self.cache_lookups
-            .get_or_create(&ResultLabels { result })
-            .inc();
+        if hit {
+            &self.cache_hits
+        } else {
+            &self.cache_misses
+        }
+        .inc();
     }
 
     /// Counts a token request's outcome.
