@@ -364,13 +364,14 @@ fn remove_hop_by_hop(headers: &mut HeaderMap, also: &[HeaderName]) {
         .collect();
     // Headers named in Connection are hop-by-hop too (RFC 9110 section 7.6.1).
     if doomed.contains(&header::CONNECTION) {
+        // Bytes, not text: a value with a non-UTF-8 byte still names the headers it lists (found
+        // by the `headers` fuzz target).
         doomed.extend(
             headers
                 .get_all(header::CONNECTION)
                 .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok()),
+                .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+                .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok()),
         );
     }
     for name in doomed {
@@ -414,6 +415,18 @@ mod tests {
         let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
         left.sort_unstable();
         assert_eq!(left, ["accept", "x-ms-client-request-id"]);
+    }
+
+    #[test]
+    fn a_connection_value_with_a_non_utf8_byte_still_names_its_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_bytes(b"x-a, \xff").unwrap(),
+        );
+        h.insert("x-a", HeaderValue::from_static("1"));
+        filter_request_headers(&mut h);
+        assert!(h.is_empty(), "{h:?}");
     }
 
     #[test]

@@ -66,6 +66,16 @@ impl LinkTable {
     }
 }
 
+/// What to do at a position where a pattern starts.
+enum Outcome<'a> {
+    /// Not a link to an upstream: move on by one byte.
+    Skip,
+    /// Whether it is a link depends on bytes not yet arrived.
+    Wait,
+    /// A link to this rule's upstream, ending here.
+    Replace(&'a Rule, usize),
+}
+
 /// The rewriting of one response: links go to `proxy_base` (such as `http://127.0.0.1:8080`).
 #[derive(Debug, Clone)]
 pub struct Links {
@@ -167,8 +177,6 @@ impl Links {
                 pending.extend_from_slice(&buf[buf.len() - keep..]);
                 return out;
             };
-            let rule = &self.table.rules[i];
-            let end = start + rule.finder.needle().len();
             // A longer pattern (an upstream with a base path) may still match once more arrives.
             let longer_possible = !last
                 && self.table.rules[..i].iter().any(|longer| {
@@ -180,18 +188,38 @@ impl Links {
                 pending.extend_from_slice(&buf[start..]);
                 return out;
             }
-            match buf.get(end) {
-                // The byte after the match decides whether it is this upstream or a longer host.
-                None if !last => {
+            // Every pattern that matches here, longest first: when `…/beta` is followed by `x`, the
+            // host alone may still be a link (found by the `link_rewrite` fuzz target).
+            let mut outcome = Outcome::Skip;
+            for rule in self.table.rules[i..]
+                .iter()
+                .filter(|r| buf[start..].starts_with(r.finder.needle()))
+            {
+                let end = start + rule.finder.needle().len();
+                match buf.get(end) {
+                    // The byte after the match decides whether it is this upstream or a longer host.
+                    None if !last => {
+                        outcome = Outcome::Wait;
+                        break;
+                    }
+                    Some(&next) if !matches!(next, b'/' | b'?' | b'"' | b'\\' | b'#') => {}
+                    _ => {
+                        outcome = Outcome::Replace(rule, end);
+                        break;
+                    }
+                }
+            }
+            match outcome {
+                Outcome::Wait => {
                     out.extend_from_slice(&buf[at..start]);
                     pending.extend_from_slice(&buf[start..]);
                     return out;
                 }
-                Some(&next) if !matches!(next, b'/' | b'?' | b'"' | b'\\' | b'#') => {
+                Outcome::Skip => {
                     out.extend_from_slice(&buf[at..=start]);
                     at = start + 1;
                 }
-                _ => {
+                Outcome::Replace(rule, end) => {
                     out.extend_from_slice(&buf[at..start]);
                     out.extend_from_slice(&self.replacement(rule));
                     at = end;
@@ -261,6 +289,17 @@ mod tests {
                 rewrite_in_chunks(&links, text, size),
                 expected,
                 "chunks of {size}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_host_link_is_rewritten_where_a_longer_base_path_does_not_fit() {
+        let links = links();
+        for size in [1, 4, 64] {
+            assert_eq!(
+                rewrite_in_chunks(&links, "\"https://graph.microsoft.com/betax/\"", size),
+                "\"http://127.0.0.1:8080/graph/betax/\""
             );
         }
     }
