@@ -58,36 +58,9 @@ type = "client_secret"
 tenant = "{tenant}"
 client_id = "{client_id}"
 client_secret = {{ env = "{SECRET_VAR}" }}
-
-[[routes]]
-prefix = "/mde"
-api = "mde"
-credential = "demo"
-upstream = "{mde}"
-
-[[routes]]
-prefix = "/xdr"
-api = "xdr"
-credential = "demo"
-upstream = "{xdr}"
-
-[[routes]]
-prefix = "/graph"
-api = "graph"
-credential = "demo"
-upstream = "{graph}"
-
-[[routes]]
-prefix = "/mdca"
-api = "mdca"
-credential = "demo"
-upstream = "{mdca}"
-"#,
+{routes}"#,
         authority = sim.authority(),
-        mde = sim.mde(),
-        xdr = sim.xdr(),
-        graph = sim.graph(),
-        mdca = sim.mdca(),
+        routes = sim.routes_toml("demo"),
     )
 }
 

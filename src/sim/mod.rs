@@ -216,6 +216,17 @@ impl Sim {
         self.mdca.clone()
     }
 
+    /// The proxy's `[[routes]]` for the four simulated APIs (/mde, /xdr, /graph, /mdca), each with
+    /// its preset and `credential`, as a config file would list them.
+    pub fn routes_toml(&self, credential: &str) -> String {
+        [("/mde", "mde", self.mde()), ("/xdr", "xdr", self.xdr()), ("/graph", "graph", self.graph()), ("/mdca", "mdca", self.mdca())]
+            .iter()
+            .map(|(prefix, api, upstream)| {
+                format!("\n[[routes]]\nprefix = \"{prefix}\"\napi = \"{api}\"\ncredential = \"{credential}\"\nupstream = \"{upstream}\"\n")
+            })
+            .collect()
+    }
+
     /// Counters and switches shared by all servers of this simulator.
     pub fn control(&self) -> Arc<SimControl> {
         Arc::clone(&self.control)

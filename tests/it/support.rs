@@ -179,36 +179,9 @@ type = "client_secret"
 tenant = "contoso.onmicrosoft.com"
 client_id = "{CLIENT_ID}"
 client_secret = {{ env = "SECRET" }}
-
-[[routes]]
-prefix = "/mde"
-api = "mde"
-credential = "app"
-upstream = "{mde}"
-
-[[routes]]
-prefix = "/xdr"
-api = "xdr"
-credential = "app"
-upstream = "{xdr}"
-
-[[routes]]
-prefix = "/graph"
-api = "graph"
-credential = "app"
-upstream = "{graph}"
-
-[[routes]]
-prefix = "/mdca"
-api = "mdca"
-credential = "app"
-upstream = "{mdca}"
-"#,
+{routes}"#,
         authority = sim.authority(),
-        mde = sim.mde(),
-        xdr = sim.xdr(),
-        graph = sim.graph(),
-        mdca = sim.mdca(),
+        routes = sim.routes_toml("app"),
     )
 }
 
