@@ -90,19 +90,7 @@ async fn a_body_over_the_route_limit_gets_413() {
 #[tokio::test]
 async fn requests_beyond_the_in_flight_limit_are_shed_with_503() {
     let proxy = proxy_with("max_concurrent_requests = 1", "").await;
-    let before = proxy.control().api_requests();
-    let slow = tokio::spawn(
-        client()
-            .get(format!("{}/mde/_sim/slow?ms=1500", proxy.url))
-            .send(),
-    );
-    let control = proxy.control();
-    assert!(
-        eventually(Duration::from_secs(5), || async {
-            control.api_requests() > before
-        })
-        .await
-    );
+    let slow = proxy.in_flight("/mde/_sim/slow?ms=1500").await;
     let shed = proxy.get("/mde/api/alerts").await;
     assert_eq!(shed.status(), 503);
     assert_eq!(shed.headers()["retry-after"], "1");

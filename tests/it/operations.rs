@@ -135,19 +135,7 @@ async fn status_lists_routes_credentials_and_token_states_but_never_a_token() {
 async fn a_slow_in_flight_request_completes_after_shutdown_starts_and_readiness_turns_503() {
     let mut proxy = TestProxy::start_mde(SimOptions::default()).await;
     assert_eq!(proxy.admin("/-/ready").await.status(), 200);
-    let before = proxy.control().api_requests();
-    let slow = tokio::spawn(
-        client()
-            .get(format!("{}/mde/_sim/slow?ms=1500", proxy.url))
-            .send(),
-    );
-    let control = proxy.control();
-    assert!(
-        eventually(Duration::from_secs(5), || async {
-            control.api_requests() > before
-        })
-        .await
-    );
+    let slow = proxy.in_flight("/mde/_sim/slow?ms=1500").await;
     let stopped = proxy.begin_stop();
     assert!(
         eventually(Duration::from_secs(2), || async {
@@ -173,19 +161,7 @@ async fn the_grace_period_bounds_the_drain() {
         mde_config(sim, "shutdown_grace = \"300ms\"")
     })
     .await;
-    let before = proxy.control().api_requests();
-    let slow = tokio::spawn(
-        client()
-            .get(format!("{}/mde/_sim/slow?ms=20000", proxy.url))
-            .send(),
-    );
-    let control = proxy.control();
-    assert!(
-        eventually(Duration::from_secs(5), || async {
-            control.api_requests() > before
-        })
-        .await
-    );
+    let slow = proxy.in_flight("/mde/_sim/slow?ms=20000").await;
     let started = std::time::Instant::now();
     proxy.begin_stop().await.unwrap().unwrap();
     assert!(

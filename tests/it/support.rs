@@ -87,6 +87,23 @@ impl TestProxy {
         }
     }
 
+    /// Starts `GET {path}` (a slow one, such as `/mde/_sim/slow?ms=1500`) and returns once the
+    /// upstream has received it, so the caller acts while it is in flight.
+    pub(crate) async fn in_flight(
+        &self,
+        path: &str,
+    ) -> JoinHandle<reqwest::Result<reqwest::Response>> {
+        let before = self.control().api_requests();
+        let request = tokio::spawn(client().get(format!("{}{path}", self.url)).send());
+        let control = self.control();
+        let arrived = eventually(Duration::from_secs(5), || async {
+            control.api_requests() > before
+        })
+        .await;
+        assert!(arrived, "{path} did not reach the upstream");
+        request
+    }
+
     /// `GET {admin}{path}`.
     pub(crate) async fn admin(&self, path: &str) -> reqwest::Response {
         client()
