@@ -15,6 +15,8 @@ set -euo pipefail
 SECS=${SECS:-20}
 BASE_PORT=${BASE_PORT:-18280}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/common.sh
+source "$REPO/bench/common.sh"
 P_UP=$BASE_PORT P_OURS=$((BASE_PORT + 1)) P_SIM=$((BASE_PORT + 2))
 die() { echo "profile: $*" >&2; exit 2; }
 for tool in valgrind callgrind_annotate callgrind_control wrk nginx curl taskset; do
@@ -52,22 +54,7 @@ taskset -c 0 "$BIN" demo --listen "127.0.0.1:$P_SIM" >"$D/sim.out" 2>/dev/null &
 for _ in $(seq 100); do grep -q 'simulated Entra ID' "$D/sim.out" 2>/dev/null && break; sleep 0.1; done
 AUTHORITY=$(awk '/^  simulated Entra ID /{print $4; exit}' "$D/sim.out")
 [[ $AUTHORITY == http://127.0.0.1:* ]] || die "the simulator did not start"
-cat >"$D/ours.toml" <<TOML
-[server]
-listen = "127.0.0.1:$P_OURS"
-[cloud]
-authority_host = "$AUTHORITY"
-[credentials.bench]
-type = "client_secret"
-tenant = "contoso.onmicrosoft.com"
-client_id = "11111111-2222-3333-4444-555555555555"
-client_secret = { env = "BENCH_CLIENT_SECRET" }
-[[routes]]
-prefix = "/mde"
-api = "mde"
-credential = "bench"
-upstream = "http://127.0.0.1:$P_UP"
-TOML
+write_proxy_config "$D/ours.toml" "$AUTHORITY" "$P_OURS" "$P_UP"
 
 for mode in default quiet; do
     log_env=()

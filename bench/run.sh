@@ -35,6 +35,8 @@ COLD_N=${COLD_N:-1000}
 STREAM_MIB=${STREAM_MIB:-1024}
 QUIET_ROW=${QUIET_ROW:-1}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/common.sh
+source "$REPO/bench/common.sh"
 BENCH=$REPO/bench
 
 P_UP=$BASE_PORT
@@ -234,25 +236,7 @@ for _ in $(seq 100); do
 done
 [[ $AUTHORITY == http://127.0.0.1:* ]] || die "the simulator did not start: $(head -c 500 "$D/sim.err")"
 
-cat >"$D/ours.toml" <<TOML
-[server]
-listen = "127.0.0.1:$P_OURS"
-
-[cloud]
-authority_host = "$AUTHORITY"
-
-[credentials.bench]
-type = "client_secret"
-tenant = "contoso.onmicrosoft.com"
-client_id = "11111111-2222-3333-4444-555555555555"
-client_secret = { env = "BENCH_CLIENT_SECRET" }
-
-[[routes]]
-prefix = "/mde"
-api = "mde"
-credential = "bench"
-upstream = "http://127.0.0.1:$P_UP"
-TOML
+write_proxy_config "$D/ours.toml" "$AUTHORITY" "$P_OURS" "$P_UP"
 sed "s/127.0.0.1:$P_OURS\"/127.0.0.1:$P_PROBE\"/" "$D/ours.toml" >"$D/probe.toml"
 export BENCH_CLIENT_SECRET=demo-secret
 OURS_CMD=(env TOKIO_WORKER_THREADS=1 taskset -c 1 "$BIN" serve --config)
