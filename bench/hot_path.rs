@@ -89,7 +89,7 @@ fn routes(c: &mut Criterion) {
     ] {
         group.bench_function(name, |b| b.iter(|| routes.find(black_box(path)).is_some()));
     }
-    let route = routes.find("/mde/api/alerts").expect("the /mde route");
+    let (route, _, _) = routes.find("/mde/api/alerts").expect("the /mde route");
     group.bench_function("uri_for", |b| {
         b.iter(|| route.upstream.uri_for(black_box("/api/alerts?$top=10")))
     });
@@ -109,8 +109,8 @@ fn token_cache(c: &mut Criterion) {
     let credential = config.credentials["bench"].clone();
     let entra = EntraClient::new(Duration::from_secs(10)).expect("an Entra client");
     let routes = Routes::new(config.routes);
-    let route = routes.find("/mde/api/alerts").expect("the /mde route");
-    let key = route.token_key.clone();
+    let (route, _, _) = routes.find("/mde/api/alerts").expect("the /mde route");
+    let key = route.token_keys().remove(0);
     let cache = TokenCache::new(Arc::new(Metrics::default()));
     // Warm the entry: the one and only token request.
     rt.block_on(cache.token(&key, &credential, &entra))

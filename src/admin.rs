@@ -13,7 +13,7 @@ use axum::routing::get;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
+use crate::app::{AppState, NeededToken};
 use crate::error::ProxyError;
 use crate::token::TokenError;
 
@@ -37,21 +37,41 @@ async fn healthy() -> Json<Value> {
 }
 
 /// `GET /-/ready`: 200 when every route's token is cached or can be obtained and no shutdown has
-/// begun; otherwise 503, saying for each token that fails why.
+/// begun; otherwise 503, saying for each token that fails why. Partner customers' tokens are
+/// reported as they stand but neither requested nor waited on: one customer's missing consent must
+/// not take the proxy out of service for the others.
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     if state.shutting_down() {
         let body = json!({ "ready": false, "shutting_down": true });
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body));
     }
     let live = state.live();
-    let checks = live.token_keys().into_iter().map(|(key, credential)| {
+    let checks = live.token_keys().into_iter().map(|needed| {
         let (tokens, entra) = (state.tokens().clone(), live.entra.clone());
         async move {
+            let NeededToken {
+                key,
+                credential,
+                customer,
+            } = needed;
             let mut entry = json!({
                 "credential": &*key.credential,
                 "tenant": &*key.tenant,
                 "scope": &*key.scope,
             });
+            if customer {
+                entry["customer"] = json!(true);
+                let status = tokens.status(&key);
+                entry["state"] = json!(match (&status.token, &status.last_error) {
+                    (Some(_), _) => "valid",
+                    (None, Some(_)) => "failing",
+                    (None, None) => "none",
+                });
+                if let Some(error) = status.last_error {
+                    entry["error"] = problem(&key.credential, &key.tenant, error);
+                }
+                return (true, entry);
+            }
             let wait = tokio::time::timeout(READY_WAIT, tokens.token(&key, &credential, &entra));
             let ok = match wait.await {
                 Ok(Ok(token)) => {
@@ -91,17 +111,24 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let expiries: Vec<_> = live
         .token_keys()
         .into_iter()
-        .map(|(key, _)| {
+        .map(|needed| {
             let expires_in = state
                 .tokens()
-                .status(&key)
+                .status(&needed.key)
                 .token
                 .map(|t| t.expires_in())
                 .unwrap_or_default();
-            (key, expires_in)
+            (needed, expires_in)
         })
         .collect();
-    let ready = !state.shutting_down() && expiries.iter().all(|(_, e)| !e.is_zero());
+    let ready = !state.shutting_down()
+        && expiries
+            .iter()
+            .all(|(needed, e)| needed.customer || !e.is_zero());
+    let expiries: Vec<_> = expiries
+        .into_iter()
+        .map(|(needed, e)| (needed.key, e))
+        .collect();
     (
         [(header::CONTENT_TYPE, OPENMETRICS)],
         state.metrics().encode(&expiries, ready),
@@ -132,7 +159,8 @@ async fn status(State(state): State<AppState>) -> Json<Value> {
                 "name": &*c.name,
                 "type": c.auth.kind(),
                 "authority": &*c.authority,
-                "tenant": &*c.tenant,
+                "tenants": c.tenants.iter().map(|t| &**t).collect::<Vec<_>>(),
+                "partner": c.partner,
                 "client_id": c.client_id,
             })
         })
@@ -140,7 +168,7 @@ async fn status(State(state): State<AppState>) -> Json<Value> {
     let tokens: Vec<Value> = live
         .token_keys()
         .into_iter()
-        .map(|(key, _)| {
+        .map(|NeededToken { key, customer, .. }| {
             let status = state.tokens().status(&key);
             let mut entry = json!({
                 "credential": &*key.credential,
@@ -152,7 +180,11 @@ async fn status(State(state): State<AppState>) -> Json<Value> {
                     (None, None) => "none",
                 },
                 "last_error": status.last_error.map(|e| problem(&key.credential, &key.tenant, e)),
+                "customer": customer,
             });
+            if let Some(account) = status.token.as_ref().and_then(|t| t.account.clone()) {
+                entry["account"] = json!(account);
+            }
             if let Some(token) = status.token {
                 entry["valid_until"] = json!(rfc3339(token.expires_at_wall));
                 entry["last_refresh"] = json!(rfc3339(token.acquired_at_wall));

@@ -95,15 +95,31 @@ impl Live {
         })
     }
 
-    /// Every distinct token the routes need, with its credential, in config order.
-    pub(crate) fn token_keys(&self) -> Vec<(TokenKey, Arc<Credential>)> {
+    /// Every distinct token the routes need, with its credential, in config order: each partner
+    /// customer tenant's too.
+    pub(crate) fn token_keys(&self) -> Vec<NeededToken> {
         let mut seen = HashSet::new();
         self.routes
             .iter()
-            .filter(|r| seen.insert(r.token_key.clone()))
-            .map(|r| (r.token_key.clone(), r.credential.clone()))
+            .flat_map(|r| {
+                r.token_keys().into_iter().map(|key| NeededToken {
+                    key,
+                    credential: r.credential.clone(),
+                    customer: r.credential.partner,
+                })
+            })
+            .filter(|needed| seen.insert(needed.key.clone()))
             .collect()
     }
+}
+
+/// A token the routes need.
+pub(crate) struct NeededToken {
+    pub(crate) key: TokenKey,
+    pub(crate) credential: Arc<Credential>,
+    /// Whether it is a partner customer's: one customer's failure (say, consent not granted) must
+    /// not make the proxy unready for the others, so readiness reports it without waiting on it.
+    pub(crate) customer: bool,
 }
 
 /// The outcome of the last reload, for `/-/status`.
@@ -190,7 +206,10 @@ impl AppState {
     /// Starts fetching every route's token, so that the first request does not wait for Entra.
     pub(crate) fn warm_up(&self) {
         let live = self.live();
-        for (key, credential) in live.token_keys() {
+        for NeededToken {
+            key, credential, ..
+        } in live.token_keys()
+        {
             let (tokens, entra) = (self.tokens().clone(), live.entra.clone());
             // Failures are logged by the cache and reported by /-/ready; nothing more to do here.
             tokio::spawn(async move { drop(tokens.token(&key, &credential, &entra).await) });

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 
-use crate::token::{EntraRejection, TokenError};
+use crate::token::TokenError;
 
 /// Present on every response the proxy makes itself (never on a forwarded one); its value is the kind.
 pub const ERROR_HEADER: HeaderName = HeaderName::from_static("x-token-proxy-error");
@@ -47,6 +47,29 @@ pub enum ProxyError {
         method: String,
         /// The path after the prefix.
         path: String,
+    },
+    /// A partner route's request names a tenant the credential does not serve (or an unreadable
+    /// one); nothing was requested from Entra.
+    #[error("route {prefix} does not serve tenant {}", .tenant.as_deref().unwrap_or("(unreadable)"))]
+    TenantNotAllowed {
+        /// The tenant named, when it looks like one.
+        tenant: Option<String>,
+        /// The route.
+        prefix: String,
+    },
+    /// A partner route's request names no tenant.
+    #[error(
+        "route {prefix} needs a customer tenant: in the path, or in the X-Tenant-Id header where the route allows it"
+    )]
+    TenantRequired {
+        /// The route.
+        prefix: String,
+    },
+    /// The path and `X-Tenant-Id` name different tenants.
+    #[error("route {prefix}: the path and the X-Tenant-Id header name different tenants")]
+    TenantConflict {
+        /// The route.
+        prefix: String,
     },
     /// The listener requires an API key and the request has none, or a wrong one.
     #[error("{}", if *.presented { "the API key is not valid" } else { "an API key is required (X-Api-Key)" })]
@@ -104,12 +127,15 @@ impl ProxyError {
         match self {
             Self::UnknownRoute { .. } => StatusCode::NOT_FOUND,
             Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-            Self::CrossSite { .. } | Self::HostNotAllowed { .. } | Self::RouteForbids { .. } => {
-                StatusCode::FORBIDDEN
-            }
-            Self::TargetRefused(_) | Self::BadTarget(_) | Self::RequestBody(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::CrossSite { .. }
+            | Self::HostNotAllowed { .. }
+            | Self::RouteForbids { .. }
+            | Self::TenantNotAllowed { .. } => StatusCode::FORBIDDEN,
+            Self::TargetRefused(_)
+            | Self::BadTarget(_)
+            | Self::RequestBody(_)
+            | Self::TenantRequired { .. }
+            | Self::TenantConflict { .. } => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -122,7 +148,12 @@ impl ProxyError {
                 | TokenError::BackingOff { .. }
                 | TokenError::Interrupted => StatusCode::SERVICE_UNAVAILABLE,
                 TokenError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-                TokenError::Assertion(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                // The client can fix this: a person signs in with `login`.
+                TokenError::LoginRequired(_) => StatusCode::UNAUTHORIZED,
+                TokenError::Assertion(_)
+                | TokenError::State(_)
+                | TokenError::FederatedToken { .. }
+                | TokenError::NotExchanged => StatusCode::INTERNAL_SERVER_ERROR,
             },
             Self::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -138,6 +169,9 @@ impl ProxyError {
             Self::HostNotAllowed { .. } => "host_not_allowed",
             Self::TargetRefused(_) => "target_refused",
             Self::RouteForbids { .. } => "route_forbids",
+            Self::TenantNotAllowed { .. } => "tenant_not_allowed",
+            Self::TenantRequired { .. } => "tenant_required",
+            Self::TenantConflict { .. } => "tenant_conflict",
             Self::BadTarget(_) => "bad_target",
             Self::RequestBody(_) => "request_body_failed",
             Self::BodyTooLarge { .. } => "body_too_large",
@@ -153,6 +187,10 @@ impl ProxyError {
                 TokenError::Assertion(_) => "token_assertion_failed",
                 TokenError::Interrupted => "token_request_interrupted",
                 TokenError::BackingOff { .. } => "token_backing_off",
+                TokenError::LoginRequired(_) => "login_required",
+                TokenError::State(_) => "sign_in_state_failed",
+                TokenError::FederatedToken { .. } => "federated_token_unreadable",
+                TokenError::NotExchanged => "not_exchanged",
             },
             Self::UpstreamUnreachable(_) => "upstream_unreachable",
             Self::UpstreamTimeout(_) => "upstream_timeout",
@@ -197,11 +235,20 @@ impl ProxyError {
                     TokenError::BackingOff { last, .. } => &**last,
                     other => other,
                 };
-                if let Some(rejection) = rejection(root) {
+                if let Some(rejection) = root.rejection() {
                     body["entra_error"] = json!(rejection.error);
                     body["aadsts"] = json!(rejection.codes);
                     body["correlation_id"] = json!(rejection.correlation_id);
                     body["trace_id"] = json!(rejection.trace_id);
+                    if let Some(hint) = rejection.codes.iter().find_map(|c| crate::token::hint(*c))
+                    {
+                        body["hint"] = json!(hint);
+                    }
+                }
+                if matches!(root, TokenError::LoginRequired(_)) {
+                    body["hint"] = json!(format!(
+                        "run `defender-token-proxy login {credential}` to sign in"
+                    ));
                 }
                 crate::config::error_chain(&**error)
             }
@@ -210,6 +257,9 @@ impl ProxyError {
             | Self::HostNotAllowed { .. }
             | Self::TargetRefused(_)
             | Self::RouteForbids { .. }
+            | Self::TenantNotAllowed { .. }
+            | Self::TenantRequired { .. }
+            | Self::TenantConflict { .. }
             | Self::UpstreamUnreachable(_)
             | Self::UpstreamTimeout(_)
             | Self::BadTarget(_)
@@ -223,15 +273,6 @@ impl ProxyError {
     }
 }
 
-fn rejection(error: &TokenError) -> Option<&EntraRejection> {
-    match error {
-        TokenError::Rejected(r)
-        | TokenError::Throttled { rejection: r, .. }
-        | TokenError::Unavailable { rejection: r, .. } => Some(r),
-        _ => None,
-    }
-}
-
 impl IntoResponse for ProxyError {
     fn into_response(self) -> Response {
         let mut response = (self.status(), self.problem().to_string()).into_response();
@@ -241,7 +282,8 @@ impl IntoResponse for ProxyError {
             HeaderValue::from_static("application/problem+json"),
         );
         headers.insert(ERROR_HEADER, HeaderValue::from_static(self.kind()));
-        if matches!(self, Self::Unauthenticated { .. }) {
+        // RFC 9110 section 15.5.2: a 401 carries a challenge.
+        if self.status() == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"defender-token-proxy\""),

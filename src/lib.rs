@@ -6,7 +6,8 @@
 //! - [`cli`]: the command line; [`app`]: the router and [`run`]; [`server`]: the main listener
 //!   (TLS, connection limits); [`signal`]: shutdown signals.
 //! - [`config`]: the TOML model and its validation; [`secret`]: secret values and their sources.
-//! - [`credential`]: Entra credentials; [`token`]: the token cache and the Entra client.
+//! - [`credential`]: the credential types; [`token`]: the token cache and the Entra client;
+//!   [`state`]: stored sign-ins; [`login`]: interactive sign-in; [`check`]: the one-off commands.
 //! - [`route`]: the route table; [`proxy`]: forwarding; [`ratelimit`]: client-side rate limits;
 //!   [`rewrite`]: link rewriting;
 //!   [`error`]: the proxy's error responses.
@@ -17,12 +18,14 @@
 
 pub mod admin;
 pub mod app;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod credential;
 pub mod demo;
 pub mod error;
 pub mod inbound;
+pub mod login;
 pub mod metrics;
 pub mod proxy;
 pub mod ratelimit;
@@ -34,6 +37,7 @@ pub mod secret;
 pub mod server;
 pub mod signal;
 pub mod sim;
+pub mod state;
 pub mod telemetry;
 pub mod token;
 

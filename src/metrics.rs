@@ -237,6 +237,10 @@ impl Metrics {
                 TokenError::Assertion(_) => "assertion_failed",
                 TokenError::Interrupted => "interrupted",
                 TokenError::BackingOff { .. } => "backing_off",
+                TokenError::LoginRequired(_) => "login_required",
+                TokenError::State(_) => "state_failed",
+                TokenError::FederatedToken { .. } => "federated_token_unreadable",
+                TokenError::NotExchanged => "not_exchanged",
             },
         };
         self.token_requests

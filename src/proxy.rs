@@ -2,10 +2,10 @@
 //! credentials, both bodies streamed, and hop-by-hop and cookie headers dropped both ways
 //! (RFC 9110 section 7.6.1).
 
+use std::borrow::Cow;
 use std::io;
-use std::time::{Duration, Instant};
-
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -24,8 +24,12 @@ use crate::error::ProxyError;
 use crate::metrics::RouteMetrics;
 use crate::ratelimit::{Admission, Refusal, parse_retry_after};
 use crate::rewrite::Links;
-use crate::route::Route;
-use crate::token::AccessToken;
+use crate::route::{Route, Tenancy};
+use crate::token::{AccessToken, TokenKey};
+
+/// The request header that names a partner's customer tenant on routes with `tenant_header`; it is
+/// never forwarded.
+pub(crate) const TENANT_HEADER: HeaderName = HeaderName::from_static("x-tenant-id");
 
 /// The pooled upstream client (HTTP/2 when the upstream offers it over ALPN, else HTTP/1.1).
 /// hyper-util's client rather than reqwest: it takes the inbound body as it is, and measured on
@@ -82,7 +86,7 @@ pub(crate) fn upstream_client(connect_timeout: Duration) -> io::Result<UpstreamC
 /// The handler for every path that is not one of the proxy's own endpoints.
 pub(crate) async fn forward(State(state): State<AppState>, request: Request) -> Response {
     let live = state.live();
-    let Some(route) = live.routes.find(request.uri().path()).cloned() else {
+    let Some((route, matched, tenant)) = live.routes.find(request.uri().path()) else {
         state
             .no_route_metrics()
             .response(StatusCode::NOT_FOUND.as_u16());
@@ -90,8 +94,13 @@ pub(crate) async fn forward(State(state): State<AppState>, request: Request) -> 
             prefixes: live.routes.prefixes().to_vec(),
         });
     };
+    let (route, tenant) = (route.clone(), tenant.map(str::to_owned));
     let metrics = route.metrics(state.metrics());
-    let response = match forward_request(&state, &live, &route, metrics, request).await {
+    let matched = Matched {
+        len: matched,
+        tenant,
+    };
+    let response = match forward_request(&state, &live, &route, metrics, matched, request).await {
         Ok(response) => response,
         Err(error) => refuse(error),
     };
@@ -110,20 +119,88 @@ fn refuse(error: ProxyError) -> Response {
     error.into_response()
 }
 
+/// What of the request path the route's prefix matched.
+struct Matched {
+    /// Its length in bytes.
+    len: usize,
+    /// The value of its `{tenant}` segment, if it has one.
+    tenant: Option<String>,
+}
+
+/// Where a request's `Authorization` comes from.
+enum Source<'r> {
+    /// The token cache, under this key.
+    Cache(Cow<'r, TokenKey>),
+    /// A static token.
+    Static(&'r Arc<AccessToken>),
+}
+
+/// The token source of a request: the route's, or for a partner route, the customer tenant's that
+/// the request names, which must be one of the credential's (else 403, before any token request).
+fn source<'r>(
+    route: &'r Route,
+    segment: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Source<'r>, ProxyError> {
+    let header = match &route.tenancy {
+        Tenancy::Fixed(key) => return Ok(Source::Cache(Cow::Borrowed(key))),
+        Tenancy::Static(token) => return Ok(Source::Static(token)),
+        Tenancy::PerRequest { header } => *header,
+    };
+    let from_header = match headers.get(&TENANT_HEADER).filter(|_| header) {
+        Some(value) => Some(value.to_str().map_err(|_| ProxyError::TenantNotAllowed {
+            tenant: None,
+            prefix: route.prefix.clone(),
+        })?),
+        None => None,
+    };
+    let named = match (segment, from_header) {
+        (Some(path), Some(header)) if !path.eq_ignore_ascii_case(header) => {
+            return Err(ProxyError::TenantConflict {
+                prefix: route.prefix.clone(),
+            });
+        }
+        (Some(tenant), _) | (None, Some(tenant)) => tenant,
+        (None, None) => {
+            return Err(ProxyError::TenantRequired {
+                prefix: route.prefix.clone(),
+            });
+        }
+    };
+    let tenant = route
+        .credential
+        .tenant(named)
+        .ok_or_else(|| ProxyError::TenantNotAllowed {
+            // Echoed only when it looks like a tenant: it is the client's own text.
+            tenant: (named.len() <= 253
+                && named
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
+            .then(|| named.to_owned()),
+            prefix: route.prefix.clone(),
+        })?;
+    Ok(Source::Cache(Cow::Owned(route.token_key(tenant.clone()))))
+}
+
 async fn forward_request(
     state: &AppState,
     live: &Live,
     route: &Route,
     metrics: &RouteMetrics,
+    matched: Matched,
     request: Request,
 ) -> Result<Response, ProxyError> {
     let (mut parts, body) = request.into_parts();
     let span = tracing::Span::current();
     span.record("route", route.prefix.as_str());
     span.record("credential", &*route.credential.name);
-    span.record("tenant", &*route.token_key.tenant);
+    let source = source(route, matched.tenant.as_deref(), &parts.headers)?;
+    if let Source::Cache(key) = &source {
+        span.record("tenant", &*key.tenant);
+    }
+    parts.headers.remove(&TENANT_HEADER);
     if let Some(access) = &route.access {
-        let path = &parts.uri.path()[route.prefix.len()..];
+        let path = &parts.uri.path()[matched.len..];
         if !access.allows(&parts.method, path) {
             return Err(ProxyError::RouteForbids {
                 prefix: route.prefix.clone(),
@@ -158,7 +235,7 @@ async fn forward_request(
             });
         }
     }
-    let token = token_for(state, live, route).await?;
+    let token = token_for(state, live, route, &source).await?;
 
     // The proxy's own base URL as this client reached it (the screen has checked the host).
     let links = route.rewrite_links.then(|| {
@@ -174,12 +251,19 @@ async fn forward_request(
                     .map(str::to_owned)
             })
             .unwrap_or_default();
-        Links::new(live.links.clone(), &format!("{}://{host}", live.scheme))
+        let links = Links::new(live.links.clone(), &format!("{}://{host}", live.scheme));
+        match matched.tenant.as_deref() {
+            Some(tenant) => links.through(
+                route.upstream.url().as_str().trim_end_matches('/'),
+                route.concrete_prefix(Some(tenant)),
+            ),
+            None => links,
+        }
     });
     let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     parts.uri = route
         .upstream
-        .uri_for(&target[route.prefix.len()..])
+        .uri_for(&target[matched.len..])
         .map_err(ProxyError::BadTarget)?;
     // The pooled client picks HTTP/1.1 or HTTP/2 per connection; the inbound version is irrelevant.
     parts.version = Version::HTTP_11;
@@ -206,10 +290,11 @@ async fn forward_request(
     // Never on 403: that is a permission the app lacks, which a new token does not grant. A 401
     // drops the token even when the request cannot be replayed, so the next one gets a fresh token.
     if response.status() == StatusCode::UNAUTHORIZED
-        && state.tokens().invalidate(&route.token_key, &token)
+        && let Source::Cache(key) = &source
+        && state.tokens().invalidate(key, &token)
         && let Some((method, uri, mut headers, bytes)) = replay
     {
-        let token = token_for(state, live, route).await?;
+        let token = token_for(state, live, route, &source).await?;
         headers.insert(header::AUTHORIZATION, token.authorization());
         let mut request = Request::new(Body::from(bytes));
         *request.method_mut() = method;
@@ -245,14 +330,19 @@ async fn token_for(
     state: &AppState,
     live: &Live,
     route: &Route,
+    source: &Source<'_>,
 ) -> Result<Arc<AccessToken>, ProxyError> {
+    let key = match source {
+        Source::Static(token) => return Ok(Arc::clone(token)),
+        Source::Cache(key) => key,
+    };
     state
         .tokens()
-        .token(&route.token_key, &route.credential, &live.entra)
+        .token(key, &route.credential, &live.entra)
         .await
         .map_err(|error| ProxyError::Token {
             credential: route.credential.name.clone(),
-            tenant: route.token_key.tenant.clone(),
+            tenant: key.tenant.clone(),
             error,
         })
 }

@@ -26,8 +26,11 @@ pub struct LinkTable {
 #[derive(Debug)]
 struct Rule {
     finder: Finder<'static>,
-    /// The route prefix links to this upstream are rewritten to (the first route with it).
+    /// The route prefix links to this upstream are rewritten to (the first route with it, routes
+    /// without a `{tenant}` segment first).
     prefix: String,
+    /// The upstream's base URL, to recognise the route a response came through.
+    base: Arc<str>,
     /// Whether this is the JSON escaped-slash form (`https:\/\/host`).
     escaped: bool,
 }
@@ -37,7 +40,9 @@ impl LinkTable {
     pub fn new(routes: &Routes) -> Self {
         let mut rules: Vec<Rule> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for route in routes.iter() {
+        let (concrete, templated): (Vec<_>, Vec<_>) =
+            routes.iter().partition(|r| !r.has_tenant_segment());
+        for route in concrete.into_iter().chain(templated) {
             let base = route
                 .upstream
                 .url()
@@ -56,6 +61,7 @@ impl LinkTable {
                 rules.push(Rule {
                     finder: Finder::new(pattern.as_bytes()).into_owned(),
                     prefix: route.prefix.clone(),
+                    base: base.as_str().into(),
                     escaped,
                 });
             }
@@ -81,6 +87,9 @@ enum Outcome<'a> {
 pub struct Links {
     table: Arc<LinkTable>,
     proxy_base: Arc<str>,
+    /// Links to this upstream base go to this prefix: the one the request came through, when it
+    /// named a customer tenant (so that a partner's next page stays in that tenant).
+    own: Option<(Arc<str>, String)>,
 }
 
 impl Links {
@@ -89,11 +98,22 @@ impl Links {
         Self {
             table,
             proxy_base: proxy_base.into(),
+            own: None,
         }
     }
 
+    /// Links to `upstream` (a base URL without its trailing slash) go to `prefix`.
+    pub fn through(mut self, upstream: &str, prefix: String) -> Self {
+        self.own = Some((upstream.into(), prefix));
+        self
+    }
+
     fn replacement(&self, rule: &Rule) -> Vec<u8> {
-        let url = format!("{}{}", self.proxy_base, rule.prefix);
+        let prefix = match &self.own {
+            Some((base, prefix)) if *base == rule.base => prefix,
+            _ => &rule.prefix,
+        };
+        let url = format!("{}{prefix}", self.proxy_base);
         if rule.escaped {
             url.replace('/', "\\/").into_bytes()
         } else {
@@ -253,7 +273,8 @@ mod tests {
         let cred = std::sync::Arc::new(crate::credential::Credential::new(
             "app",
             "https://login.example",
-            "t.example",
+            vec!["t.example".into()],
+            false,
             "c".into(),
             crate::credential::ClientAuth::Secret(crate::secret::Secret::new("s")),
         ));
@@ -264,7 +285,9 @@ mod tests {
                 Upstream::new(url.parse().unwrap()).unwrap(),
                 "s/.default".into(),
                 cred.clone(),
+                false,
             )
+            .unwrap()
         };
         let routes = Routes::new(vec![
             route("/mde", "https://api.securitycenter.microsoft.com"),

@@ -9,16 +9,18 @@ use http::{Method, Uri};
 use url::{Position, Url};
 
 use crate::config::Api;
-use crate::credential::Credential;
+use crate::credential::{ClientAuth, Credential};
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::ratelimit::{Limits, RateLimiter};
+use crate::token::{AccessToken, TokenError, TokenKey};
 
 /// No client-side limit (the limiter then only holds the route after an upstream 429).
 const UNLIMITED: Limits = Limits {
     per_minute: None,
     per_hour: None,
 };
-use crate::token::TokenKey;
+/// The prefix segment that names a partner's customer tenant.
+pub const TENANT_PLACEHOLDER: &str = "{tenant}";
 
 /// An upstream base URL, split once at start-up into the parts each forwarded request reuses.
 #[derive(Debug, Clone)]
@@ -147,11 +149,29 @@ impl Access {
     }
 }
 
+/// Where a route's requests get their `Authorization` from.
+#[derive(Debug)]
+pub enum Tenancy {
+    /// The one token of the credential's tenant.
+    Fixed(TokenKey),
+    /// A token in the customer tenant each request names (partner context): by the prefix's
+    /// `{tenant}` segment or, when `header` is set, the `X-Tenant-Id` header.
+    PerRequest {
+        /// Whether `X-Tenant-Id` may name the tenant.
+        header: bool,
+    },
+    /// A legacy API token, the same for every request.
+    Static(Arc<AccessToken>),
+}
+
 /// One configured route.
 #[derive(Debug)]
 pub struct Route {
-    /// The path prefix, such as `/mde` (no trailing slash).
+    /// The path prefix as configured, such as `/mde` or `/customers/{tenant}/mde` (no trailing
+    /// slash).
     pub prefix: String,
+    /// The prefix split at its `{tenant}` segment: (before, after); `after` is `None` without one.
+    pattern: (String, Option<String>),
     /// The preset it was configured from, if any.
     pub api: Option<Api>,
     /// Where requests go.
@@ -160,8 +180,8 @@ pub struct Route {
     pub scope: Arc<str>,
     /// The credential tokens are obtained with.
     pub credential: Arc<Credential>,
-    /// The token cache key for this route's tokens.
-    pub token_key: TokenKey,
+    /// Where the `Authorization` comes from.
+    pub tenancy: Tenancy,
     /// The allow-lists, if any.
     pub access: Option<Access>,
     /// Whether absolute links to the upstreams in JSON bodies and `Location` are rewritten to the
@@ -177,28 +197,103 @@ pub struct Route {
 }
 
 impl Route {
-    /// Builds a route; the token key follows from the credential, its tenant and the scope.
+    /// Builds a route. A partner credential's tenant comes from each request (`tenant_header`
+    /// allows `X-Tenant-Id`); a legacy API token is the same for every request; any other
+    /// credential has one token per scope.
     pub fn new(
         prefix: String,
         api: Option<Api>,
         upstream: Upstream,
         scope: Arc<str>,
         credential: Arc<Credential>,
-    ) -> Self {
-        let token_key = TokenKey::new(&credential, credential.tenant.clone(), scope.clone());
-        Self {
+        tenant_header: bool,
+    ) -> Result<Self, TokenError> {
+        let tenancy = match &credential.auth {
+            ClientAuth::ApiToken(key) => Tenancy::Static(Arc::new(AccessToken::api_token(key)?)),
+            _ if credential.partner => Tenancy::PerRequest {
+                header: tenant_header,
+            },
+            _ => Tenancy::Fixed(TokenKey::new(
+                &credential,
+                credential.home_tenant(),
+                scope.clone(),
+            )),
+        };
+        let pattern = match prefix.split_once(TENANT_PLACEHOLDER) {
+            Some((before, after)) => (before.to_owned(), Some(after.to_owned())),
+            None => (prefix.clone(), None),
+        };
+        Ok(Self {
             prefix,
+            pattern,
             api,
             upstream,
             scope,
             credential,
-            token_key,
+            tenancy,
             access: None,
             rewrite_links: true,
             max_body_bytes: None,
             rate_limit: None,
             limiter: RateLimiter::new(UNLIMITED, Duration::ZERO, 0),
             metrics: OnceLock::new(),
+        })
+    }
+
+    /// The token cache key for this route's token in `tenant` (one of the credential's).
+    pub fn token_key(&self, tenant: Arc<str>) -> TokenKey {
+        TokenKey::new(&self.credential, tenant, self.scope.clone())
+    }
+
+    /// Every token this route can use that the proxy can know in advance: its one token, or one per
+    /// customer tenant of a partner credential.
+    pub fn token_keys(&self) -> Vec<TokenKey> {
+        match &self.tenancy {
+            Tenancy::Fixed(key) => vec![key.clone()],
+            Tenancy::PerRequest { .. } => self
+                .credential
+                .tenants
+                .iter()
+                .map(|t| self.token_key(t.clone()))
+                .collect(),
+            Tenancy::Static(_) => Vec::new(),
+        }
+    }
+
+    /// Whether the prefix has a `{tenant}` segment.
+    pub fn has_tenant_segment(&self) -> bool {
+        self.pattern.1.is_some()
+    }
+
+    /// How much of `path` the prefix matches, and the `{tenant}` segment's value, if `path` is
+    /// this route's prefix or below it (`/mde` matches `/mde` and `/mde/x`, not `/mdex`).
+    pub fn split<'p>(&self, path: &'p str) -> Option<(usize, Option<&'p str>)> {
+        let (before, after) = &self.pattern;
+        let rest = path.strip_prefix(before.as_str())?;
+        let (len, tenant, rest) = match after {
+            None => (before.len(), None, rest),
+            Some(after) => {
+                let end = rest.find('/').unwrap_or(rest.len());
+                let (tenant, rest) = rest.split_at(end);
+                let rest = rest.strip_prefix(after.as_str())?;
+                if tenant.is_empty() {
+                    return None;
+                }
+                (
+                    before.len() + tenant.len() + after.len(),
+                    Some(tenant),
+                    rest,
+                )
+            }
+        };
+        (rest.is_empty() || rest.starts_with('/')).then_some((len, tenant))
+    }
+
+    /// The prefix with `tenant` in its `{tenant}` segment, as clients address it.
+    pub fn concrete_prefix(&self, tenant: Option<&str>) -> String {
+        match (&self.pattern, tenant) {
+            ((before, Some(after)), Some(tenant)) => format!("{before}{tenant}{after}"),
+            _ => self.prefix.clone(),
         }
     }
 
@@ -217,13 +312,6 @@ impl Route {
     /// This route's metric handles, resolved on first use.
     pub fn metrics(&self, metrics: &Metrics) -> &RouteMetrics {
         self.metrics.get_or_init(|| metrics.route(&self.prefix))
-    }
-
-    /// Whether `path` is this route's prefix or below it (`/mde` matches `/mde` and `/mde/x`, not
-    /// `/mdex`).
-    fn matches(&self, path: &str) -> bool {
-        path.strip_prefix(&self.prefix)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     }
 }
 
@@ -244,7 +332,9 @@ impl Routes {
         let routes: Vec<Arc<Route>> = routes.into_iter().map(Arc::new).collect();
         let prefixes = routes.iter().map(|r| r.prefix.clone()).collect();
         let mut by_length = routes.clone();
-        by_length.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        by_length.sort_by_key(|r| {
+            std::cmp::Reverse(r.pattern.0.len() + r.pattern.1.as_ref().map_or(0, String::len))
+        });
         Self {
             routes,
             by_length,
@@ -252,9 +342,12 @@ impl Routes {
         }
     }
 
-    /// The route for a request path, if any.
-    pub fn find(&self, path: &str) -> Option<&Arc<Route>> {
-        self.by_length.iter().find(|r| r.matches(path))
+    /// The route for a request path, if any, with the length of the path its prefix matched and
+    /// the value of its `{tenant}` segment.
+    pub fn find<'p>(&self, path: &'p str) -> Option<(&Arc<Route>, usize, Option<&'p str>)> {
+        self.by_length
+            .iter()
+            .find_map(|r| r.split(path).map(|(len, tenant)| (r, len, tenant)))
     }
 
     /// Every route, in config order.

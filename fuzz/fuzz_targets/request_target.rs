@@ -65,16 +65,16 @@ fuzz_target!(|data: &[u8]| {
     assert_no_climbing(path);
 
     // What proxy::forward and proxy::forward_request do with it.
-    let Some(route) = routes.find(path) else {
+    let Some((route, matched, _)) = routes.find(path) else {
         return;
     };
     let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
     assert!(
-        target.starts_with(&route.prefix),
+        target.is_char_boundary(matched) && route.split(&target[..matched]).is_some(),
         "the request target {target:?} (path {path:?}) does not start with its route's prefix {:?}",
         route.prefix
     );
-    let rest = &target[route.prefix.len()..];
+    let rest = &target[matched..];
     let Ok(upstream_uri) = route.upstream.uri_for(rest) else {
         return; // 400 bad_target: nothing is sent.
     };

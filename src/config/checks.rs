@@ -73,6 +73,11 @@ pub(super) fn check_tenant(tenant: &str) -> Result<(), String> {
     }
 }
 
+/// Whether `tenant` is a tenant ID or domain (for tenants given on the command line).
+pub fn valid_tenant(tenant: &str) -> Result<(), String> {
+    check_tenant(tenant)
+}
+
 pub(super) fn check_prefix(prefix: &str) -> Result<(), String> {
     if !prefix.starts_with('/') || prefix.len() < 2 {
         return Err(format!(
@@ -84,20 +89,24 @@ pub(super) fn check_prefix(prefix: &str) -> Result<(), String> {
             "{prefix:?}: prefixes starting with \"/-\" are reserved for the proxy's own endpoints"
         ));
     }
+    let placeholder = crate::route::TENANT_PLACEHOLDER;
     let segments_ok = prefix[1..].split('/').all(|s| {
-        !s.is_empty()
-            && s != "."
-            && s != ".."
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
+        s == placeholder
+            || !s.is_empty()
+                && s != "."
+                && s != ".."
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
     });
-    if segments_ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{prefix:?}: segments use only letters, digits and - . _ ~"
-        ))
+    if !segments_ok {
+        return Err(format!(
+            "{prefix:?}: segments use only letters, digits and - . _ ~, or are {placeholder} as a whole"
+        ));
     }
+    if prefix.matches(placeholder).count() > 1 {
+        return Err(format!("{prefix:?}: {placeholder} may appear once"));
+    }
+    Ok(())
 }
 
 pub(super) fn is_name(name: &str) -> bool {

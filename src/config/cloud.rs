@@ -19,13 +19,14 @@ pub enum Cloud {
 }
 
 /// An API preset for a route: it sets the upstream and the token scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Api {
     /// Microsoft Defender for Endpoint (resource WindowsDefenderATP).
     Mde,
     /// Microsoft Defender XDR (resource Microsoft Threat Protection); `m365d` is its former name.
     #[serde(alias = "m365d")]
+    #[value(alias = "m365d")]
     Xdr,
     /// Microsoft Defender for Cloud Apps; the upstream is the tenant's own portal URL.
     Mdca,

@@ -4,6 +4,7 @@
 
 mod checks;
 mod cloud;
+mod credentials;
 mod env;
 mod source;
 mod tls;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+pub use checks::valid_tenant;
 pub use cloud::{Api, Cloud};
 pub use env::from_env;
 pub use source::{ConfigSource, Env, EnvLookup};
@@ -99,6 +101,8 @@ pub enum ConfigError {
 pub struct Config {
     /// Listener settings.
     pub server: Server,
+    /// The cloud the presets are for.
+    pub cloud: Cloud,
     /// The Entra authority host, such as `https://login.microsoftonline.com`.
     pub authority: Url,
     /// How long one token request may take.
@@ -192,6 +196,13 @@ struct RawConfig {
     #[serde(default)]
     routes: Vec<RawRoute>,
     admin: Option<RawAdmin>,
+    state: Option<RawState>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    dir: PathBuf,
 }
 
 #[derive(Deserialize)]
@@ -254,16 +265,41 @@ struct RawCloud {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 enum RawCredential {
     ClientSecret {
-        tenant: String,
+        tenant: Option<String>,
+        tenants: Option<Vec<String>>,
         client_id: String,
         client_secret: SecretSource,
     },
     ClientCertificate {
-        tenant: String,
+        tenant: Option<String>,
+        tenants: Option<Vec<String>>,
         client_id: String,
         certificate: FileRef,
         #[serde(default)]
         algorithm: AssertionAlgorithm,
+    },
+    DeviceCode {
+        tenant: String,
+        client_id: String,
+    },
+    Password {
+        tenant: String,
+        client_id: String,
+        username: String,
+        password: SecretSource,
+    },
+    ApiToken {
+        token: SecretSource,
+    },
+    WorkloadIdentity {
+        tenant: Option<String>,
+        client_id: Option<String>,
+        token_file: Option<PathBuf>,
+        authority_host: Option<String>,
+    },
+    ManagedIdentity {
+        client_id: Option<String>,
+        endpoint: Option<String>,
     },
 }
 
@@ -286,6 +322,8 @@ struct RawRoute {
     rewrite_links: Option<bool>,
     max_body_bytes: Option<u64>,
     rate_limit: Option<crate::ratelimit::RateLimitSpec>,
+    #[serde(default)]
+    tenant_header: bool,
 }
 
 /// Command-line overrides applied before validation.
@@ -325,5 +363,7 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     message
 }
 
+#[cfg(test)]
+mod credential_tests;
 #[cfg(test)]
 mod tests;

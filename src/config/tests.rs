@@ -85,7 +85,8 @@ fn presets_set_upstream_and_scope_and_overrides_win() {
     );
     assert_eq!(&*eu.scope, "https://api.security.microsoft.com/.default");
     assert_ne!(
-        mde.token_key, eu.token_key,
+        mde.token_keys(),
+        eu.token_keys(),
         "different scopes never share a token"
     );
 }
@@ -196,7 +197,7 @@ fn a_changed_secret_changes_the_credential_fingerprint() {
         a.credentials["app"].fingerprint,
         c.credentials["app"].fingerprint
     );
-    assert_ne!(a.routes[0].token_key, b.routes[0].token_key);
+    assert_ne!(a.routes[0].token_keys(), b.routes[0].token_keys());
 }
 
 #[test]

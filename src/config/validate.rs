@@ -8,26 +8,26 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::checks::{check_prefix, check_tenant, check_url, is_name, normalize_authority};
+use super::checks::{check_prefix, check_url, normalize_authority};
+use super::credentials::Context;
 use super::tls;
 
 use super::{
-    Cloud, Config, ConfigError, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_LISTEN,
+    Api, Cloud, Config, ConfigError, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_LISTEN,
     DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES,
     DEFAULT_RATE_LIMIT_MAX_QUEUE, DEFAULT_RATE_LIMIT_MAX_WAIT, DEFAULT_REPLAY_MAX_BODY_BYTES,
     DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_TIMEOUT, DEFAULT_UPSTREAM_CONNECT_TIMEOUT,
     DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_WATCH_INTERVAL, EnvLookup, MIN_API_KEY_LEN, Overrides,
-    RawConfig, RawCredential, RawRoute, RawServer, Server, WatchedFile, content_fingerprint,
-    error_chain,
+    RawConfig, RawRoute, RawServer, Server, WatchedFile, error_chain,
 };
-use crate::credential::{Certificate, ClientAuth, Credential};
-use crate::route::{Access, Route, Upstream};
+use crate::credential::{ClientAuth, Credential};
+use crate::route::{Access, Route, TENANT_PLACEHOLDER, Upstream};
 use crate::secret::{Secret, SecretSource};
 
 pub(super) struct Validator<'a> {
-    origin: &'a str,
+    pub(super) origin: &'a str,
     pub(super) base: &'a Path,
-    env: EnvLookup<'a>,
+    pub(super) env: EnvLookup<'a>,
     /// The secret and certificate files read so far, for reload watching.
     pub(super) files: Vec<WatchedFile>,
 }
@@ -66,9 +66,18 @@ impl<'a> Validator<'a> {
             Some(host) => self.url("cloud.authority_host", &normalize_authority(host))?,
             None => Url::parse(raw.cloud.name.authority_host()).expect("preset URLs are valid"),
         };
+        let state_dir = match raw.state {
+            Some(state) => Some(self.base.join(state.dir)),
+            None => crate::state::default_dir(self.env),
+        };
+        let mut context = Context {
+            authority: &authority,
+            state_dir: state_dir.as_deref(),
+            warnings: &mut warnings,
+        };
         let mut credentials = BTreeMap::new();
         for (name, raw) in raw.credentials {
-            let credential = self.credential(&name, raw, &authority, &mut warnings)?;
+            let credential = self.credential(&name, raw, &mut context)?;
             credentials.insert(name, Arc::new(credential));
         }
         if raw.routes.is_empty() {
@@ -88,6 +97,7 @@ impl<'a> Validator<'a> {
         }
         Ok(Config {
             server,
+            cloud: raw.cloud.name,
             authority,
             token_timeout,
             credentials,
@@ -100,7 +110,11 @@ impl<'a> Validator<'a> {
     }
 
     /// Reads a secret, remembering its file (if any) for reload watching.
-    fn secret(&mut self, key: &str, source: SecretSource) -> Result<Secret, ConfigError> {
+    pub(super) fn secret(
+        &mut self,
+        key: &str,
+        source: SecretSource,
+    ) -> Result<Secret, ConfigError> {
         let source = source.relative_to(self.base);
         if let SecretSource::File(path) = &source {
             self.files.push(WatchedFile::read(path.clone()));
@@ -260,82 +274,6 @@ impl<'a> Validator<'a> {
         Ok(origins)
     }
 
-    fn credential(
-        &mut self,
-        name: &str,
-        raw: RawCredential,
-        authority: &Url,
-        warnings: &mut Vec<String>,
-    ) -> Result<Credential, ConfigError> {
-        let key = |field: &str| format!("credentials.{name}.{field}");
-        if !is_name(name) {
-            return Err(self.invalid(
-                format!("credentials.{name}"),
-                "a credential name uses only letters, digits, '-' and '_'",
-            ));
-        }
-        let (tenant, client_id, auth) = match raw {
-            RawCredential::ClientSecret {
-                tenant,
-                client_id,
-                client_secret,
-            } => {
-                if matches!(client_secret, SecretSource::Literal(_)) {
-                    warnings.push(format!(
-                        "{}: {}: the secret is written in the config file; prefer {{ env = \"...\" }} \
-                         or {{ file = \"...\" }}",
-                        self.origin,
-                        key("client_secret")
-                    ));
-                }
-                let secret = self.secret(&key("client_secret"), client_secret)?;
-                (tenant, client_id, ClientAuth::Secret(secret))
-            }
-            RawCredential::ClientCertificate {
-                tenant,
-                client_id,
-                certificate,
-                algorithm,
-            } => {
-                let path = self.base.join(certificate.file);
-                let pem = std::fs::read(&path).map_err(|e| {
-                    self.invalid(
-                        key("certificate"),
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                })?;
-                self.files.push(WatchedFile {
-                    path: path.clone(),
-                    fingerprint: Some(content_fingerprint(&pem)),
-                });
-                let cert = Certificate::from_pem(&pem, algorithm).map_err(|e| {
-                    self.invalid(
-                        key("certificate"),
-                        format!("{}: {}", path.display(), error_chain(&e)),
-                    )
-                })?;
-                (tenant, client_id, ClientAuth::Certificate(cert))
-            }
-        };
-        check_tenant(&tenant).map_err(|m| self.invalid(key("tenant"), m))?;
-        if uuid::Uuid::parse_str(&client_id).is_err() {
-            return Err(self.invalid(
-                key("client_id"),
-                format!(
-                    "{client_id:?} is not a GUID: use the Application (client) ID from the app \
-                     registration's overview page"
-                ),
-            ));
-        }
-        Ok(Credential::new(
-            name,
-            authority.as_str(),
-            &tenant,
-            client_id,
-            auth,
-        ))
-    }
-
     fn route(
         &self,
         i: usize,
@@ -392,8 +330,47 @@ impl<'a> Validator<'a> {
         }
         let access = Access::new(raw.methods.as_deref(), raw.paths.as_deref())
             .map_err(|(field, message)| self.invalid(key(field), message))?;
-        let mut route =
-            Route::new(prefix, raw.api, upstream, scope.into(), credential).with_access(access);
+        let templated = prefix.contains(TENANT_PLACEHOLDER);
+        if (templated || raw.tenant_header) && !credential.partner {
+            return Err(self.invalid(
+                key(if templated { "prefix" } else { "tenant_header" }),
+                format!(
+                    "a customer tenant per request needs a partner credential (one with \
+                 tenants = [...]); {:?} has one tenant",
+                    raw.credential
+                ),
+            ));
+        }
+        if credential.partner && !templated && !raw.tenant_header {
+            return Err(self.invalid(
+                key("prefix"),
+                format!(
+                    "credential {:?} serves several customer tenants: put a {TENANT_PLACEHOLDER} \
+                 segment in the prefix (such as \"/customers/{TENANT_PLACEHOLDER}/mde\") or \
+                 set tenant_header = true",
+                    raw.credential
+                ),
+            ));
+        }
+        if matches!(credential.auth, ClientAuth::ApiToken(_))
+            && raw.api.is_some_and(|api| api != Api::Mdca)
+        {
+            return Err(self.invalid(
+                key("credential"),
+                "an api_token credential is the legacy Defender for Cloud Apps token: use it only \
+                 with api = \"mdca\"",
+            ));
+        }
+        let mut route = Route::new(
+            prefix,
+            raw.api,
+            upstream,
+            scope.into(),
+            credential,
+            raw.tenant_header,
+        )
+        .map_err(|e| self.invalid(key("credential"), error_chain(&e)))?
+        .with_access(access);
         route.rewrite_links = raw.rewrite_links.unwrap_or(true);
         if raw.max_body_bytes == Some(0) {
             return Err(self.invalid(key("max_body_bytes"), "must be more than zero"));
@@ -409,7 +386,7 @@ impl<'a> Validator<'a> {
 
     /// Parses a URL that the proxy will send a token or a secret to: `https`, or `http` for loopback
     /// hosts only (local testing), and nothing but scheme, host, port and path.
-    fn url(&self, key: impl Into<String>, value: &str) -> Result<Url, ConfigError> {
+    pub(super) fn url(&self, key: impl Into<String>, value: &str) -> Result<Url, ConfigError> {
         let key = key.into();
         let url = Url::parse(value).map_err(|e| self.invalid(&key, format!("{value:?}: {e}")))?;
         check_url(&url).map_err(|m| self.invalid(&key, format!("{value:?}: {m}")))?;

@@ -1,14 +1,17 @@
-//! Credentials: the identities the proxy authenticates to Entra ID as, and what each contributes to a
-//! token request (the client id and a secret or a signed certificate assertion).
+//! Credentials: the identities the proxy gets tokens as, one type per way in (application, user,
+//! partner, legacy API token, workload and managed identity), and what each contributes to a token
+//! request.
 
 mod certificate;
 
 use std::hash::{BuildHasher, Hash, Hasher};
+use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 
 pub use certificate::{AssertionAlgorithm, Certificate, CertificateError};
 
 use crate::secret::Secret;
+use crate::state::TokenFile;
 
 /// A named credential from the config (`[credentials.NAME]`).
 #[derive(Debug)]
@@ -18,14 +21,18 @@ pub struct Credential {
     /// The Entra authority it signs in at, such as `https://login.microsoftonline.com` (no
     /// trailing slash).
     pub authority: Arc<str>,
-    /// The tenant the app signs in to (GUID or verified domain).
-    pub tenant: Arc<str>,
-    /// The application (client) id.
+    /// The tenants it gets tokens in (GUIDs or domains, lower case): one, or a partner app's
+    /// customer tenants. Empty for a managed identity or a legacy API token, which have none.
+    pub tenants: Vec<Arc<str>>,
+    /// Whether the tenant is chosen per request among `tenants` (partner context).
+    pub partner: bool,
+    /// The application (client) id; empty for a system-assigned managed identity or an API token.
     pub client_id: String,
-    /// How the app proves its identity.
+    /// How it proves its identity.
     pub auth: ClientAuth,
-    /// Identifies this exact credential (authority, tenant, client id, secret or certificate) within
-    /// this process, so that tokens minted from a credential that has since changed are never used.
+    /// Identifies this exact credential (authority, tenants, client id, secret or certificate)
+    /// within this process, so that tokens minted from a credential that has since changed are
+    /// never used.
     pub fingerprint: u64,
 }
 
@@ -39,36 +46,103 @@ impl Credential {
     pub fn new(
         name: &str,
         authority: &str,
-        tenant: &str,
+        tenants: Vec<String>,
+        partner: bool,
         client_id: String,
         auth: ClientAuth,
     ) -> Self {
+        let tenants: Vec<Arc<str>> = tenants
+            .into_iter()
+            .map(|t| t.to_ascii_lowercase().into())
+            .collect();
+        let authority = authority.trim_end_matches('/');
         let mut hasher = FINGERPRINT_KEYS.build_hasher();
-        (authority, tenant, &client_id).hash(&mut hasher);
-        match &auth {
-            ClientAuth::Secret(secret) => ("secret", secret.expose()).hash(&mut hasher),
-            ClientAuth::Certificate(cert) => {
-                ("certificate", cert.fingerprint_material()).hash(&mut hasher)
-            }
-        }
+        (authority, &tenants, &client_id).hash(&mut hasher);
+        auth.hash_material(&mut hasher);
         Self {
             name: name.into(),
-            authority: authority.trim_end_matches('/').into(),
-            tenant: tenant.into(),
+            authority: authority.into(),
+            tenants,
+            partner,
             client_id,
             auth,
             fingerprint: hasher.finish(),
         }
     }
+
+    /// The tenant of a credential that has one (the first of a partner's); empty otherwise.
+    pub fn home_tenant(&self) -> Arc<str> {
+        self.tenants.first().cloned().unwrap_or_else(|| "".into())
+    }
+
+    /// The listed tenant equal to `tenant` (case-insensitively), if any.
+    pub fn tenant(&self, tenant: &str) -> Option<&Arc<str>> {
+        self.tenants.iter().find(|t| t.eq_ignore_ascii_case(tenant))
+    }
+
+    /// The link a customer's administrator opens to consent to this app in their tenant: the v2
+    /// admin consent endpoint with the `/.default` scope of the app's permissions (protocol.md 4.2).
+    pub fn consent_url(
+        &self,
+        tenant: &str,
+        scope: &str,
+        redirect_uri: &str,
+    ) -> Result<url::Url, url::ParseError> {
+        let mut url = url::Url::parse(&format!("{}/{tenant}/v2.0/adminconsent", self.authority))?;
+        url.query_pairs_mut()
+            .append_pair("client_id", &self.client_id)
+            .append_pair("scope", scope)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("state", &uuid::Uuid::new_v4().simple().to_string());
+        Ok(url)
+    }
 }
 
-/// How an application authenticates in the client credentials grant (protocol.md 2.2 and 2.3).
+/// How a credential proves its identity, one variant per `type` in the config.
 #[derive(Debug)]
 pub enum ClientAuth {
-    /// A client secret, sent as `client_secret`.
+    /// Application context: a client secret, sent as `client_secret` (protocol.md 2.2).
     Secret(Secret),
-    /// A certificate, proven by a signed `client_assertion`.
+    /// Application context: a certificate, proven by a signed `client_assertion` (protocol.md 2.3).
     Certificate(Certificate),
+    /// User context: a public client whose user signed in with `login` (device code or browser);
+    /// tokens come from the stored refresh token (protocol.md 3.1 to 3.3).
+    User(TokenFile),
+    /// User context with the resource-owner password grant (protocol.md 3.4; no MFA, deprecated).
+    Password {
+        /// The user's sign-in name.
+        username: String,
+        /// The user's password.
+        password: Secret,
+    },
+    /// The legacy Defender for Cloud Apps API token, sent as `Authorization: Token <key>`.
+    ApiToken(Secret),
+    /// Kubernetes workload identity: the projected service account token in `token_file` is the
+    /// client assertion, read again for every token request (protocol.md 5.1).
+    WorkloadIdentity {
+        /// The projected token's path.
+        token_file: PathBuf,
+    },
+    /// An Azure managed identity, through IMDS or App Service's identity endpoint (protocol.md 5.2
+    /// and 5.3).
+    ManagedIdentity(ManagedIdentity),
+}
+
+/// Where a managed identity's tokens come from.
+#[derive(Debug, Clone)]
+pub enum ManagedIdentity {
+    /// The instance metadata service (`Metadata: true`, api-version 2018-02-01).
+    Imds {
+        /// Its token URL.
+        endpoint: url::Url,
+    },
+    /// App Service, Functions and Container Apps (`X-IDENTITY-HEADER`, api-version 2019-08-01).
+    AppService {
+        /// IDENTITY_ENDPOINT.
+        endpoint: url::Url,
+        /// IDENTITY_HEADER.
+        header: Secret,
+    },
 }
 
 impl ClientAuth {
@@ -77,6 +151,28 @@ impl ClientAuth {
         match self {
             Self::Secret(_) => "client_secret",
             Self::Certificate(_) => "client_certificate",
+            Self::User(_) => "device_code",
+            Self::Password { .. } => "password",
+            Self::ApiToken(_) => "api_token",
+            Self::WorkloadIdentity { .. } => "workload_identity",
+            Self::ManagedIdentity(_) => "managed_identity",
+        }
+    }
+
+    fn hash_material(&self, hasher: &mut impl Hasher) {
+        self.kind().hash(hasher);
+        match self {
+            Self::Secret(secret) | Self::ApiToken(secret) => secret.expose().hash(hasher),
+            Self::Certificate(cert) => cert.fingerprint_material().hash(hasher),
+            Self::User(file) => file.path().hash(hasher),
+            Self::Password { username, password } => (username, password.expose()).hash(hasher),
+            Self::WorkloadIdentity { token_file } => token_file.hash(hasher),
+            Self::ManagedIdentity(ManagedIdentity::Imds { endpoint }) => {
+                endpoint.as_str().hash(hasher)
+            }
+            Self::ManagedIdentity(ManagedIdentity::AppService { endpoint, header }) => {
+                (endpoint.as_str(), header.expose()).hash(hasher)
+            }
         }
     }
 }

@@ -9,6 +9,9 @@ use http::HeaderValue;
 
 use super::{TokenError, TokenResponse, schedule};
 
+/// How long a static API token counts as valid: longer than any process runs.
+const STATIC_LIFETIME: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
 /// A cached access token, held only as the ready-made sensitive `Authorization` header value.
 pub struct AccessToken {
     authorization: HeaderValue,
@@ -21,6 +24,9 @@ pub struct AccessToken {
     pub expires_at_wall: SystemTime,
     /// The permissions the token carries (`roles`, or `scp` split at spaces), for display.
     pub permissions: Vec<String>,
+    /// The signed-in user of a user token (`upn`, `preferred_username` or `unique_name`), for
+    /// display.
+    pub account: Option<String>,
 }
 
 impl std::fmt::Debug for AccessToken {
@@ -33,12 +39,17 @@ impl std::fmt::Debug for AccessToken {
 }
 
 impl AccessToken {
-    pub(super) fn new(
+    /// The token of a token response whose request was sent at `sent_at`.
+    pub fn new(
         response: TokenResponse,
         sent_at: Instant,
         sent_at_wall: SystemTime,
     ) -> Result<Self, TokenError> {
-        let permissions = permissions(response.access_token.expose());
+        let claims = claims(response.access_token.expose());
+        let permissions = permissions(&claims);
+        let account = ["upn", "preferred_username", "unique_name"]
+            .iter()
+            .find_map(|name| claims[*name].as_str().map(str::to_owned));
         let mut authorization = HeaderValue::try_from(format!(
             "Bearer {}",
             response.access_token.expose()
@@ -56,6 +67,29 @@ impl AccessToken {
             acquired_at_wall: sent_at_wall,
             expires_at_wall: sent_at_wall + response.expires_in,
             permissions,
+            account,
+        })
+    }
+
+    /// A legacy Defender for Cloud Apps API token, sent as `Authorization: Token <key>`. It does not
+    /// expire as far as the proxy can tell; it is replaced when the configuration changes.
+    pub fn api_token(key: &crate::secret::Secret) -> Result<Self, TokenError> {
+        let mut authorization =
+            HeaderValue::try_from(format!("Token {}", key.expose())).map_err(|_| {
+                TokenError::Malformed("the API token has characters a header cannot carry".into())
+            })?;
+        authorization.set_sensitive(true);
+        let now = Instant::now();
+        let far = now.checked_add(STATIC_LIFETIME).unwrap_or(now);
+        Ok(Self {
+            authorization,
+            refresh_at: far,
+            usable_until: far,
+            expires_at: far,
+            acquired_at_wall: SystemTime::now(),
+            expires_at_wall: SystemTime::now() + STATIC_LIFETIME,
+            permissions: Vec::new(),
+            account: None,
         })
     }
 
@@ -74,19 +108,20 @@ impl AccessToken {
     }
 }
 
-/// The `roles` (application permissions) or `scp` (delegated scopes) claim of a JWT access token,
-/// read without validation for display (protocol.md 7.7: clients should not depend on parsing
-/// tokens, so nothing else uses this). Empty when the token is not a readable JWT.
-fn permissions(token: &str) -> Vec<String> {
-    let Some(payload) = token.split('.').nth(1) else {
-        return Vec::new();
-    };
-    let Ok(bytes) = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')) else {
-        return Vec::new();
-    };
-    let Ok(claims) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return Vec::new();
-    };
+/// The claims of a JWT access token, read without validation for display (protocol.md 7.7:
+/// clients should not depend on parsing tokens, so nothing else uses them). Null when the token is
+/// not a readable JWT.
+fn claims(token: &str) -> serde_json::Value {
+    token
+        .split('.')
+        .nth(1)
+        .and_then(|payload| URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok())
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+}
+
+/// The `roles` (application permissions) or `scp` (delegated scopes) claim.
+fn permissions(claims: &serde_json::Value) -> Vec<String> {
     if let Some(roles) = claims["roles"].as_array() {
         return roles
             .iter()
@@ -110,14 +145,16 @@ mod tests {
     #[test]
     fn permissions_come_from_roles_or_scp_and_unreadable_tokens_have_none() {
         assert_eq!(
-            permissions(&jwt(r#"{"roles":["Alert.Read.All","Machine.Read.All"]}"#)),
+            permissions(&claims(&jwt(
+                r#"{"roles":["Alert.Read.All","Machine.Read.All"]}"#
+            ))),
             ["Alert.Read.All", "Machine.Read.All"]
         );
         assert_eq!(
-            permissions(&jwt(r#"{"scp":"Alert.Read Machine.Read"}"#)),
+            permissions(&claims(&jwt(r#"{"scp":"Alert.Read Machine.Read"}"#))),
             ["Alert.Read", "Machine.Read"]
         );
-        assert!(permissions("opaque-token").is_empty());
-        assert!(permissions("a.!!!.c").is_empty());
+        assert!(permissions(&claims("opaque-token")).is_empty());
+        assert!(permissions(&claims("a.!!!.c")).is_empty());
     }
 }

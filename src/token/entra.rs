@@ -1,6 +1,6 @@
-//! The Entra ID token endpoint client: one client credentials request
-//! (`POST {authority}/{tenant}/oauth2/v2.0/token`, protocol.md 2.2 and 2.3) and the parsing of
-//! Entra's success and error answers (protocol.md 2.6 and 2.7).
+//! The Entra ID token endpoint client: the HTTP clients, the client credentials request
+//! (`POST {authority}/{tenant}/oauth2/v2.0/token`, protocol.md 2.2 and 2.3), and the parsing of
+//! Entra's success and error answers (protocol.md 2.6 and 2.7). The other grants are in `grant`.
 
 use std::time::Duration;
 
@@ -8,11 +8,11 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 
 use super::TokenError;
-use crate::credential::{ClientAuth, Credential};
+use crate::credential::{Certificate, Credential};
 use crate::secret::Secret;
 
 /// RFC 7523's client assertion type, which Entra expects with certificate credentials.
-const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub(super) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// A token response is a few KiB; anything much larger is not Entra.
 const MAX_RESPONSE: usize = 1 << 20;
 /// The connect timeout for the token endpoint.
@@ -27,6 +27,8 @@ pub struct TokenResponse {
     pub expires_in: Duration,
     /// When Entra wants it refreshed, if it says.
     pub refresh_in: Option<Duration>,
+    /// A refresh token, when the grant returns one (user context with `offline_access`).
+    pub refresh_token: Option<Secret>,
 }
 
 /// Entra's refusal of a token request, as its error body describes it (never holds a secret: Entra
@@ -62,9 +64,15 @@ struct RawSuccess {
     access_token: Secret,
     #[serde(default)]
     token_type: Option<String>,
-    expires_in: Seconds,
+    #[serde(default)]
+    expires_in: Option<Seconds>,
+    /// Managed identity endpoints send the expiry as a time instead (protocol.md 5.2 and 5.3).
+    #[serde(default)]
+    expires_on: Option<Seconds>,
     #[serde(default)]
     refresh_in: Option<Seconds>,
+    #[serde(default)]
+    refresh_token: Option<Secret>,
 }
 
 #[derive(Deserialize, Default)]
@@ -101,10 +109,24 @@ impl<'de> Deserialize<'de> for Seconds {
     }
 }
 
-/// The client for Entra token endpoints (each credential names its authority). Cheap to clone.
+/// How an app proves its identity in the client credentials grant.
+pub enum Proof<'a> {
+    /// A client secret (protocol.md 2.2).
+    Secret(&'a Secret),
+    /// A certificate, from which a signed assertion is made (protocol.md 2.3).
+    Certificate(&'a Certificate),
+    /// A ready-made assertion: a workload identity's federated token (protocol.md 2.4 and 5.1).
+    Assertion(Secret),
+}
+
+/// The client for Entra token endpoints (each credential names its authority) and managed identity
+/// endpoints. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct EntraClient {
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
+    /// For managed identity endpoints, which are never reached through an HTTP proxy (protocol.md
+    /// 5.2: "IMDS isn't intended to be used behind a proxy").
+    pub(super) local: reqwest::Client,
     timeout: Duration,
 }
 
@@ -112,44 +134,75 @@ impl EntraClient {
     /// A client whose requests time out after `timeout`. Redirects are never followed: a redirected
     /// token request would carry the secret to another host.
     pub fn new(timeout: Duration) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
-            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
-            .user_agent(concat!("defender-token-proxy/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self { http, timeout })
+        let builder = || {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(timeout)
+                .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+                .user_agent(concat!("defender-token-proxy/", env!("CARGO_PKG_VERSION")))
+        };
+        Ok(Self {
+            http: builder().build()?,
+            local: builder().no_proxy().build()?,
+            timeout,
+        })
     }
 
-    /// Requests an app-only token for `scope` in `tenant` with the client credentials grant.
+    /// Requests an app-only token for `scope` in `tenant` with the client credentials grant, the
+    /// app proving its identity with `proof`.
     pub async fn client_credentials(
         &self,
         credential: &Credential,
         tenant: &str,
         scope: &str,
+        proof: Proof<'_>,
     ) -> Result<TokenResponse, TokenError> {
         let endpoint = token_endpoint(&credential.authority, tenant);
-        let assertion;
+        let secret = match &proof {
+            Proof::Secret(secret) => Some(*secret),
+            Proof::Certificate(_) | Proof::Assertion(_) => None,
+        };
+        let assertion = match proof {
+            Proof::Secret(_) => None,
+            Proof::Certificate(cert) => Some(
+                cert.assertion(&credential.client_id, &endpoint)
+                    .map_err(TokenError::Assertion)?,
+            ),
+            Proof::Assertion(assertion) => Some(assertion),
+        };
         let mut form = vec![
             ("grant_type", "client_credentials"),
             ("client_id", credential.client_id.as_str()),
             ("scope", scope),
         ];
-        match &credential.auth {
-            ClientAuth::Secret(secret) => form.push(("client_secret", secret.expose())),
-            ClientAuth::Certificate(cert) => {
-                assertion = cert
-                    .assertion(&credential.client_id, &endpoint)
-                    .map_err(TokenError::Assertion)?;
-                form.push(("client_assertion_type", JWT_BEARER));
-                form.push(("client_assertion", assertion.expose()));
-            }
+        if let Some(secret) = secret {
+            form.push(("client_secret", secret.expose()));
+        }
+        if let Some(assertion) = &assertion {
+            form.push(("client_assertion_type", JWT_BEARER));
+            form.push(("client_assertion", assertion.expose()));
         }
         let request = self.http.post(&endpoint).form(&form);
         self.send(request).await
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<TokenResponse, TokenError> {
+    /// Sends a token request and parses the answer.
+    pub(super) async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<TokenResponse, TokenError> {
+        let (status, retry_after, body) = self.exchange(request).await?;
+        if status.is_success() {
+            return parse_success(&body);
+        }
+        Err(refusal(status, retry_after, &body))
+    }
+
+    /// Sends a request to a token endpoint; returns the status, Retry-After and body.
+    pub(super) async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, Option<Duration>, Vec<u8>), TokenError> {
         let mut response = request.send().await.map_err(|e| self.transport(e))?;
         let status = response.status();
         let retry_after = response
@@ -168,21 +221,7 @@ impl EntraClient {
             }
             body.extend_from_slice(&chunk);
         }
-        if status.is_success() {
-            return parse_success(&body);
-        }
-        let rejection = Box::new(parse_error(status, &body));
-        Err(match status {
-            StatusCode::TOO_MANY_REQUESTS => TokenError::Throttled {
-                retry_after,
-                rejection,
-            },
-            s if s.is_server_error() => TokenError::Unavailable {
-                retry_after,
-                rejection,
-            },
-            _ => TokenError::Rejected(rejection),
-        })
+        Ok((status, retry_after, body))
     }
 
     fn transport(&self, error: reqwest::Error) -> TokenError {
@@ -194,12 +233,33 @@ impl EntraClient {
     }
 }
 
+/// The error a non-success answer stands for: 429 is throttling, 5xx unavailability, the rest a
+/// refusal.
+pub(super) fn refusal(
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> TokenError {
+    let rejection = Box::new(parse_error(status, body));
+    match status {
+        StatusCode::TOO_MANY_REQUESTS => TokenError::Throttled {
+            retry_after,
+            rejection,
+        },
+        s if s.is_server_error() => TokenError::Unavailable {
+            retry_after,
+            rejection,
+        },
+        _ => TokenError::Rejected(rejection),
+    }
+}
+
 /// The v2 token endpoint of `tenant` at `authority`.
 pub fn token_endpoint(authority: &str, tenant: &str) -> String {
     format!("{authority}/{tenant}/oauth2/v2.0/token")
 }
 
-fn parse_success(body: &[u8]) -> Result<TokenResponse, TokenError> {
+pub(super) fn parse_success(body: &[u8]) -> Result<TokenResponse, TokenError> {
     let raw: RawSuccess = serde_json::from_slice(body)
         .map_err(|e| TokenError::Malformed(format!("not a token response: {e}")))?;
     if let Some(kind) = &raw.token_type
@@ -209,18 +269,34 @@ fn parse_success(body: &[u8]) -> Result<TokenResponse, TokenError> {
             "token_type is {kind:?}, not Bearer"
         )));
     }
-    if raw.expires_in.0 == 0 {
+    let expires_in = match (raw.expires_in, raw.expires_on) {
+        (Some(Seconds(n)), _) => n,
+        (None, Some(Seconds(at))) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            at.saturating_sub(now)
+        }
+        (None, None) => {
+            return Err(TokenError::Malformed(
+                "the response has neither expires_in nor expires_on".into(),
+            ));
+        }
+    };
+    if expires_in == 0 {
         // A zero lifetime would make every request fetch a token.
-        return Err(TokenError::Malformed("expires_in is 0".into()));
+        return Err(TokenError::Malformed("the token expires at once".into()));
     }
     Ok(TokenResponse {
         access_token: raw.access_token,
-        expires_in: Duration::from_secs(raw.expires_in.0),
+        expires_in: Duration::from_secs(expires_in),
         refresh_in: raw.refresh_in.map(|s| Duration::from_secs(s.0)),
+        // Managed identity endpoints send an empty one.
+        refresh_token: raw.refresh_token.filter(|t| !t.expose().is_empty()),
     })
 }
 
-fn parse_error(status: StatusCode, body: &[u8]) -> EntraRejection {
+pub(super) fn parse_error(status: StatusCode, body: &[u8]) -> EntraRejection {
     let raw: RawError = serde_json::from_slice(body).unwrap_or_default();
     // The description's first line is the message; the rest is trace and correlation ids and a
     // timestamp, which are reported as their own fields.
@@ -264,6 +340,22 @@ mod tests {
         .unwrap();
         assert_eq!(v1.expires_in, Duration::from_secs(3599));
         assert_eq!(v1.refresh_in, Some(Duration::from_secs(1800)));
+    }
+
+    #[test]
+    fn a_managed_identity_expiry_time_gives_the_lifetime() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let body = format!(
+            r#"{{"access_token":"a","refresh_token":"","expires_on":"{}","token_type":"Bearer"}}"#,
+            now + 3600
+        );
+        let r = parse_success(body.as_bytes()).unwrap();
+        assert!(r.expires_in <= Duration::from_secs(3600));
+        assert!(r.expires_in >= Duration::from_secs(3590));
+        assert!(r.refresh_token.is_none(), "an empty refresh token is none");
     }
 
     #[test]

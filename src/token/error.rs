@@ -39,6 +39,25 @@ pub enum TokenError {
     /// The client assertion could not be signed.
     #[error("cannot sign the client assertion")]
     Assertion(#[source] jsonwebtoken::errors::Error),
+    /// A user-context credential has no usable sign-in: nobody ran `login`, or Entra refused the
+    /// stored refresh token (expired, revoked, or new conditions such as MFA).
+    #[error("{}", match .0 { Some(r) => format!("the user must sign in again: {r}"), None => "no user has signed in".to_owned() })]
+    LoginRequired(Option<Box<EntraRejection>>),
+    /// The state directory could not be read or written.
+    #[error("cannot use the stored sign-in")]
+    State(#[source] std::io::Error),
+    /// The workload identity's projected token could not be read.
+    #[error("cannot read the federated token file {}", .path.display())]
+    FederatedToken {
+        /// The file (AZURE_FEDERATED_TOKEN_FILE).
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The credential is a legacy API token, which is not exchanged at Entra.
+    #[error("an api_token credential is used as it is: it has no Entra token")]
+    NotExchanged,
     /// The token request was cut short (the process is shutting down).
     #[error("the token request was interrupted")]
     Interrupted,
@@ -53,6 +72,25 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// The Entra refusal behind this error, if there is one.
+    pub fn rejection(&self) -> Option<&EntraRejection> {
+        match self {
+            Self::Rejected(r)
+            | Self::Throttled { rejection: r, .. }
+            | Self::Unavailable { rejection: r, .. } => Some(r),
+            Self::LoginRequired(r) => r.as_deref(),
+            Self::BackingOff { last, .. } => last.rejection(),
+            Self::Unreachable(_)
+            | Self::Timeout(_)
+            | Self::Malformed(_)
+            | Self::Assertion(_)
+            | Self::State(_)
+            | Self::FederatedToken { .. }
+            | Self::NotExchanged
+            | Self::Interrupted => None,
+        }
+    }
+
     /// How long Entra asked us to wait, if it did.
     pub(super) fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -65,6 +103,10 @@ impl TokenError {
             | Self::Timeout(_)
             | Self::Malformed(_)
             | Self::Assertion(_)
+            | Self::LoginRequired(_)
+            | Self::State(_)
+            | Self::FederatedToken { .. }
+            | Self::NotExchanged
             | Self::Interrupted => None,
         }
     }

@@ -6,6 +6,8 @@
 mod access;
 mod entra;
 mod error;
+mod grant;
+mod hints;
 mod schedule;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,6 +19,8 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 pub use access::AccessToken;
 pub use entra::{EntraClient, EntraRejection, TokenResponse, token_endpoint};
 pub use error::TokenError;
+pub use grant::{DeviceCode, user_scope};
+pub use hints::hint;
 
 use crate::credential::Credential;
 use crate::metrics::Metrics;
@@ -301,7 +305,7 @@ impl TokenCache {
     ) -> Result<Arc<AccessToken>, Arc<TokenError>> {
         let (sent_at, sent_at_wall) = (Instant::now(), SystemTime::now());
         let outcome = entra
-            .client_credentials(&credential, &key.tenant, &key.scope)
+            .acquire(&credential, &key.tenant, &key.scope)
             .await
             .and_then(|response| AccessToken::new(response, sent_at, sent_at_wall));
         slot.attempts.fetch_add(1, Ordering::AcqRel);
@@ -326,7 +330,11 @@ impl TokenCache {
                 state.failures += 1;
                 let wait = schedule::backoff(state.failures, error.retry_after());
                 let retry_at = Instant::now() + wait;
-                state.retry_at = Some(retry_at);
+                // A missing sign-in is known without asking Entra (the refused refresh token is
+                // remembered), so callers are told at once rather than after a pause, and a new
+                // `login` takes effect with the next request.
+                state.retry_at =
+                    (!matches!(*error, TokenError::LoginRequired(_))).then_some(retry_at);
                 state.last_error = Some(error.clone());
                 slot.refresh_due.store(ticks(retry_at), Ordering::Release);
                 tracing::warn!(

@@ -1,0 +1,250 @@
+//! The `check`, `token` and `consent-url` commands: one-off uses of the configured credentials
+//! outside the proxy. `check` gets a token for every route's credential (each partner customer
+//! tenant too) and reports credential, tenant, expiry and permissions; the token itself is printed
+//! only by `token`, which exists for that.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use crate::config::{Api, Config};
+use crate::credential::{ClientAuth, Credential};
+use crate::route::Tenancy;
+use crate::token::{AccessToken, EntraClient, TokenError};
+
+/// Why a one-off command could not do what was asked (the message goes to the user as it is).
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The command's arguments do not fit the configuration.
+    #[error("{0}")]
+    Usage(String),
+    /// No token could be had.
+    #[error("{}", describe(.0))]
+    Token(TokenError),
+    /// The HTTP client could not be built.
+    #[error("cannot create the HTTP client")]
+    Client(#[source] reqwest::Error),
+}
+
+/// A token failure on one line, with the hint for its AADSTS code when there is one.
+pub fn describe(error: &TokenError) -> String {
+    let mut line = crate::config::error_chain(error);
+    let hint = match error {
+        TokenError::LoginRequired(_) => {
+            Some("run `defender-token-proxy login <credential>` to sign in")
+        }
+        other => other
+            .rejection()
+            .and_then(|r| r.codes.iter().find_map(|c| crate::token::hint(*c))),
+    };
+    if let Some(hint) = hint {
+        line.push_str("\n  hint: ");
+        line.push_str(hint);
+    }
+    line
+}
+
+/// Runs `check`: one token per (credential, tenant, scope) the routes use. Returns whether every
+/// one was obtained.
+pub async fn check(config: &Config, out: &mut impl Write) -> Result<bool, CommandError> {
+    let entra = EntraClient::new(config.token_timeout).map_err(CommandError::Client)?;
+    let mut seen = HashSet::new();
+    let mut all_ok = true;
+    for route in &config.routes {
+        let credential = &route.credential;
+        if let Tenancy::Static(_) = route.tenancy {
+            if seen.insert((credential.name.clone(), "".into(), route.scope.clone())) {
+                drop(writeln!(
+                    out,
+                    "ok    {}  api_token: sent as it is (Authorization: Token …); Entra is not involved",
+                    credential.name
+                ));
+            }
+            continue;
+        }
+        for key in route.token_keys() {
+            if !seen.insert((
+                key.credential.clone(),
+                key.tenant.clone(),
+                key.scope.clone(),
+            )) {
+                continue;
+            }
+            let (sent_at, sent_at_wall) = (Instant::now(), SystemTime::now());
+            let outcome = entra
+                .acquire(credential, &key.tenant, &key.scope)
+                .await
+                .and_then(|response| AccessToken::new(response, sent_at, sent_at_wall));
+            let tenant = if key.tenant.is_empty() {
+                "(managed identity)"
+            } else {
+                &key.tenant
+            };
+            let head = format!(
+                "{}  {}  tenant {tenant}  scope {}",
+                credential.name,
+                credential.auth.kind(),
+                key.scope
+            );
+            match outcome {
+                Ok(token) => {
+                    let permissions = if token.permissions.is_empty() {
+                        "(none in the token)".to_owned()
+                    } else {
+                        token.permissions.join(", ")
+                    };
+                    let account = token
+                        .account
+                        .as_ref()
+                        .map(|a| format!("\n      signed in as {a}"))
+                        .unwrap_or_default();
+                    drop(writeln!(
+                        out,
+                        "ok    {head}\n      expires {} (in {}){account}\n      permissions: {permissions}",
+                        humantime::format_rfc3339_seconds(token.expires_at_wall),
+                        humantime::format_duration(std::time::Duration::from_secs(
+                            token.expires_in().as_secs()
+                        )),
+                    ));
+                }
+                Err(error) => {
+                    all_ok = false;
+                    drop(writeln!(out, "FAIL  {head}\n      {}", describe(&error)));
+                }
+            }
+        }
+    }
+    Ok(all_ok)
+}
+
+/// What `token` and `consent-url` are asked for.
+#[derive(Debug, Default)]
+pub struct Target {
+    /// The credential's name.
+    pub credential: String,
+    /// An API preset whose scope to use.
+    pub api: Option<Api>,
+    /// A scope.
+    pub scope: Option<String>,
+    /// The tenant.
+    pub tenant: Option<String>,
+}
+
+/// The credential `target` names.
+fn credential<'c>(
+    config: &'c Config,
+    target: &Target,
+) -> Result<&'c Arc<Credential>, CommandError> {
+    config.credentials.get(&target.credential).ok_or_else(|| {
+        let known: Vec<&str> = config.credentials.keys().map(String::as_str).collect();
+        CommandError::Usage(format!(
+            "no credential named {:?} (defined: {})",
+            target.credential,
+            known.join(", ")
+        ))
+    })
+}
+
+/// The scope from `--scope`, `--api`, or the first route using the credential.
+pub fn scope_for(
+    config: &Config,
+    credential: &Arc<Credential>,
+    target: &Target,
+) -> Result<String, CommandError> {
+    match (&target.scope, target.api) {
+        (Some(scope), _) => Ok(scope.clone()),
+        (None, Some(api)) => Ok(config.cloud.scope(api)),
+        (None, None) => config
+            .routes
+            .iter()
+            .find(|r| Arc::ptr_eq(&r.credential, credential))
+            .map(|r| r.scope.to_string())
+            .ok_or_else(|| {
+                CommandError::Usage(format!(
+                    "no route uses credential {:?}: give --api or --scope",
+                    target.credential
+                ))
+            }),
+    }
+}
+
+/// The credential, tenant and scope `target` names; the tenant from `--tenant` (a partner's must be
+/// listed), or the credential's own.
+fn resolve(
+    config: &Config,
+    target: &Target,
+) -> Result<(Arc<Credential>, Arc<str>, String), CommandError> {
+    let credential = credential(config, target)?;
+    let scope = scope_for(config, credential, target)?;
+    let tenant = match &target.tenant {
+        Some(tenant) => credential.tenant(tenant).cloned().ok_or_else(|| {
+            CommandError::Usage(format!(
+                "credential {:?} does not serve tenant {tenant:?} (its tenants: {})",
+                target.credential,
+                credential
+                    .tenants
+                    .iter()
+                    .map(|t| &**t)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?,
+        None if credential.partner && credential.tenants.len() > 1 => {
+            return Err(CommandError::Usage(format!(
+                "credential {:?} serves several tenants: give --tenant",
+                target.credential
+            )));
+        }
+        None => credential.home_tenant(),
+    };
+    Ok((credential.clone(), tenant, scope))
+}
+
+/// Runs `token`: one access token for the target, for use in other tools.
+pub async fn token(config: &Config, target: &Target) -> Result<String, CommandError> {
+    let (credential, tenant, scope) = resolve(config, target)?;
+    if let ClientAuth::ApiToken(_) = credential.auth {
+        return Err(CommandError::Usage(format!(
+            "credential {:?} is a legacy API token: it is used as it is, not exchanged",
+            target.credential
+        )));
+    }
+    let entra = EntraClient::new(config.token_timeout).map_err(CommandError::Client)?;
+    let response = entra
+        .acquire(&credential, &tenant, &scope)
+        .await
+        .map_err(CommandError::Token)?;
+    Ok(response.access_token.expose().to_owned())
+}
+
+/// Runs `consent-url`: the admin consent link for a customer tenant (which need not be listed
+/// yet: the link is how a new customer is onboarded).
+pub fn consent_url(
+    config: &Config,
+    target: &Target,
+    redirect_uri: &str,
+) -> Result<String, CommandError> {
+    let tenant = target
+        .tenant
+        .as_deref()
+        .ok_or_else(|| CommandError::Usage("give --tenant".into()))?;
+    crate::config::valid_tenant(tenant).map_err(CommandError::Usage)?;
+    let credential = credential(config, target)?;
+    if !matches!(
+        credential.auth,
+        ClientAuth::Secret(_) | ClientAuth::Certificate(_)
+    ) {
+        return Err(CommandError::Usage(format!(
+            "credential {:?} is a {}: admin consent is for application credentials \
+             (client_secret or client_certificate)",
+            target.credential,
+            credential.auth.kind()
+        )));
+    }
+    let scope = scope_for(config, credential, target)?;
+    credential
+        .consent_url(tenant, &scope, redirect_uri)
+        .map(|url| url.to_string())
+        .map_err(|e| CommandError::Usage(e.to_string()))
+}

@@ -1,0 +1,300 @@
+//! The state directory: the refresh tokens that `login` obtains for user-context credentials, one
+//! file per credential, written atomically (write, fsync, rename) with mode 0600 so that a crash or
+//! a concurrent reader never sees half a token. Refresh tokens are rotated on every use (protocol.md
+//! 3.3: "Refresh tokens replace themselves with a fresh token upon every use"), so the newest one is
+//! always stored before it is relied on.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+/// The directory's name under the user's state directory.
+const APP_DIR: &str = "defender-token-proxy";
+/// Bumped if the file format ever changes incompatibly.
+const FORMAT_VERSION: u32 = 1;
+
+/// The state directory when the config names none: `$XDG_STATE_HOME/defender-token-proxy`, else
+/// `$HOME/.local/state/defender-token-proxy` (the XDG Base Directory specification's default).
+pub fn default_dir(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let set = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    if let Some(state) = set("XDG_STATE_HOME") {
+        return Some(PathBuf::from(state).join(APP_DIR));
+    }
+    set("HOME").map(|home| PathBuf::from(home).join(".local/state").join(APP_DIR))
+}
+
+/// What the signed-in account's refresh token was issued for: a stored token is used only by the
+/// credential it was obtained with, so that changing the app or tenant in the config asks for a new
+/// login instead of sending a token to the wrong place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Binding {
+    /// The authority, such as `https://login.microsoftonline.com`.
+    pub authority: String,
+    /// The tenant signed in to.
+    pub tenant: String,
+    /// The public client's application id.
+    pub client_id: String,
+}
+
+/// A stored sign-in.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    version: u32,
+    #[serde(flatten)]
+    binding: Binding,
+    /// Who signed in (`upn`, `preferred_username` or `sub` of the last access token), for display.
+    account: Option<String>,
+    refresh_token: String,
+}
+
+/// The file holding one credential's refresh token.
+#[derive(Debug, Clone)]
+pub struct TokenFile {
+    path: PathBuf,
+    binding: Binding,
+    /// Serialises the redemptions of this file's refresh token within the process: a rotated-out
+    /// token must never be presented (some servers revoke the whole grant when one is).
+    memory: Arc<tokio::sync::Mutex<Memory>>,
+}
+
+/// What the process remembers about a file's refresh token, under its lock.
+#[derive(Debug, Default)]
+pub struct Memory {
+    /// A hash of the stored refresh token Entra last refused: it is not presented again, so that
+    /// requests answer "run login" at once until the file changes.
+    pub refused: Option<u64>,
+    /// A newer refresh token that could not be written: it is used, and its saving retried.
+    pub unsaved: Option<Secret>,
+}
+
+/// One lock per file for the life of the process, so that a reload's new credential shares it.
+static LOCKS: LazyLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<Memory>>>>> =
+    LazyLock::new(Default::default);
+
+/// A hash of a refresh token, to recognise one without keeping it (not a security measure: it
+/// never leaves the process).
+pub fn token_hash(token: &Secret) -> u64 {
+    crate::config::content_fingerprint(token.expose().as_bytes())
+}
+
+/// A sign-in read from a [`TokenFile`].
+pub struct SignIn {
+    /// The refresh token.
+    pub refresh_token: Secret,
+    /// Who signed in, if known.
+    pub account: Option<String>,
+}
+
+impl TokenFile {
+    /// The file for credential `name` in `dir`.
+    pub fn new(dir: &Path, name: &str, binding: Binding) -> Self {
+        let path = dir.join(format!("{name}.json"));
+        let memory = LOCKS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(path.clone())
+            .or_default()
+            .clone();
+        Self {
+            path,
+            binding,
+            memory,
+        }
+    }
+
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Held while a refresh token is read, redeemed and its successor saved.
+    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, Memory> {
+        self.memory.lock().await
+    }
+
+    /// The stored sign-in, if there is one for this credential's binding.
+    pub fn read(&self) -> io::Result<Option<SignIn>> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let stored: Stored = serde_json::from_slice(&bytes).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{} is not a sign-in file: {e}", self.path.display()),
+            )
+        })?;
+        if stored.version != FORMAT_VERSION || stored.binding != self.binding {
+            return Ok(None);
+        }
+        Ok(Some(SignIn {
+            refresh_token: Secret::new(stored.refresh_token),
+            account: stored.account,
+        }))
+    }
+
+    /// Replaces the stored sign-in: written to a temporary file in the same directory with mode
+    /// 0600, flushed to disk, then renamed over the old one (atomic on POSIX file systems).
+    pub fn write(&self, refresh_token: &Secret, account: Option<&str>) -> io::Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        create_private_dir(dir)?;
+        let stored = Stored {
+            version: FORMAT_VERSION,
+            binding: self.binding.clone(),
+            account: account.map(str::to_owned),
+            refresh_token: refresh_token.expose().to_owned(),
+        };
+        let json = serde_json::to_vec_pretty(&stored).map_err(io::Error::other)?;
+        let tmp = self.path.with_extension(format!(
+            "json.{}.{}.tmp",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        let written = (|| {
+            let mut file = private_file(&tmp)?;
+            file.write_all(&json)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &self.path)
+        })();
+        if written.is_err() {
+            drop(std::fs::remove_file(&tmp));
+        }
+        written?;
+        // The rename is durable once the directory entry is.
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .or_else(|e| {
+                // Some file systems refuse to fsync a directory; the rename itself has happened.
+                if e.kind() == io::ErrorKind::PermissionDenied {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
+    }
+
+    /// Deletes the stored sign-in. Returns whether there was one.
+    pub fn remove(&self) -> io::Result<bool> {
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+#[cfg(unix)]
+fn private_file(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn private_file(path: &Path) -> io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding(client_id: &str) -> Binding {
+        Binding {
+            authority: "https://login.microsoftonline.com".into(),
+            tenant: "contoso.onmicrosoft.com".into(),
+            client_id: client_id.into(),
+        }
+    }
+
+    fn scratch() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("dtp-state-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_written_sign_in_is_read_back_and_is_private() {
+        let dir = scratch().join("nested");
+        let file = TokenFile::new(&dir, "me", binding("a"));
+        assert!(file.read().unwrap().is_none());
+        file.write(&Secret::new("rt-1"), Some("analyst@contoso"))
+            .unwrap();
+        file.write(&Secret::new("rt-2"), Some("analyst@contoso"))
+            .unwrap();
+        let read = file.read().unwrap().unwrap();
+        assert_eq!(read.refresh_token.expose(), "rt-2");
+        assert_eq!(read.account.as_deref(), Some("analyst@contoso"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(file.path()), 0o600);
+            assert_eq!(mode(&dir), 0o700);
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+        assert!(file.remove().unwrap());
+        assert!(!file.remove().unwrap());
+    }
+
+    #[test]
+    fn a_sign_in_for_another_app_is_not_used() {
+        let dir = scratch();
+        TokenFile::new(&dir, "me", binding("a"))
+            .write(&Secret::new("rt"), None)
+            .unwrap();
+        assert!(
+            TokenFile::new(&dir, "me", binding("b"))
+                .read()
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn the_default_directory_follows_xdg_then_home() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(
+            default_dir(&env(&[("XDG_STATE_HOME", "/s"), ("HOME", "/h")])),
+            Some(PathBuf::from("/s/defender-token-proxy"))
+        );
+        assert_eq!(
+            default_dir(&env(&[("HOME", "/h")])),
+            Some(PathBuf::from("/h/.local/state/defender-token-proxy"))
+        );
+        assert_eq!(default_dir(&env(&[])), None);
+    }
+}
