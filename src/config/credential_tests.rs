@@ -273,3 +273,41 @@ fn a_tenant_placeholder_must_be_a_whole_segment_used_once() {
         assert!(err.contains("routes[0].prefix"), "{prefix}: {err}");
     }
 }
+
+#[test]
+fn the_environment_alone_picks_a_workload_identity_or_else_a_managed_identity() {
+    let dir = std::env::temp_dir().join(format!("dtp-env-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, "eyJ.fake.jwt").unwrap();
+    let load = |vars: Vec<(&'static str, String)>| {
+        let map: HashMap<&str, String> = vars.into_iter().collect();
+        from_env(&Overrides::default(), &|name: &str| map.get(name).cloned())
+    };
+    let workload = load(vec![
+        ("AZURE_TENANT_ID", "contoso.onmicrosoft.com".into()),
+        ("AZURE_CLIENT_ID", APP.into()),
+        (
+            "AZURE_FEDERATED_TOKEN_FILE",
+            token_file.display().to_string(),
+        ),
+        (
+            "AZURE_AUTHORITY_HOST",
+            "https://login.microsoftonline.com/".into(),
+        ),
+    ])
+    .unwrap();
+    assert_eq!(workload.credentials["env"].auth.kind(), "workload_identity");
+    let managed = load(vec![("AZURE_CLIENT_ID", APP.into())]).unwrap();
+    let credential = &managed.credentials["env"];
+    assert_eq!(credential.auth.kind(), "managed_identity");
+    assert_eq!(credential.client_id, APP, "a user-assigned identity");
+    // A tenant without a secret, certificate or token file is a mistake, not a managed identity.
+    let err = load(vec![
+        ("AZURE_TENANT_ID", "contoso.onmicrosoft.com".into()),
+        ("AZURE_CLIENT_ID", APP.into()),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("AZURE_CLIENT_SECRET"), "{err}");
+}

@@ -51,13 +51,23 @@ pub fn from_env(overrides: &Overrides, env: EnvLookup<'_>) -> Result<super::Conf
     } else {
         app_credential(&get, &missing)?
     };
-    routes(
+    let managed = matches!(credential, RawCredential::ManagedIdentity { .. });
+    let mut config = routes(
         overrides,
         env,
         credential,
         get("MDCA_URL"),
         get("AZURE_AUTHORITY_HOST"),
-    )
+    )?;
+    if managed {
+        // Said at start-up, so that a forgotten --config is not mistaken for a broken identity.
+        config.warnings.push(format!(
+            "{ORIGIN}: no --config and none of AZURE_TENANT_ID, AZURE_CLIENT_SECRET, \
+             AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE: using the managed \
+             identity"
+        ));
+    }
+    Ok(config)
 }
 
 /// A client secret or certificate credential from the variables.
