@@ -317,6 +317,19 @@ mod tests {
     }
 
     #[test]
+    fn links_to_the_upstream_a_request_came_through_go_back_to_its_concrete_prefix() {
+        let links = links().through(
+            "https://api.securitycenter.microsoft.com",
+            "/customers/fabrikam.onmicrosoft.com/mde".into(),
+        );
+        let text = r#"{"n":"https://api.securitycenter.microsoft.com/api/alerts?$skip=2","g":"https://graph.microsoft.com/v1.0/x"}"#;
+        assert_eq!(
+            rewrite_in_chunks(&links, text, 5),
+            r#"{"n":"http://127.0.0.1:8080/customers/fabrikam.onmicrosoft.com/mde/api/alerts?$skip=2","g":"http://127.0.0.1:8080/graph/v1.0/x"}"#
+        );
+    }
+
+    #[test]
     fn a_host_link_is_rewritten_where_a_longer_base_path_does_not_fit() {
         let links = links();
         for size in [1, 4, 64] {
