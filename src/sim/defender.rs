@@ -1,7 +1,8 @@
 //! The simulated Defender for Endpoint, Defender XDR, Graph security and Defender for Cloud Apps APIs.
 //!
 //! Each API has its own listener. Every request is counted and must carry a bearer token issued for that API's
-//! resource (the `/_sim/*` test endpoints included). Lists use OData paging with absolute `@odata.nextLink`s on the
+//! resource (the `/_sim/*` test endpoints included), app or user token alike; MDCA also takes a legacy API token
+//! as `Authorization: Token <key>` (protocol.md 1.4). Lists use OData paging with absolute `@odata.nextLink`s on the
 //! server's own root, as the real services do; MDCA pages by request body instead. Other OData options
 //! (`$filter`, `$orderby`, `$select`) are accepted and ignored.
 
@@ -21,7 +22,7 @@ use serde_json::{Map, Value, json};
 use super::SimState;
 use super::data::{Dataset, rfc3339};
 use super::testing;
-use super::token::{Api, TokenRejection, now_ms};
+use super::token::{AccessClaims, Api, TokenRejection, now_ms};
 
 /// Largest `$top` the Defender APIs accept.
 const MAX_TOP: usize = 10_000;
@@ -95,19 +96,59 @@ async fn not_found(State(server): State<Arc<ApiServer>>) -> Response {
     )
 }
 
-async fn authorize(State(server): State<Arc<ApiServer>>, request: Request, next: Next) -> Response {
+/// Who a request authenticated as; the token check puts it in the request's extensions.
+#[derive(Debug, Clone)]
+pub(super) enum Caller {
+    /// An Entra access token (app or user).
+    Bearer(Box<AccessClaims>),
+    /// A legacy MDCA API token.
+    ApiToken,
+}
+
+/// The caller of a request to `server`: MDCA's `Token` scheme is checked against the configured keys; every
+/// other value must be a valid bearer token for this API.
+fn authenticate(
+    server: &ApiServer,
+    authorization: Option<&[u8]>,
+) -> Result<Caller, TokenRejection> {
+    if server.api == Api::Mdca {
+        let api_token = authorization
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("token"));
+        if let Some((_, key)) = api_token {
+            let key = key.trim();
+            return if server.sim.mdca_api_tokens.iter().any(|known| known == key) {
+                Ok(Caller::ApiToken)
+            } else {
+                Err(TokenRejection::UnknownApiToken)
+            };
+        }
+    }
+    let generation = server.sim.control.generation();
+    server
+        .sim
+        .keys
+        .check(authorization, server.api, generation)
+        .map(|claims| Caller::Bearer(Box::new(claims)))
+}
+
+async fn authorize(
+    State(server): State<Arc<ApiServer>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let control = &server.sim.control;
     control.record_api_request();
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.as_bytes());
-    match server
-        .sim
-        .keys
-        .check(authorization, server.api, control.generation())
-    {
-        Ok(_) => next.run(request).await,
+    match authenticate(&server, authorization) {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
         Err(rejection) => {
             control.record_unauthorized(matches!(rejection, TokenRejection::Expired));
             let (code, prefix) = match server.api {

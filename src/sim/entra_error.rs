@@ -105,6 +105,16 @@ impl EntraError {
         )
     }
 
+    /// A public client presented a secret or an assertion (protocol.md 3.2).
+    pub(super) fn public_client_with_credential() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            700025,
+            "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.",
+        )
+    }
+
     pub(super) fn invalid_secret(client_id: &str) -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
