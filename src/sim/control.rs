@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use super::device::DeviceCodes;
 use super::directory::Directory;
+use super::refresh::RefreshTokens;
 
 /// What the simulated Entra token endpoint does instead of (or before) answering normally.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +56,8 @@ pub struct SimControl {
     /// AADSTS code every token request in a tenant (by tenant key) fails with.
     refused_tenants: Mutex<HashMap<String, u32>>,
     federated_assertions: Mutex<Vec<String>>,
+    pub(super) device_codes: DeviceCodes,
+    pub(super) refresh_tokens: RefreshTokens,
 }
 
 impl SimControl {
@@ -64,6 +68,8 @@ impl SimControl {
             grant_requests: Mutex::default(),
             refused_tenants: Mutex::default(),
             federated_assertions: Mutex::default(),
+            device_codes: DeviceCodes::default(),
+            refresh_tokens: RefreshTokens::default(),
             open_streams: AtomicU64::new(0),
             token_requests: AtomicU64::new(0),
             api_requests: AtomicU64::new(0),
@@ -177,6 +183,50 @@ impl SimControl {
         lock(&self.federated_assertions).clone()
     }
 
+    /// The user code of the newest device code still waiting for the user (not approved, declined, expired or
+    /// redeemed); if there is none, waits until one is issued. `None` once `deadline` has passed.
+    pub async fn wait_for_device_code(&self, deadline: Duration) -> Option<String> {
+        self.device_codes.wait_for_pending(deadline).await
+    }
+
+    /// Signs `username` in for the device code `user_code` (both case-insensitive): its next poll gets tokens.
+    /// False if the user is unknown or no code with that user code is still waiting for the user.
+    pub fn approve_device_code(&self, user_code: &str, username: &str) -> bool {
+        let Some(user) = self.directory.user(username) else {
+            return false;
+        };
+        self.device_codes
+            .decide(user_code, Some(user.user.username.clone()))
+    }
+
+    /// The user declines the device code `user_code`: its next poll answers `authorization_declined`. False if no
+    /// code with that user code is still waiting for the user.
+    pub fn decline_device_code(&self, user_code: &str) -> bool {
+        self.device_codes.decide(user_code, None)
+    }
+
+    /// The next `polls` device-code polls (of any code) answer 400 `slow_down`; 0 stops that.
+    pub fn set_slow_down(&self, polls: u32) {
+        self.device_codes.set_slow_down(polls);
+    }
+
+    /// Every device code issued so far and not redeemed (waiting or approved) answers `expired_token` from now on;
+    /// codes issued later are not affected.
+    pub fn expire_device_codes(&self) {
+        self.device_codes.expire_all();
+    }
+
+    /// Every refresh token issued so far answers `invalid_grant` AADSTS50173, as after a password reset; later
+    /// sign-ins get working ones.
+    pub fn revoke_refresh_tokens(&self) {
+        self.refresh_tokens.revoke_all();
+    }
+
+    /// How often a rotated-out refresh token was presented (each time its whole family is revoked).
+    pub fn refresh_token_reuses(&self) -> u64 {
+        self.refresh_tokens.reuses()
+    }
+
     pub(super) fn record_token_request(&self, tenant_key: String, grant_type: Option<&str>) {
         *lock(&self.tenant_requests).entry(tenant_key).or_default() += 1;
         if let Some(grant_type) = grant_type {
@@ -221,7 +271,7 @@ impl SimControl {
 }
 
 /// The guarded values are plain data that cannot be left half-updated, so a poisoned lock is still usable.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -21,13 +21,11 @@ use serde_json::{Map, Value, json};
 
 use super::SimState;
 use super::data::{Dataset, rfc3339};
-use super::testing;
 use super::token::{AccessClaims, Api, TokenRejection, now_ms};
+use super::{mdca, testing};
 
 /// Largest `$top` the Defender APIs accept.
 const MAX_TOP: usize = 10_000;
-/// MDCA's default and maximum `limit` for API-token callers.
-const MDCA_MAX_LIMIT: usize = 100;
 
 /// One simulated API server.
 #[derive(Debug)]
@@ -64,7 +62,7 @@ pub(super) fn router(api: Api, root: String, sim: Arc<SimState>) -> Router {
             .route("/v1.0/security/runHuntingQuery", post(hunting)),
         Api::Mdca => Router::new().route(
             "/api/v1/alerts/",
-            get(mdca_alerts_get).post(mdca_alerts_post),
+            get(mdca::alerts_get).post(mdca::alerts_post),
         ),
     };
     routes
@@ -111,19 +109,11 @@ fn authenticate(
     server: &ApiServer,
     authorization: Option<&[u8]>,
 ) -> Result<Caller, TokenRejection> {
-    if server.api == Api::Mdca {
-        let api_token = authorization
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("token"));
-        if let Some((_, key)) = api_token {
-            let key = key.trim();
-            return if server.sim.mdca_api_tokens.iter().any(|known| known == key) {
-                Ok(Caller::ApiToken)
-            } else {
-                Err(TokenRejection::UnknownApiToken)
-            };
-        }
+    let api_token = (server.api == Api::Mdca)
+        .then(|| mdca::api_token(server, authorization))
+        .flatten();
+    if let Some(caller) = api_token {
+        return caller;
     }
     let generation = server.sim.control.generation();
     server
@@ -401,47 +391,6 @@ async fn hunting(State(server): State<Arc<ApiServer>>, body: Bytes) -> Response 
         }
     };
     Json(body).into_response()
-}
-
-async fn mdca_alerts_get(
-    State(server): State<Arc<ApiServer>>,
-    OriginalUri(uri): OriginalUri,
-) -> Response {
-    let mut request = json!({});
-    for (name, value) in url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
-        if let ("skip" | "limit", Ok(n)) = (name.as_ref(), value.parse::<u64>()) {
-            request[name.as_ref()] = json!(n);
-        }
-    }
-    mdca_page(&server, &request)
-}
-
-async fn mdca_alerts_post(State(server): State<Arc<ApiServer>>, body: Bytes) -> Response {
-    match serde_json::from_slice::<Value>(if body.is_empty() { b"{}" } else { &body }) {
-        Ok(request) if request.is_object() => mdca_page(&server, &request),
-        _ => error(
-            server.api,
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "Request body must be a JSON object.",
-        ),
-    }
-}
-
-/// MDCA pages with `skip`/`limit` in the body and answers `{total, hasNext, data}`: nothing to rewrite.
-fn mdca_page(server: &ApiServer, request: &Value) -> Response {
-    let alerts = &server.sim.data.mdca_alerts;
-    let number = |name: &str, default: usize| {
-        request[name]
-            .as_u64()
-            .map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX))
-    };
-    let skip = number("skip", 0).min(alerts.len());
-    let end = skip
-        .saturating_add(number("limit", MDCA_MAX_LIMIT).clamp(1, MDCA_MAX_LIMIT))
-        .min(alerts.len());
-    Json(json!({"total": alerts.len(), "hasNext": end < alerts.len(), "data": &alerts[skip..end]}))
-        .into_response()
 }
 
 #[cfg(test)]

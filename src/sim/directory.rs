@@ -1,13 +1,23 @@
 //! The directory of the simulated Entra: which tenants exist (the home tenant and a partner's customers,
-//! protocol.md 4.3).
+//! protocol.md 4.3) and which users can sign in.
 
-use super::options::{SimOptions, SimTenant};
+use super::data::stable_uuid;
+use super::options::{SimOptions, SimTenant, SimUser};
 
-/// Tenants, fixed when the `Sim` starts.
+/// Tenants and users, fixed when the `Sim` starts.
 #[derive(Debug)]
 pub(super) struct Directory {
     /// The home tenant first, then the customer tenants.
     tenants: Vec<SimTenant>,
+    users: Vec<DirectoryUser>,
+}
+
+/// A user and the ids Entra gives it.
+#[derive(Debug)]
+pub(super) struct DirectoryUser {
+    pub(super) user: SimUser,
+    /// Stable object id (the `oid` claim): the same user gets the same id in every run.
+    pub(super) oid: String,
 }
 
 impl Directory {
@@ -16,10 +26,19 @@ impl Directory {
             id: options.tenant_id.clone(),
             domain: options.tenant_domain.clone(),
         };
+        let users = options
+            .users
+            .iter()
+            .map(|user| DirectoryUser {
+                oid: stable_uuid(&format!("user-{}", user.username.to_ascii_lowercase())),
+                user: user.clone(),
+            })
+            .collect();
         Self {
             tenants: std::iter::once(home)
                 .chain(options.customer_tenants.iter().cloned())
                 .collect(),
+            users,
         }
     }
 
@@ -35,6 +54,18 @@ impl Directory {
     pub(super) fn tenant_key(&self, name: &str) -> String {
         self.tenant(name)
             .map_or_else(|| name.to_ascii_lowercase(), |t| t.id.to_ascii_lowercase())
+    }
+
+    /// The user signing in as `username` (case-insensitive, as Entra compares UPNs).
+    pub(super) fn user(&self, username: &str) -> Option<&DirectoryUser> {
+        self.users
+            .iter()
+            .find(|u| u.user.username.eq_ignore_ascii_case(username))
+    }
+
+    /// The first user: who signs in at the authorize endpoint when there is no `login_hint`.
+    pub(super) fn first_user(&self) -> Option<&DirectoryUser> {
+        self.users.first()
     }
 }
 
@@ -136,5 +167,16 @@ mod tests {
         );
         assert!(directory.tenant("common").is_none());
         assert_eq!(directory.tenant_key("Nowhere"), "nowhere");
+    }
+
+    #[test]
+    fn users_are_found_case_insensitively_with_a_stable_object_id() {
+        let directory = Directory::new(&SimOptions::default());
+        let user = directory
+            .user("ANALYST@contoso.onmicrosoft.com")
+            .expect("default user");
+        let again = Directory::new(&SimOptions::default());
+        assert_eq!(Some(&user.oid), again.first_user().map(|u| &u.oid));
+        assert!(directory.user("nobody@contoso.onmicrosoft.com").is_none());
     }
 }

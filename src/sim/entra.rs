@@ -1,5 +1,5 @@
-//! The simulated Entra v2 token endpoint, `POST /{tenant}/oauth2/v2.0/token`: the checks every grant shares, and
-//! the client-credentials grant (secret, certificate or federated assertion).
+//! The simulated Entra v2 token endpoint, `POST /{tenant}/oauth2/v2.0/token`: the checks every grant shares, the
+//! dispatch to each grant, and the client-credentials grant (secret, certificate or federated assertion).
 //!
 //! Checks run in this order: tenant (and `SimControl::refuse_tenant`), grant type, client, client authentication,
 //! then the grant's own parameters. Authenticating before the scope is looked at means a caller without valid
@@ -13,26 +13,41 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Map;
 
+use super::device::DEVICE_CODE_GRANT;
 use super::entra_error::EntraError;
 use super::issue::{Principal, Subject, mint, token_response};
 use super::options::SimTenant;
 use super::token::{Api, now_ms};
-use super::{Credential, EntraFault, RegisteredClient, SimState, assertion, federated};
+use super::{
+    Credential, EntraFault, RegisteredClient, SimState, assertion, authcode, device, federated,
+    refresh, user,
+};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// The `grant_type` values the endpoint knows.
-const GRANT_TYPES: [&str; 1] = ["client_credentials"];
+const GRANT_TYPES: [&str; 5] = [
+    "client_credentials",
+    DEVICE_CODE_GRANT,
+    "authorization_code",
+    "refresh_token",
+    "password",
+];
 
 /// Routes of the Entra simulator.
 pub(super) fn router(state: Arc<SimState>) -> Router {
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(token))
+        .route(
+            "/{tenant}/oauth2/v2.0/devicecode",
+            post(device::device_code),
+        )
+        .route("/{tenant}/oauth2/v2.0/authorize", get(authcode::authorize))
         .with_state(state)
 }
 
@@ -161,7 +176,13 @@ fn grant(
         client,
         form,
     };
-    let response = client_credentials(&request)?;
+    let response = match grant_type.as_str() {
+        DEVICE_CODE_GRANT => device::redeem(&request)?,
+        "authorization_code" => authcode::redeem(&request)?,
+        "refresh_token" => refresh::refresh(&request)?,
+        "password" => user::password(&request)?,
+        _ => client_credentials(&request)?,
+    };
     if let Some(jti) = federated_jti {
         state.control.record_federated_assertion(jti);
     }

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::SimState;
+use super::directory::DirectoryUser;
 use super::entra_error::EntraError;
 use super::token::{AccessClaims, now_ms};
 
@@ -24,12 +25,17 @@ pub(super) enum Principal<'a> {
     /// The app itself (client credentials, managed identity): `oid` is its service principal, `roles` the
     /// configured roles.
     App { oid: &'a str },
+    /// A signed-in user: `scp` holds the user's consented permissions.
+    User(&'a DirectoryUser),
 }
 
 /// A signed access token and its times.
 pub(super) struct Minted {
     pub(super) access_token: String,
     pub(super) lifetime: Duration,
+    /// Unix seconds of `nbf` and `exp`.
+    pub(super) not_before: u64,
+    pub(super) expires_on: u64,
 }
 
 /// Signs an access token for `resource` in tenant `tenant_id`, living `SimControl::token_lifetime`.
@@ -44,6 +50,18 @@ pub(super) fn mint(
     let sim_exp_ms = now.saturating_add(u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX));
     let (oid, roles, scp, upn, name, idtyp) = match &subject.principal {
         Principal::App { oid } => (*oid, state.roles.clone(), None, None, None, "app"),
+        Principal::User(user) => {
+            let username = &user.user.username;
+            let display = username.split('@').next().unwrap_or(username).to_owned();
+            (
+                user.oid.as_str(),
+                Vec::new(),
+                Some(user.user.scopes.join(" ")),
+                Some(username.clone()),
+                Some(display),
+                "user",
+            )
+        }
     };
     let claims = AccessClaims {
         aud: resource.to_owned(),
@@ -73,6 +91,8 @@ pub(super) fn mint(
     Ok(Minted {
         access_token,
         lifetime,
+        not_before: claims.nbf,
+        expires_on: claims.exp,
     })
 }
 

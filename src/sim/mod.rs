@@ -1,4 +1,4 @@
-//! In-process simulator of Microsoft Entra ID (token endpoint, in the home tenant and in customer tenants) and the
+//! In-process simulator of Microsoft Entra ID (app and user grants, home and customer tenants) and the
 //! Defender APIs (MDE, XDR, Graph security, MDCA), so that `demo` runs without an Azure account and the integration
 //! tests drive the real proxy against realistic peers.
 //!
@@ -7,28 +7,35 @@
 //!   as the servers look them up.
 //! - `entra`, `entra_error`: the token endpoint with the checks every grant shares and client credentials; its
 //!   error bodies. `assertion`: certificate client assertions. `federated`: workload identity assertions.
+//! - User grants: `user` (scopes, the user-token answer, the password grant), `device` (device code flow),
+//!   `authcode` (authorize endpoint, authorization code with PKCE), `refresh` (rotating refresh tokens).
 //! - `issue`: what goes into an access token and the success body. `token`: the resources the simulator knows;
 //!   signing and checking access tokens.
-//! - `defender`: one API server per resource, with the token check (and MDCA's legacy API token), OData paging and
-//!   data endpoints.
+//! - `defender`: one API server per resource, with the token check, OData paging and data endpoints. `mdca`: what
+//!   only the MDCA server does (body paging, legacy API token).
 //! - `testing`: `/_sim/*` endpoints (echo, streaming, status codes, headers, whoami) for proxy behaviour tests.
 //! - `data`: the generated records. `control`: counters and switches shared by all servers.
 //!
 //! Every server listens on `127.0.0.1:0`; nothing here talks to the network beyond loopback.
 
 mod assertion;
+mod authcode;
 mod control;
 mod data;
 mod defender;
+mod device;
 mod directory;
 mod entra;
 mod entra_error;
 mod export;
 mod federated;
 mod issue;
+mod mdca;
 mod options;
+mod refresh;
 mod testing;
 mod token;
+mod user;
 
 use std::collections::HashMap;
 use std::io;
@@ -44,6 +51,7 @@ pub use control::{EntraFault, SimControl};
 pub use options::{SimClient, SimClientAuth, SimOptions, SimTenant, SimUser};
 
 use assertion::{RegisteredCertificate, ReplayGuard};
+use authcode::AuthCodes;
 use data::Dataset;
 use directory::Directory;
 use token::{Api, TokenKeys};
@@ -77,6 +85,9 @@ impl Sim {
             directory,
             clients,
             mdca_api_tokens: options.mdca_api_tokens,
+            device_code_interval: options.device_code_interval,
+            device_code_lifetime: options.device_code_lifetime,
+            auth_codes: AuthCodes::default(),
             refresh_in: options.refresh_in,
             numbers_as_strings: options.numbers_as_strings,
             roles: options.roles,
@@ -174,6 +185,9 @@ struct SimState {
     clients: HashMap<String, RegisteredClient>,
     /// Keys the MDCA server accepts with the `Token` scheme.
     mdca_api_tokens: Vec<String>,
+    device_code_interval: Duration,
+    device_code_lifetime: Duration,
+    auth_codes: AuthCodes,
     refresh_in: Option<Duration>,
     numbers_as_strings: bool,
     roles: Vec<String>,

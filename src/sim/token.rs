@@ -121,10 +121,10 @@ impl TokenKeys {
         }
     }
 
-    /// Signs the claims into a compact JWT.
-    pub(super) fn issue(
+    /// Signs the claims (an access token's, or an ID token's) into a compact JWT.
+    pub(super) fn issue<T: Serialize>(
         &self,
-        claims: &AccessClaims,
+        claims: &T,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         let mut header = Header::new(Algorithm::HS256);
         header.typ = Some("JWT".to_owned());
