@@ -1,12 +1,18 @@
-//! Shared run-time state of a `Sim`: request counters, the injected Entra fault, the token lifetime and revocation.
+//! Shared run-time state of a `Sim`: request counters, the injected Entra fault, the token lifetime and revocation,
+//! refused tenants, and the records tests read back (federated assertions).
 //!
 //! Tests hold an `Arc<SimControl>` and change behaviour while the servers run, so everything here takes `&self`.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
+
+use super::device::DeviceCodes;
+use super::directory::Directory;
+use super::refresh::RefreshTokens;
 
 /// What the simulated Entra token endpoint does instead of (or before) answering normally.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,11 +48,28 @@ pub struct SimControl {
     token_lifetime: Mutex<Duration>,
     token_request_seen: Notify,
     open_streams: AtomicU64,
+    directory: Arc<Directory>,
+    /// Token requests per tenant key (`Directory::tenant_key`).
+    tenant_requests: Mutex<HashMap<String, u64>>,
+    /// Token requests per `grant_type` value, as sent.
+    grant_requests: Mutex<HashMap<String, u64>>,
+    /// AADSTS code every token request in a tenant (by tenant key) fails with.
+    refused_tenants: Mutex<HashMap<String, u32>>,
+    federated_assertions: Mutex<Vec<String>>,
+    pub(super) device_codes: DeviceCodes,
+    pub(super) refresh_tokens: RefreshTokens,
 }
 
 impl SimControl {
-    pub(super) fn new(token_lifetime: Duration) -> Self {
+    pub(super) fn new(token_lifetime: Duration, directory: Arc<Directory>) -> Self {
         Self {
+            directory,
+            tenant_requests: Mutex::default(),
+            grant_requests: Mutex::default(),
+            refused_tenants: Mutex::default(),
+            federated_assertions: Mutex::default(),
+            device_codes: DeviceCodes::default(),
+            refresh_tokens: RefreshTokens::default(),
             open_streams: AtomicU64::new(0),
             token_requests: AtomicU64::new(0),
             api_requests: AtomicU64::new(0),
@@ -125,9 +148,102 @@ impl SimControl {
         tokio::time::timeout(deadline, reached).await.is_ok()
     }
 
-    pub(super) fn record_token_request(&self) {
+    /// Token-endpoint requests whose path named `tenant` (by GUID or domain, case-insensitively; both count for the
+    /// same tenant). An unknown tenant is counted under the name used.
+    pub fn token_requests_in(&self, tenant: &str) -> u64 {
+        let key = self.directory.tenant_key(tenant);
+        lock(&self.tenant_requests).get(&key).copied().unwrap_or(0)
+    }
+
+    /// Token-endpoint requests with this exact `grant_type` value (e.g. "client_credentials", "refresh_token",
+    /// "urn:ietf:params:oauth:grant-type:device_code", "authorization_code", "password"), whatever their outcome.
+    pub fn grant_requests(&self, grant_type: &str) -> u64 {
+        lock(&self.grant_requests)
+            .get(grant_type)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// `Some(code)`: every token request in `tenant` (GUID or domain) fails from now on with that AADSTS code's
+    /// Entra error, e.g. 65001 (consent missing) or 700016 (app not in tenant) as a customer without consent
+    /// answers (protocol.md 4.3). Checked after the tenant exists and before anything about the grant. `None`
+    /// stops refusing. Applies to the token endpoint only.
+    pub fn refuse_tenant(&self, tenant: &str, code: Option<u32>) {
+        let key = self.directory.tenant_key(tenant);
+        let mut refused = lock(&self.refused_tenants);
+        match code {
+            Some(code) => refused.insert(key, code),
+            None => refused.remove(&key),
+        };
+    }
+
+    /// The `jti` of every federated (workload identity) assertion accepted, oldest first; an assertion without
+    /// `jti` is recorded as "".
+    pub fn federated_assertions(&self) -> Vec<String> {
+        lock(&self.federated_assertions).clone()
+    }
+
+    /// The user code of the newest device code still waiting for the user (not approved, declined, expired or
+    /// redeemed); if there is none, waits until one is issued. `None` once `deadline` has passed.
+    pub async fn wait_for_device_code(&self, deadline: Duration) -> Option<String> {
+        self.device_codes.wait_for_pending(deadline).await
+    }
+
+    /// Signs `username` in for the device code `user_code` (both case-insensitive): its next poll gets tokens.
+    /// False if the user is unknown or no code with that user code is still waiting for the user.
+    pub fn approve_device_code(&self, user_code: &str, username: &str) -> bool {
+        let Some(user) = self.directory.user(username) else {
+            return false;
+        };
+        self.device_codes
+            .decide(user_code, Some(user.user.username.clone()))
+    }
+
+    /// The user declines the device code `user_code`: its next poll answers `authorization_declined`. False if no
+    /// code with that user code is still waiting for the user.
+    pub fn decline_device_code(&self, user_code: &str) -> bool {
+        self.device_codes.decide(user_code, None)
+    }
+
+    /// The next `polls` device-code polls (of any code) answer 400 `slow_down`; 0 stops that.
+    pub fn set_slow_down(&self, polls: u32) {
+        self.device_codes.set_slow_down(polls);
+    }
+
+    /// Every device code issued so far and not redeemed (waiting or approved) answers `expired_token` from now on;
+    /// codes issued later are not affected.
+    pub fn expire_device_codes(&self) {
+        self.device_codes.expire_all();
+    }
+
+    /// Every refresh token issued so far answers `invalid_grant` AADSTS50173, as after a password reset; later
+    /// sign-ins get working ones.
+    pub fn revoke_refresh_tokens(&self) {
+        self.refresh_tokens.revoke_all();
+    }
+
+    /// How often a rotated-out refresh token was presented (each time its whole family is revoked).
+    pub fn refresh_token_reuses(&self) -> u64 {
+        self.refresh_tokens.reuses()
+    }
+
+    pub(super) fn record_token_request(&self, tenant_key: String, grant_type: Option<&str>) {
+        *lock(&self.tenant_requests).entry(tenant_key).or_default() += 1;
+        if let Some(grant_type) = grant_type {
+            *lock(&self.grant_requests)
+                .entry(grant_type.to_owned())
+                .or_default() += 1;
+        }
         self.token_requests.fetch_add(1, Ordering::SeqCst);
         self.token_request_seen.notify_waiters();
+    }
+
+    pub(super) fn refusal(&self, tenant_key: &str) -> Option<u32> {
+        lock(&self.refused_tenants).get(tenant_key).copied()
+    }
+
+    pub(super) fn record_federated_assertion(&self, jti: String) {
+        lock(&self.federated_assertions).push(jti);
     }
 
     pub(super) fn record_api_request(&self) {
@@ -155,7 +271,7 @@ impl SimControl {
 }
 
 /// The guarded values are plain data that cannot be left half-updated, so a poisoned lock is still usable.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -164,11 +280,16 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+    use crate::sim::SimOptions;
+
+    fn control() -> SimControl {
+        let directory = Directory::new(&SimOptions::default());
+        SimControl::new(Duration::from_secs(1), Arc::new(directory))
+    }
 
     #[tokio::test]
     async fn waiting_for_token_requests_wakes_up_when_the_count_is_reached() {
-        let control = Arc::new(SimControl::new(Duration::from_secs(1)));
+        let control = Arc::new(control());
         let waiter = tokio::spawn({
             let control = Arc::clone(&control);
             async move {
@@ -177,14 +298,14 @@ mod tests {
                     .await
             }
         });
-        control.record_token_request();
-        control.record_token_request();
+        control.record_token_request("t".to_owned(), None);
+        control.record_token_request("t".to_owned(), None);
         assert!(waiter.await.expect("waiter task"));
     }
 
     #[tokio::test]
     async fn waiting_for_token_requests_gives_up_at_the_deadline() {
-        let control = SimControl::new(Duration::from_secs(1));
+        let control = control();
         assert!(
             !control
                 .wait_for_token_requests(1, Duration::from_millis(20))

@@ -1,7 +1,8 @@
 //! The simulated Defender for Endpoint, Defender XDR, Graph security and Defender for Cloud Apps APIs.
 //!
 //! Each API has its own listener. Every request is counted and must carry a bearer token issued for that API's
-//! resource (the `/_sim/*` test endpoints included). Lists use OData paging with absolute `@odata.nextLink`s on the
+//! resource (the `/_sim/*` test endpoints included), app or user token alike; MDCA also takes a legacy API token
+//! as `Authorization: Token <key>` (protocol.md 1.4). Lists use OData paging with absolute `@odata.nextLink`s on the
 //! server's own root, as the real services do; MDCA pages by request body instead. Other OData options
 //! (`$filter`, `$orderby`, `$select`) are accepted and ignored.
 
@@ -20,13 +21,11 @@ use serde_json::{Map, Value, json};
 
 use super::SimState;
 use super::data::{Dataset, rfc3339};
-use super::testing;
-use super::token::{Api, TokenRejection, now_ms};
+use super::token::{AccessClaims, Api, TokenRejection, now_ms};
+use super::{mdca, testing};
 
 /// Largest `$top` the Defender APIs accept.
 const MAX_TOP: usize = 10_000;
-/// MDCA's default and maximum `limit` for API-token callers.
-const MDCA_MAX_LIMIT: usize = 100;
 
 /// One simulated API server.
 #[derive(Debug)]
@@ -63,7 +62,7 @@ pub(super) fn router(api: Api, root: String, sim: Arc<SimState>) -> Router {
             .route("/v1.0/security/runHuntingQuery", post(hunting)),
         Api::Mdca => Router::new().route(
             "/api/v1/alerts/",
-            get(mdca_alerts_get).post(mdca_alerts_post),
+            get(mdca::alerts_get).post(mdca::alerts_post),
         ),
     };
     routes
@@ -95,19 +94,51 @@ async fn not_found(State(server): State<Arc<ApiServer>>) -> Response {
     )
 }
 
-async fn authorize(State(server): State<Arc<ApiServer>>, request: Request, next: Next) -> Response {
+/// Who a request authenticated as; the token check puts it in the request's extensions.
+#[derive(Debug, Clone)]
+pub(super) enum Caller {
+    /// An Entra access token (app or user).
+    Bearer(Box<AccessClaims>),
+    /// A legacy MDCA API token.
+    ApiToken,
+}
+
+/// The caller of a request to `server`: MDCA's `Token` scheme is checked against the configured keys; every
+/// other value must be a valid bearer token for this API.
+fn authenticate(
+    server: &ApiServer,
+    authorization: Option<&[u8]>,
+) -> Result<Caller, TokenRejection> {
+    let api_token = (server.api == Api::Mdca)
+        .then(|| mdca::api_token(server, authorization))
+        .flatten();
+    if let Some(caller) = api_token {
+        return caller;
+    }
+    let generation = server.sim.control.generation();
+    server
+        .sim
+        .keys
+        .check(authorization, server.api, generation)
+        .map(|claims| Caller::Bearer(Box::new(claims)))
+}
+
+async fn authorize(
+    State(server): State<Arc<ApiServer>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let control = &server.sim.control;
     control.record_api_request();
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.as_bytes());
-    match server
-        .sim
-        .keys
-        .check(authorization, server.api, control.generation())
-    {
-        Ok(_) => next.run(request).await,
+    match authenticate(&server, authorization) {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
         Err(rejection) => {
             control.record_unauthorized(matches!(rejection, TokenRejection::Expired));
             let (code, prefix) = match server.api {
@@ -360,47 +391,6 @@ async fn hunting(State(server): State<Arc<ApiServer>>, body: Bytes) -> Response 
         }
     };
     Json(body).into_response()
-}
-
-async fn mdca_alerts_get(
-    State(server): State<Arc<ApiServer>>,
-    OriginalUri(uri): OriginalUri,
-) -> Response {
-    let mut request = json!({});
-    for (name, value) in url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
-        if let ("skip" | "limit", Ok(n)) = (name.as_ref(), value.parse::<u64>()) {
-            request[name.as_ref()] = json!(n);
-        }
-    }
-    mdca_page(&server, &request)
-}
-
-async fn mdca_alerts_post(State(server): State<Arc<ApiServer>>, body: Bytes) -> Response {
-    match serde_json::from_slice::<Value>(if body.is_empty() { b"{}" } else { &body }) {
-        Ok(request) if request.is_object() => mdca_page(&server, &request),
-        _ => error(
-            server.api,
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "Request body must be a JSON object.",
-        ),
-    }
-}
-
-/// MDCA pages with `skip`/`limit` in the body and answers `{total, hasNext, data}`: nothing to rewrite.
-fn mdca_page(server: &ApiServer, request: &Value) -> Response {
-    let alerts = &server.sim.data.mdca_alerts;
-    let number = |name: &str, default: usize| {
-        request[name]
-            .as_u64()
-            .map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX))
-    };
-    let skip = number("skip", 0).min(alerts.len());
-    let end = skip
-        .saturating_add(number("limit", MDCA_MAX_LIMIT).clamp(1, MDCA_MAX_LIMIT))
-        .min(alerts.len());
-    Json(json!({"total": alerts.len(), "hasNext": end < alerts.len(), "data": &alerts[skip..end]}))
-        .into_response()
 }
 
 #[cfg(test)]

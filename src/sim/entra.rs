@@ -1,33 +1,53 @@
-//! The simulated Entra v2 token endpoint, `POST /{tenant}/oauth2/v2.0/token`, client-credentials grant only.
+//! The simulated Entra v2 token endpoint, `POST /{tenant}/oauth2/v2.0/token`: the checks every grant shares, the
+//! dispatch to each grant, and the client-credentials grant (secret, certificate or federated assertion).
 //!
-//! Checks run in this order: tenant, grant type, client, client authentication, scope. Authenticating before the
-//! scope is looked at means a caller without valid credentials learns nothing about resources.
+//! Checks run in this order: tenant (and `SimControl::refuse_tenant`), grant type, client, client authentication,
+//! then the grant's own parameters. Authenticating before the scope is looked at means a caller without valid
+//! credentials learns nothing about resources.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde_json::{Value, json};
+use serde_json::Map;
 
-use super::assertion;
+use super::device::DEVICE_CODE_GRANT;
 use super::entra_error::EntraError;
-use super::token::{AccessClaims, Api, now_ms};
-use super::{Credential, EntraFault, RegisteredClient, SimState};
+use super::issue::{Principal, Subject, mint, token_response};
+use super::options::SimTenant;
+use super::token::{Api, now_ms};
+use super::{
+    Credential, EntraFault, RegisteredClient, SimState, assertion, authcode, device, federated,
+    refresh, user,
+};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The `grant_type` values the endpoint knows.
+const GRANT_TYPES: [&str; 5] = [
+    "client_credentials",
+    DEVICE_CODE_GRANT,
+    "authorization_code",
+    "refresh_token",
+    "password",
+];
 
 /// Routes of the Entra simulator.
 pub(super) fn router(state: Arc<SimState>) -> Router {
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(token))
+        .route(
+            "/{tenant}/oauth2/v2.0/devicecode",
+            post(device::device_code),
+        )
+        .route("/{tenant}/oauth2/v2.0/authorize", get(authcode::authorize))
         .with_state(state)
 }
 
@@ -37,7 +57,14 @@ async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    state.control.record_token_request();
+    // Counted before faults and checks, so the per-tenant and per-grant counts add up to `token_requests`.
+    let grant_type = is_form(&headers)
+        .then(|| url::form_urlencoded::parse(&body).find(|(name, _)| name == "grant_type"))
+        .flatten()
+        .map(|(_, value)| value);
+    state
+        .control
+        .record_token_request(state.directory.tenant_key(&tenant), grant_type.as_deref());
     match state.control.fault() {
         None => {}
         Some(EntraFault::Delay(delay)) => tokio::time::sleep(delay).await,
@@ -70,23 +97,54 @@ async fn token(
     }
 }
 
+/// A token request that passed the checks every grant shares.
+pub(super) struct TokenRequest<'a> {
+    pub(super) state: &'a SimState,
+    /// The tenant the path named.
+    pub(super) tenant: &'a SimTenant,
+    pub(super) client: &'a RegisteredClient,
+    form: HashMap<String, String>,
+}
+
+impl TokenRequest<'_> {
+    /// A form parameter; an empty value counts as absent, as in Entra.
+    pub(super) fn param(&self, name: &str) -> Option<&str> {
+        self.form
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// A form parameter the grant cannot do without.
+    pub(super) fn required(&self, name: &str) -> Result<&str, EntraError> {
+        self.param(name)
+            .ok_or_else(|| EntraError::missing_parameter(name))
+    }
+}
+
 fn grant(
     state: &SimState,
-    tenant: &str,
+    tenant_name: &str,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, EntraError> {
-    if !tenant.eq_ignore_ascii_case(&state.tenant_id)
-        && !tenant.eq_ignore_ascii_case(&state.tenant_domain)
+    let tenant = state
+        .directory
+        .tenant(tenant_name)
+        .ok_or_else(|| EntraError::tenant_not_found(tenant_name))?;
+    if let Some(code) = state
+        .control
+        .refusal(&state.directory.tenant_key(tenant_name))
     {
-        return Err(EntraError::tenant_not_found(tenant));
+        return Err(EntraError::from_code(code));
     }
     let form = parse_form(headers, body)?;
     let param = |name: &str| form.get(name).map(String::as_str).filter(|v| !v.is_empty());
-    let grant_type =
-        param("grant_type").ok_or_else(|| EntraError::missing_parameter("grant_type"))?;
-    if grant_type != "client_credentials" {
-        return Err(EntraError::unsupported_grant_type(grant_type));
+    let grant_type = param("grant_type")
+        .ok_or_else(|| EntraError::missing_parameter("grant_type"))?
+        .to_owned();
+    if !GRANT_TYPES.contains(&grant_type.as_str()) {
+        return Err(EntraError::unsupported_grant_type(&grant_type));
     }
     let basic = basic_credentials(headers)?;
     let client_id = match (param("client_id"), &basic) {
@@ -102,24 +160,37 @@ fn grant(
     let client = state
         .clients
         .get(&client_id.to_ascii_lowercase())
-        .ok_or_else(|| EntraError::unknown_client(&client_id, tenant))?;
+        .ok_or_else(|| EntraError::unknown_client(&client_id, tenant_name))?;
     let secret = param("client_secret").or(basic.as_ref().map(|(_, secret)| secret.as_str()));
-    authenticate(
+    let federated_jti = authenticate(
         state,
         client,
-        tenant,
+        tenant_name,
         secret,
         param("client_assertion_type"),
         param("client_assertion"),
     )?;
-    let scope = param("scope").ok_or_else(|| EntraError::missing_parameter("scope"))?;
-    let resource = single_resource(scope)?;
-    if Api::from_resource(&resource).is_none() {
-        return Err(EntraError::unknown_resource(&resource, tenant));
+    let request = TokenRequest {
+        state,
+        tenant,
+        client,
+        form,
+    };
+    let response = match grant_type.as_str() {
+        DEVICE_CODE_GRANT => device::redeem(&request)?,
+        "authorization_code" => authcode::redeem(&request)?,
+        "refresh_token" => refresh::refresh(&request)?,
+        "password" => user::password(&request)?,
+        _ => client_credentials(&request)?,
+    };
+    if let Some(jti) = federated_jti {
+        state.control.record_federated_assertion(jti);
     }
-    issue(state, client, resource)
+    Ok(response)
 }
 
+/// Checks the client's credential. A public client must present none; every other client must present its own.
+/// Returns the `jti` of an accepted federated assertion, recorded once the token is issued.
 fn authenticate(
     state: &SimState,
     client: &RegisteredClient,
@@ -127,10 +198,13 @@ fn authenticate(
     secret: Option<&str>,
     assertion_type: Option<&str>,
     assertion: Option<&str>,
-) -> Result<(), EntraError> {
+) -> Result<Option<String>, EntraError> {
+    let now = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
     match (&client.credential, secret, assertion) {
+        (Credential::Public, None, None) => Ok(None),
+        (Credential::Public, _, _) => Err(EntraError::public_client_with_credential()),
         (_, None, None) => Err(EntraError::missing_credential()),
-        (Credential::Secret(expected), Some(given), _) if given == expected => Ok(()),
+        (Credential::Secret(expected), Some(given), _) if given == expected => Ok(None),
         (_, Some(_), _) => Err(EntraError::invalid_secret(&client.client_id)),
         (Credential::Secret(_), None, Some(_)) => Err(EntraError::invalid_assertion(
             700027,
@@ -142,11 +216,39 @@ fn authenticate(
             }
             // The audience is the token endpoint exactly as the client addressed it.
             let expected_aud = format!("{}/{tenant}/oauth2/v2.0/token", state.authority);
-            let now = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
             assertion::verify(assertion, certificate, &client.client_id, &expected_aud, &state.replay, now)
+                .map(|()| None)
+                .map_err(|rejection| EntraError::invalid_assertion(rejection.code(), rejection.to_string()))
+        }
+        (Credential::Federated { issuer, subject }, None, Some(assertion)) => {
+            if assertion_type != Some(JWT_BEARER) {
+                return Err(EntraError::malformed_request("client_assertion_type must be the jwt-bearer type."));
+            }
+            federated::verify(assertion, issuer, subject, now)
+                .map(Some)
                 .map_err(|rejection| EntraError::invalid_assertion(rejection.code(), rejection.to_string()))
         }
     }
+}
+
+/// Client credentials (protocol.md 2.2–2.4): an app token; public clients have no credential to use it with.
+fn client_credentials(request: &TokenRequest<'_>) -> Result<Response, EntraError> {
+    let TokenRequest { state, client, .. } = request;
+    if matches!(client.credential, Credential::Public) {
+        return Err(EntraError::missing_credential());
+    }
+    let scope = request.required("scope")?;
+    let resource = single_resource(scope)?;
+    if Api::from_resource(&resource).is_none() {
+        return Err(EntraError::unknown_resource(&resource, &request.tenant.id));
+    }
+    let subject = Subject {
+        appid: &client.client_id,
+        appidacr: client.credential.appidacr(),
+        principal: Principal::App { oid: &client.oid },
+    };
+    let minted = mint(state, &request.tenant.id, &resource, &subject)?;
+    Ok(token_response(state, minted, Map::new()))
 }
 
 /// The one resource named by `scope`, which must be `<resource>/.default` (repeated scopes for the same resource
@@ -169,77 +271,14 @@ fn single_resource(scope: &str) -> Result<String, EntraError> {
     }
 }
 
-fn issue(
-    state: &SimState,
-    client: &RegisteredClient,
-    resource: String,
-) -> Result<Response, EntraError> {
-    let lifetime = state.control.token_lifetime();
-    let now = now_ms();
-    let sim_exp_ms = now.saturating_add(u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX));
-    let claims = AccessClaims {
-        aud: resource,
-        iss: format!("https://sts.windows.net/{}/", state.tenant_id),
-        tid: state.tenant_id.clone(),
-        appid: client.client_id.clone(),
-        appidacr: match client.credential {
-            Credential::Secret(_) => "1",
-            Credential::Certificate(_) => "2",
-        }
-        .to_owned(),
-        roles: state.roles.clone(),
-        idtyp: "app".to_owned(),
-        ver: "1.0".to_owned(),
-        oid: client.oid.clone(),
-        sub: client.oid.clone(),
-        uti: uuid::Uuid::new_v4().simple().to_string(),
-        iat: now / 1000,
-        nbf: now / 1000,
-        exp: sim_exp_ms / 1000,
-        sim_exp_ms,
-        sim_gen: state.control.generation(),
-    };
-    let access_token = state
-        .keys
-        .issue(&claims)
-        .map_err(|_| EntraError::server_error())?;
-    let number = |duration: Duration| {
-        let secs = duration.as_secs().max(1);
-        if state.numbers_as_strings {
-            Value::String(secs.to_string())
-        } else {
-            json!(secs)
-        }
-    };
-    let mut body = json!({
-        "token_type": "Bearer",
-        "expires_in": number(lifetime),
-        "ext_expires_in": number(lifetime),
-        "access_token": access_token,
-    });
-    if let Some(refresh_in) = state.refresh_in {
-        body["refresh_in"] = number(refresh_in);
-    }
-    let no_store = [
-        (header::CACHE_CONTROL, "no-store, no-cache"),
-        (header::PRAGMA, "no-cache"),
-    ];
-    Ok((StatusCode::OK, no_store, axum::Json(body)).into_response())
-}
-
 /// The form body. Without the form content type Entra reads no parameters, which surfaces as a missing
 /// `grant_type`; a repeated parameter is refused.
-fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, EntraError> {
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        });
+pub(super) fn parse_form(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<HashMap<String, String>, EntraError> {
     let mut form = HashMap::new();
-    if is_form {
+    if is_form(headers) {
         for (name, value) in url::form_urlencoded::parse(body) {
             if form.insert(name.to_string(), value.into_owned()).is_some() {
                 return Err(EntraError::malformed_request(&format!(
@@ -249,6 +288,17 @@ fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String
         }
     }
     Ok(form)
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        })
 }
 
 /// HTTP Basic client credentials (RFC 6749 §2.3.1: both parts are form-urlencoded before base64).

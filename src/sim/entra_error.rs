@@ -105,6 +105,51 @@ impl EntraError {
         )
     }
 
+    /// A 400 of the user grants (protocol.md 3.1–3.4), whose `error` values say what the client should do next:
+    /// `invalid_grant` (sign in again) or the device flow's `authorization_pending`, `slow_down`,
+    /// `authorization_declined`, `expired_token`, `bad_verification_code`.
+    pub(super) fn user_grant(
+        error: &'static str,
+        code: u32,
+        description: impl Into<String>,
+    ) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, error, code, description)
+    }
+
+    /// AADSTS50126, the password grant's answer to a wrong user name or password.
+    pub(super) fn invalid_credentials() -> Self {
+        Self::user_grant(
+            "invalid_grant",
+            50126,
+            "Error validating credentials due to invalid username or password.",
+        )
+    }
+
+    /// AADSTS50173: the grant was revoked (password reset, `SimControl::revoke_refresh_tokens`).
+    pub(super) fn grant_revoked() -> Self {
+        Self::user_grant(
+            "invalid_grant",
+            50173,
+            "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might \
+             have changed or reset their password.",
+        )
+    }
+
+    /// The `error` value, for answers that travel in a redirect instead of a JSON body.
+    pub(super) fn error(&self) -> &'static str {
+        self.error
+    }
+
+    /// A public client presented a secret or an assertion (protocol.md 3.2).
+    pub(super) fn public_client_with_credential() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            700025,
+            "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.",
+        )
+    }
+
     pub(super) fn invalid_secret(client_id: &str) -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,

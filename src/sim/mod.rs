@@ -1,25 +1,41 @@
-//! In-process simulator of Microsoft Entra ID (client-credentials token endpoint) and the Defender APIs (MDE, XDR,
-//! Graph security, MDCA), so that `demo` runs without an Azure account and the integration tests drive the real
-//! proxy against realistic peers.
+//! In-process simulator of Microsoft Entra ID (app and user grants, home and customer tenants) and the
+//! Defender APIs (MDE, XDR, Graph security, MDCA), so that `demo` runs without an Azure account and the integration
+//! tests drive the real proxy against realistic peers.
 //!
 //! # Layout
-//! - `entra`, `entra_error`, `assertion`: the token endpoint, its error bodies, certificate client assertions.
-//! - `token`: the resources the simulator knows; issuing and checking access tokens.
-//! - `defender`: one API server per resource, with the token check, OData paging and data endpoints.
-//! - `testing`: `/_sim/*` endpoints (echo, streaming, status codes, headers) for proxy behaviour tests.
+//! - `options`: the public `SimOptions` and what it lists (tenants, clients, users). `directory`: tenants and users
+//!   as the servers look them up.
+//! - `entra`, `entra_error`: the token endpoint with the checks every grant shares and client credentials; its
+//!   error bodies. `assertion`: certificate client assertions. `federated`: workload identity assertions.
+//! - User grants: `user` (scopes, the user-token answer, the password grant), `device` (device code flow),
+//!   `authcode` (authorize endpoint, authorization code with PKCE), `refresh` (rotating refresh tokens).
+//! - `issue`: what goes into an access token and the success body. `token`: the resources the simulator knows;
+//!   signing and checking access tokens.
+//! - `defender`: one API server per resource, with the token check, OData paging and data endpoints. `mdca`: what
+//!   only the MDCA server does (body paging, legacy API token).
+//! - `testing`: `/_sim/*` endpoints (echo, streaming, status codes, headers, whoami) for proxy behaviour tests.
 //! - `data`: the generated records. `control`: counters and switches shared by all servers.
 //!
 //! Every server listens on `127.0.0.1:0`; nothing here talks to the network beyond loopback.
 
 mod assertion;
+mod authcode;
 mod control;
 mod data;
 mod defender;
+mod device;
+mod directory;
 mod entra;
 mod entra_error;
 mod export;
+mod federated;
+mod issue;
+mod mdca;
+mod options;
+mod refresh;
 mod testing;
 mod token;
+mod user;
 
 use std::collections::HashMap;
 use std::io;
@@ -32,101 +48,13 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use control::{EntraFault, SimControl};
+pub use options::{SimClient, SimClientAuth, SimOptions, SimTenant, SimUser};
 
 use assertion::{RegisteredCertificate, ReplayGuard};
+use authcode::AuthCodes;
 use data::Dataset;
+use directory::Directory;
 use token::{Api, TokenKeys};
-
-/// How a `Sim` behaves: its tenant, registered clients, and what the token endpoint issues.
-#[derive(Debug, Clone)]
-pub struct SimOptions {
-    /// Tenant GUID; the token endpoint also accepts `tenant_domain` in its path.
-    pub tenant_id: String,
-    /// Tenant domain, e.g. "contoso.onmicrosoft.com" (matched case-insensitively).
-    pub tenant_domain: String,
-    /// The app registrations allowed to request tokens.
-    pub clients: Vec<SimClient>,
-    /// Lifetime of issued tokens; `expires_in` is this in whole seconds, rounded down, at least 1.
-    pub token_lifetime: Duration,
-    /// When set, token responses carry `refresh_in` (whole seconds).
-    pub refresh_in: Option<Duration>,
-    /// When true, `expires_in`, `ext_expires_in` and `refresh_in` are JSON strings ("3599"), as v1 endpoints send.
-    pub numbers_as_strings: bool,
-    /// The `roles` claim of issued tokens.
-    pub roles: Vec<String>,
-    /// Page size of OData lists when the request has no `$top`.
-    pub page_size: usize,
-}
-
-impl Default for SimOptions {
-    fn default() -> Self {
-        Self {
-            tenant_id: "6f1d0a52-8e2b-4c7a-9d3e-2a5b7c9e1f04".to_owned(),
-            tenant_domain: "contoso.onmicrosoft.com".to_owned(),
-            clients: vec![SimClient::secret(
-                "11111111-2222-3333-4444-555555555555",
-                "demo-secret",
-            )],
-            token_lifetime: Duration::from_secs(3599),
-            refresh_in: None,
-            numbers_as_strings: false,
-            roles: [
-                "Alert.Read.All",
-                "Machine.Read.All",
-                "Incident.Read.All",
-                "SecurityAlert.Read.All",
-            ]
-            .map(str::to_owned)
-            .to_vec(),
-            page_size: 5,
-        }
-    }
-}
-
-/// One app registration known to the simulated Entra.
-#[derive(Debug, Clone)]
-pub struct SimClient {
-    /// Application (client) id.
-    pub client_id: String,
-    /// The credential the client must present.
-    pub auth: SimClientAuth,
-}
-
-/// A client's credential.
-#[derive(Clone)]
-pub enum SimClientAuth {
-    /// A client secret (sent as `client_secret` or with HTTP Basic).
-    Secret(String),
-    /// A certificate in PEM; only its CERTIFICATE block is used (the private key, if present, is ignored).
-    Certificate(Vec<u8>),
-}
-
-impl std::fmt::Debug for SimClientAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Secret(_) => f.write_str("Secret([redacted])"),
-            Self::Certificate(pem) => write!(f, "Certificate({} bytes of PEM)", pem.len()),
-        }
-    }
-}
-
-impl SimClient {
-    /// A client that authenticates with a secret.
-    pub fn secret(id: &str, secret: &str) -> Self {
-        Self {
-            client_id: id.to_owned(),
-            auth: SimClientAuth::Secret(secret.to_owned()),
-        }
-    }
-
-    /// A client that authenticates with a certificate (PEM with at least the CERTIFICATE block).
-    pub fn certificate(id: &str, pem: &[u8]) -> Self {
-        Self {
-            client_id: id.to_owned(),
-            auth: SimClientAuth::Certificate(pem.to_vec()),
-        }
-    }
-}
 
 /// A running simulator. Dropping it stops every server it started.
 #[derive(Debug)]
@@ -146,13 +74,20 @@ impl Sim {
     pub async fn start(options: SimOptions) -> io::Result<Sim> {
         let entra_listener = bind().await?;
         let authority = base_url(&entra_listener)?;
+        let directory = Arc::new(Directory::new(&options));
         let clients = register(options.clients)?;
-        let control = Arc::new(SimControl::new(options.token_lifetime));
+        let control = Arc::new(SimControl::new(
+            options.token_lifetime,
+            Arc::clone(&directory),
+        ));
         let state = Arc::new(SimState {
             data: Dataset::generate(&options.tenant_id, &options.tenant_domain),
-            tenant_id: options.tenant_id,
-            tenant_domain: options.tenant_domain,
+            directory,
             clients,
+            mdca_api_tokens: options.mdca_api_tokens,
+            device_code_interval: options.device_code_interval,
+            device_code_lifetime: options.device_code_lifetime,
+            auth_codes: AuthCodes::default(),
             refresh_in: options.refresh_in,
             numbers_as_strings: options.numbers_as_strings,
             roles: options.roles,
@@ -245,10 +180,14 @@ impl Drop for Sim {
 /// Everything the servers of one `Sim` share.
 #[derive(Debug)]
 struct SimState {
-    tenant_id: String,
-    tenant_domain: String,
+    directory: Arc<Directory>,
     /// Keyed by lower-case client id: Entra compares application ids case-insensitively.
     clients: HashMap<String, RegisteredClient>,
+    /// Keys the MDCA server accepts with the `Token` scheme.
+    mdca_api_tokens: Vec<String>,
+    device_code_interval: Duration,
+    device_code_lifetime: Duration,
+    auth_codes: AuthCodes,
     refresh_in: Option<Duration>,
     numbers_as_strings: bool,
     roles: Vec<String>,
@@ -271,6 +210,20 @@ struct RegisteredClient {
 enum Credential {
     Secret(String),
     Certificate(RegisteredCertificate),
+    Public,
+    Federated { issuer: String, subject: String },
+}
+
+impl Credential {
+    /// The `appidacr` claim: how the client authenticated (protocol.md 7.7: 0 public, 1 secret, 2 certificate or
+    /// assertion).
+    fn appidacr(&self) -> &'static str {
+        match self {
+            Self::Public => "0",
+            Self::Secret(_) => "1",
+            Self::Certificate(_) | Self::Federated { .. } => "2",
+        }
+    }
 }
 
 impl std::fmt::Debug for Credential {
@@ -278,6 +231,12 @@ impl std::fmt::Debug for Credential {
         match self {
             Self::Secret(_) => f.write_str("Secret([redacted])"),
             Self::Certificate(cert) => cert.fmt(f),
+            Self::Public => f.write_str("Public"),
+            Self::Federated { issuer, subject } => f
+                .debug_struct("Federated")
+                .field("issuer", issuer)
+                .field("subject", subject)
+                .finish(),
         }
     }
 }
@@ -292,6 +251,10 @@ fn register(clients: Vec<SimClient>) -> io::Result<HashMap<String, RegisteredCli
                     RegisteredCertificate::from_pem(&pem)
                         .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?,
                 ),
+                SimClientAuth::Public => Credential::Public,
+                SimClientAuth::Federated { issuer, subject } => {
+                    Credential::Federated { issuer, subject }
+                }
             };
             let oid = data::stable_uuid(&format!(
                 "service-principal-{}",

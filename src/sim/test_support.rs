@@ -2,12 +2,43 @@
 
 use serde_json::Value;
 
-use super::{Sim, SimOptions};
+use super::{Sim, SimClient, SimOptions};
 
 /// The client id and secret of `SimOptions::default()`.
 pub(super) const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
 pub(super) const SECRET: &str = "demo-secret";
 pub(super) const MDE_SCOPE: &str = "https://api.securitycenter.microsoft.com/.default";
+/// The public client of `user_options()`, and the default user.
+pub(super) const PUBLIC_CLIENT_ID: &str = "22222222-3333-4444-5555-666666666666";
+pub(super) const USERNAME: &str = "analyst@contoso.onmicrosoft.com";
+pub(super) const PASSWORD: &str = "correct horse";
+
+/// The default options plus a public client, with device-code polling allowed at once.
+pub(super) fn user_options() -> SimOptions {
+    let mut options = SimOptions {
+        device_code_interval: std::time::Duration::ZERO,
+        ..SimOptions::default()
+    };
+    options.clients.push(SimClient::public(PUBLIC_CLIENT_ID));
+    options
+}
+
+/// Signs the default user in with the password grant of the public client; returns the status and JSON body.
+pub(super) async fn password_grant(sim: &Sim, scope: &str) -> (u16, Value) {
+    let fields = [
+        ("grant_type", "password"),
+        ("client_id", PUBLIC_CLIENT_ID),
+        ("username", USERNAME),
+        ("password", PASSWORD),
+        ("scope", scope),
+    ];
+    token_request(sim, &fields).await
+}
+
+/// The AADSTS code of an Entra error body.
+pub(super) fn error_code(body: &Value) -> u64 {
+    body["error_codes"][0].as_u64().expect("error_codes")
+}
 
 /// A client that does not follow redirects, so tests see the simulator's own answers.
 pub(super) fn http() -> reqwest::Client {

@@ -1,24 +1,25 @@
 //! `/_sim/*` endpoints, mounted on every API server (behind its token check), for proxy behaviour tests:
-//! request echo, large streamed bodies, slow answers, arbitrary status codes, redirects and hop-by-hop headers.
+//! request echo, large streamed bodies, slow answers, arbitrary status codes, redirects, hop-by-hop headers, and
+//! `whoami` (who the token check let in).
 
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Json;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
+use axum::{Extension, Json};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::defender::{ApiServer, error};
+use super::defender::{ApiServer, Caller, error};
 use super::export;
 
 /// Size of each chunk `/_sim/bytes` sends.
@@ -41,10 +42,30 @@ pub(super) fn routes() -> Router<Arc<ApiServer>> {
         .route("/_sim/redirect", get(redirect))
         .route("/_sim/headers", get(headers))
         .route("/_sim/links", get(export::links))
+        .route("/_sim/whoami", get(whoami))
         .route(
             "/api/machines/SoftwareVulnerabilitiesExport",
             get(export::export),
         )
+}
+
+/// The caller the token check let in: the scheme and, for a bearer token, the claims that tell app from user
+/// tokens and tenants apart.
+async fn whoami(Extension(caller): Extension<Caller>) -> Response {
+    let body = match caller {
+        Caller::ApiToken => json!({"scheme": "Token"}),
+        Caller::Bearer(claims) => json!({
+            "scheme": "Bearer",
+            "tid": claims.tid,
+            "oid": claims.oid,
+            "appid": claims.appid,
+            "idtyp": claims.idtyp,
+            "roles": claims.roles,
+            "scp": claims.scp,
+            "upn": claims.upn,
+        }),
+    };
+    Json(body).into_response()
 }
 
 /// What the server received: method, raw request target, every header, and the body length.

@@ -1,4 +1,5 @@
-//! Access tokens: the API resources the simulator knows, issuing Entra-v1-shaped app tokens, and checking them.
+//! Access tokens: the API resources the simulator knows, signing Entra-v1-shaped app and user tokens, and checking
+//! them (`issue` decides what goes in them).
 //!
 //! Tokens are HS256 JWTs signed with a random per-`Sim` key. Expiry is carried in `sim_exp_ms` (milliseconds)
 //! because tests use 1–2 s lifetimes, where the whole-second `exp` would make the check wrong.
@@ -45,16 +46,27 @@ impl Api {
     }
 }
 
-/// Claims of an issued access token, modelled on Entra v1 app-only tokens.
-#[derive(Debug, Serialize, Deserialize)]
+/// Claims of an issued access token, modelled on Entra v1 tokens: app tokens carry `roles`, user tokens `scp`,
+/// `upn` and `name` (protocol.md 7.7).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct AccessClaims {
     pub(super) aud: String,
     pub(super) iss: String,
     pub(super) tid: String,
     pub(super) appid: String,
-    /// "1" for a client secret, "2" for a certificate, as Entra reports the client's authentication method.
+    /// "0" public client, "1" client secret, "2" certificate or assertion: the client's authentication method.
     pub(super) appidacr: String,
+    /// Entra leaves the claim out when there are no roles, as in user tokens.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) roles: Vec<String>,
+    /// Delegated permissions, space-separated; user tokens only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) scp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) upn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) name: Option<String>,
+    /// "app" or "user".
     pub(super) idtyp: String,
     pub(super) ver: String,
     pub(super) oid: String,
@@ -81,6 +93,8 @@ pub(super) enum TokenRejection {
     Expired,
     #[error("the access token has been revoked")]
     Revoked,
+    #[error("the API token is not valid")]
+    UnknownApiToken,
 }
 
 /// The per-`Sim` signing key.
@@ -107,10 +121,10 @@ impl TokenKeys {
         }
     }
 
-    /// Signs the claims into a compact JWT.
-    pub(super) fn issue(
+    /// Signs the claims (an access token's, or an ID token's) into a compact JWT.
+    pub(super) fn issue<T: Serialize>(
         &self,
-        claims: &AccessClaims,
+        claims: &T,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         let mut header = Header::new(Algorithm::HS256);
         header.typ = Some("JWT".to_owned());
@@ -174,6 +188,9 @@ mod tests {
             appid: "c".to_owned(),
             appidacr: "1".to_owned(),
             roles: vec![],
+            scp: None,
+            upn: None,
+            name: None,
             idtyp: "app".to_owned(),
             ver: "1.0".to_owned(),
             oid: "o".to_owned(),

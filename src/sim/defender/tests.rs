@@ -8,6 +8,58 @@ use super::super::test_support::{MDE_SCOPE, access_token, get_json, http};
 use super::super::{Sim, SimOptions};
 
 #[tokio::test]
+async fn whoami_describes_an_app_token() {
+    let sim = Sim::start(SimOptions::default()).await.expect("sim");
+    let token = access_token(&sim, "https://graph.microsoft.com/.default").await;
+    let (status, me) = get_json(&format!("{}/_sim/whoami", sim.graph()), &token).await;
+    assert_eq!(status, 200);
+    assert_eq!(me["scheme"], "Bearer");
+    assert_eq!(me["tid"], SimOptions::default().tenant_id.as_str());
+    assert_eq!(me["appid"], super::super::test_support::CLIENT_ID);
+    assert_eq!(me["idtyp"], "app");
+    assert_eq!(me["roles"][0], "Alert.Read.All");
+    assert!(me["oid"].is_string() && me["scp"].is_null() && me["upn"].is_null());
+}
+
+#[tokio::test]
+async fn legacy_mdca_api_token_passes_every_mdca_endpoint_and_nothing_else() {
+    let options = SimOptions {
+        mdca_api_tokens: vec!["legacy-key-1".to_owned()],
+        ..SimOptions::default()
+    };
+    let sim = Sim::start(options).await.expect("sim");
+    let get = |url: String, authorization: &'static str| async move {
+        let response = http()
+            .get(url)
+            .header("authorization", authorization)
+            .send()
+            .await
+            .expect("send");
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().await.expect("json"))
+    };
+    let (status, me) = get(format!("{}/_sim/whoami", sim.mdca()), "Token legacy-key-1").await;
+    assert_eq!((status, me), (200, json!({"scheme": "Token"})));
+    let (status, alerts) = get(
+        format!("{}/api/v1/alerts/", sim.mdca()),
+        "token legacy-key-1",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(alerts["data"].is_array());
+    let (status, body) = get(format!("{}/api/v1/alerts/", sim.mdca()), "Token other-key").await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "Unauthorized");
+    assert_eq!(
+        get(format!("{}/_sim/whoami", sim.mde()), "Token legacy-key-1")
+            .await
+            .0,
+        401
+    );
+    assert_eq!(sim.control().unauthorized(), 2);
+}
+
+#[tokio::test]
 async fn api_request_without_a_token_is_refused_with_401_in_defender_shape() {
     let sim = Sim::start(SimOptions::default()).await.expect("sim");
     let response = http()

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::super::assertion::tests::{assertion, fixture};
 use super::super::test_support::{
-    CLIENT_ID, MDE_SCOPE, SECRET, http, token_request, token_request_for,
+    CLIENT_ID, MDE_SCOPE, SECRET, error_code, http, token_request, token_request_for,
 };
 use super::super::{EntraFault, Sim, SimClient, SimOptions};
 
@@ -15,10 +15,6 @@ fn secret_fields<'a>(secret: &'a str, scope: &'a str) -> [(&'a str, &'a str); 4]
         ("client_secret", secret),
         ("scope", scope),
     ]
-}
-
-fn error_code(body: &serde_json::Value) -> u64 {
-    body["error_codes"][0].as_u64().expect("error_codes")
 }
 
 #[tokio::test]
@@ -144,12 +140,15 @@ async fn token_request_with_an_unknown_client_or_no_credential_is_rejected() {
     ];
     let (status, body) = token_request(&sim, &bare).await;
     assert_eq!((status, error_code(&body)), (400, 7000218));
-    let password = [
-        ("grant_type", "password"),
+    let on_behalf_of = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
         ("client_id", CLIENT_ID),
         ("scope", MDE_SCOPE),
     ];
-    assert_eq!(error_code(&token_request(&sim, &password).await.1), 70003);
+    assert_eq!(
+        error_code(&token_request(&sim, &on_behalf_of).await.1),
+        70003
+    );
 }
 
 #[tokio::test]

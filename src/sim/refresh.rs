@@ -1,0 +1,149 @@
+//! Refresh tokens (protocol.md 3.3): opaque strings bound to a client and a user, not to a resource or tenant, and
+//! the `refresh_token` grant.
+//!
+//! Every use rotates the token: the answer carries a new one and the old one is dead. Entra itself leaves old
+//! tokens valid; the simulator is stricter so that a proxy which forgets to store the newest token is caught:
+//! presenting a rotated-out token counts as reuse and revokes its whole family (the tokens descended from one
+//! sign-in), as oidc-provider's reuse detection does.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::response::Response;
+
+use super::control::lock;
+use super::entra::TokenRequest;
+use super::entra_error::EntraError;
+use super::user::{UserScope, random_string, user_token_response};
+
+/// Every refresh token issued, with its family.
+#[derive(Debug, Default)]
+pub(super) struct RefreshTokens {
+    inner: Mutex<Inner>,
+    reuses: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Token -> (family, still the family's newest token).
+    tokens: HashMap<String, (usize, bool)>,
+    families: Vec<Family>,
+    /// Families issued before this revocation epoch answer AADSTS50173.
+    epoch: u64,
+}
+
+#[derive(Debug)]
+struct Family {
+    /// Lower-cased: Entra compares client ids case-insensitively.
+    client_key: String,
+    username: String,
+    /// The scope of the sign-in, used when a refresh request names none.
+    scope: String,
+    epoch: u64,
+    /// Set when a rotated-out token of the family was presented.
+    reused: bool,
+}
+
+/// What a redeemed refresh token stands for.
+struct Grant {
+    username: String,
+    scope: String,
+    /// The token that replaces the one presented.
+    next: String,
+}
+
+impl RefreshTokens {
+    /// Starts a family for one sign-in; returns its first token.
+    pub(super) fn issue(&self, client_id: &str, username: &str, scope: &str) -> String {
+        let mut inner = lock(&self.inner);
+        let family = inner.families.len();
+        let epoch = inner.epoch;
+        inner.families.push(Family {
+            client_key: client_id.to_ascii_lowercase(),
+            username: username.to_owned(),
+            scope: scope.to_owned(),
+            epoch,
+            reused: false,
+        });
+        let token = random_string(48);
+        inner.tokens.insert(token.clone(), (family, true));
+        token
+    }
+
+    /// Makes every token issued so far answer AADSTS50173, as after a password reset.
+    pub(super) fn revoke_all(&self) {
+        lock(&self.inner).epoch += 1;
+    }
+
+    /// How often a rotated-out token was presented.
+    pub(super) fn reuses(&self) -> u64 {
+        self.reuses.load(Ordering::SeqCst)
+    }
+
+    /// Redeems `token` for `client_id`: checks it and rotates it.
+    fn redeem(&self, token: &str, client_id: &str) -> Result<Grant, EntraError> {
+        let mut inner = lock(&self.inner);
+        let invalid = |why: &str| {
+            EntraError::user_grant(
+                "invalid_grant",
+                70000,
+                format!("Provided grant is invalid or malformed. {why}"),
+            )
+        };
+        let (family_index, newest) = inner
+            .tokens
+            .get(token)
+            .copied()
+            .ok_or_else(|| invalid("The refresh token is not known."))?;
+        let current_epoch = inner.epoch;
+        let family = &mut inner.families[family_index];
+        if family.client_key != client_id.to_ascii_lowercase() {
+            return Err(invalid("The refresh token was issued to another client."));
+        }
+        if family.epoch < current_epoch {
+            return Err(EntraError::grant_revoked());
+        }
+        if !newest {
+            family.reused = true;
+            self.reuses.fetch_add(1, Ordering::SeqCst);
+        }
+        if family.reused {
+            return Err(invalid(
+                "The refresh token was already used; every token of its grant is revoked.",
+            ));
+        }
+        let grant = Grant {
+            username: family.username.clone(),
+            scope: family.scope.clone(),
+            next: random_string(48),
+        };
+        inner.tokens.insert(token.to_owned(), (family_index, false));
+        inner
+            .tokens
+            .insert(grant.next.clone(), (family_index, true));
+        Ok(grant)
+    }
+}
+
+/// `grant_type=refresh_token`: a user token for the requested resource (any resource the simulator serves, in
+/// the tenant of the path: the token is neither resource- nor tenant-bound) and the next refresh token.
+pub(super) fn refresh(request: &TokenRequest<'_>) -> Result<Response, EntraError> {
+    let token = request.required("refresh_token")?;
+    let grant = request
+        .state
+        .control
+        .refresh_tokens
+        .redeem(token, &request.client.client_id)?;
+    let user = request
+        .state
+        .directory
+        .user(&grant.username)
+        .ok_or_else(EntraError::grant_revoked)?;
+    let scope = request.param("scope").unwrap_or(&grant.scope);
+    let parsed = UserScope::parse(scope, &request.tenant.id)?;
+    user_token_response(request, user, &parsed, Some(grant.next))
+}
+
+#[cfg(test)]
+mod tests;
