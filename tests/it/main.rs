@@ -1,6 +1,7 @@
 //! The integration tests: the real proxy (`run` on port 0) in front of the simulated Entra ID and
 //! Defender APIs, driven over HTTP.
 
+mod contexts;
 mod demo;
 mod deploy;
 mod errors;
@@ -9,6 +10,7 @@ mod health;
 mod lifecycle;
 mod limits;
 mod links;
+mod login;
 mod logs;
 mod operations;
 mod ratelimit;
