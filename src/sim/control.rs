@@ -40,6 +40,7 @@ pub enum EntraFault {
 pub struct SimControl {
     token_requests: AtomicU64,
     api_requests: AtomicU64,
+    identity_requests: AtomicU64,
     unauthorized: AtomicU64,
     expired_tokens_seen: AtomicU64,
     /// Tokens carry the generation they were issued in; revocation bumps it.
@@ -73,6 +74,7 @@ impl SimControl {
             open_streams: AtomicU64::new(0),
             token_requests: AtomicU64::new(0),
             api_requests: AtomicU64::new(0),
+            identity_requests: AtomicU64::new(0),
             unauthorized: AtomicU64::new(0),
             expired_tokens_seen: AtomicU64::new(0),
             generation: AtomicU64::new(0),
@@ -90,6 +92,11 @@ impl SimControl {
     /// Requests received by any Defender, Graph or MDCA server.
     pub fn api_requests(&self) -> u64 {
         self.api_requests.load(Ordering::SeqCst)
+    }
+
+    /// Requests received by the managed-identity server (IMDS and App Service alike, whatever their outcome).
+    pub fn identity_requests(&self) -> u64 {
+        self.identity_requests.load(Ordering::SeqCst)
     }
 
     /// `/_sim/bytes` bodies being sent right now: a proxy that stops reading the upstream when its
@@ -116,7 +123,8 @@ impl SimControl {
         self.expired_tokens_seen.load(Ordering::SeqCst)
     }
 
-    /// Sets what the token endpoint does for every following request; `None` restores normal behaviour.
+    /// Sets what the token endpoint and the managed-identity server do for every following request (the latter
+    /// answers in its own `{error, error_description}` shape); `None` restores normal behaviour.
     pub fn set_fault(&self, fault: Option<EntraFault>) {
         *lock(&self.fault) = fault;
     }
@@ -244,6 +252,10 @@ impl SimControl {
 
     pub(super) fn record_federated_assertion(&self, jti: String) {
         lock(&self.federated_assertions).push(jti);
+    }
+
+    pub(super) fn record_identity_request(&self) {
+        self.identity_requests.fetch_add(1, Ordering::SeqCst);
     }
 
     pub(super) fn record_api_request(&self) {

@@ -7,7 +7,7 @@ use super::options::{SimOptions, SimTenant, SimUser};
 /// Tenants and users, fixed when the `Sim` starts.
 #[derive(Debug)]
 pub(super) struct Directory {
-    /// The home tenant first, then the customer tenants.
+    /// The home tenant first, then the customer tenants; never empty.
     tenants: Vec<SimTenant>,
     users: Vec<DirectoryUser>,
 }
@@ -40,6 +40,11 @@ impl Directory {
                 .collect(),
             users,
         }
+    }
+
+    /// The home tenant (`SimOptions::tenant_id`), where managed identities live.
+    pub(super) fn home(&self) -> &SimTenant {
+        &self.tenants[0]
     }
 
     /// The tenant a path segment names, by GUID or domain; Entra matches both case-insensitively.

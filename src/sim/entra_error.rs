@@ -320,6 +320,22 @@ impl EntraError {
 }
 
 impl EntraError {
+    /// The managed-identity endpoints' error body, `{error, error_description}` (protocol.md 5.2), with this
+    /// error's status and `Retry-After`.
+    pub(super) fn into_identity_response(self) -> Response {
+        let body = json!({"error": self.error, "error_description": self.to_string()});
+        self.with_retry_after((self.status, Json(body)).into_response())
+    }
+
+    fn with_retry_after(&self, mut response: Response) -> Response {
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+
     /// The Entra v2 error body; `authority` is the simulator's root (for `error_uri`).
     pub(super) fn into_response(self, authority: &str) -> Response {
         let trace_id = uuid::Uuid::new_v4().to_string();
@@ -337,12 +353,6 @@ impl EntraError {
             "correlation_id": correlation_id,
             "error_uri": format!("{authority}/error?code={}", self.code),
         });
-        let mut response = (self.status, Json(body)).into_response();
-        if let Some(secs) = self.retry_after_secs {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        response
+        self.with_retry_after((self.status, Json(body)).into_response())
     }
 }

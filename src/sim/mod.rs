@@ -14,6 +14,7 @@
 //! - `defender`: one API server per resource, with the token check, OData paging and data endpoints. `mdca`: what
 //!   only the MDCA server does (body paging, legacy API token).
 //! - `testing`: `/_sim/*` endpoints (echo, streaming, status codes, headers, whoami) for proxy behaviour tests.
+//! - `identity`: the managed-identity server (IMDS and App Service shapes).
 //! - `data`: the generated records. `control`: counters and switches shared by all servers.
 //!
 //! Every server listens on `127.0.0.1:0`; nothing here talks to the network beyond loopback.
@@ -29,6 +30,7 @@ mod entra;
 mod entra_error;
 mod export;
 mod federated;
+mod identity;
 mod issue;
 mod mdca;
 mod options;
@@ -64,6 +66,7 @@ pub struct Sim {
     xdr: String,
     graph: String,
     mdca: String,
+    identity: String,
     control: Arc<SimControl>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -88,6 +91,8 @@ impl Sim {
             device_code_interval: options.device_code_interval,
             device_code_lifetime: options.device_code_lifetime,
             auth_codes: AuthCodes::default(),
+            managed_identities: identity::register(&options.managed_identities),
+            identity_header: options.identity_header,
             refresh_in: options.refresh_in,
             numbers_as_strings: options.numbers_as_strings,
             roles: options.roles,
@@ -112,6 +117,12 @@ impl Sim {
             ));
             roots.push(root);
         }
+        let identity_listener = bind().await?;
+        let identity = base_url(&identity_listener)?;
+        tasks.push(spawn_server(
+            identity_listener,
+            identity::router(Arc::clone(&state)),
+        ));
         let [mde, xdr, graph, mdca]: [String; 4] = roots
             .try_into()
             .map_err(|_| io::Error::other("simulator started an unexpected number of servers"))?;
@@ -121,6 +132,7 @@ impl Sim {
             xdr,
             graph,
             mdca,
+            identity,
             control,
             tasks,
         })
@@ -149,6 +161,13 @@ impl Sim {
     /// Defender for Cloud Apps API root.
     pub fn mdca(&self) -> String {
         self.mdca.clone()
+    }
+
+    /// The managed-identity server, "http://127.0.0.1:PORT": IMDS at `/metadata/identity/oauth2/token` (the
+    /// root to use in place of `http://169.254.169.254`) and App Service at `/msi/token` (`IDENTITY_ENDPOINT` is
+    /// this root + "/msi/token").
+    pub fn identity(&self) -> String {
+        self.identity.clone()
     }
 
     /// The proxy's `[[routes]]` for the four simulated APIs (/mde, /xdr, /graph, /mdca), each with
@@ -188,6 +207,9 @@ struct SimState {
     device_code_interval: Duration,
     device_code_lifetime: Duration,
     auth_codes: AuthCodes,
+    /// Keyed by lower-case client id; includes the system-assigned identity.
+    managed_identities: HashMap<String, identity::ManagedIdentity>,
+    identity_header: String,
     refresh_in: Option<Duration>,
     numbers_as_strings: bool,
     roles: Vec<String>,
