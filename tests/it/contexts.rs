@@ -303,6 +303,55 @@ async fn a_workload_identity_presents_the_projected_token_read_again_for_each_to
     assert_eq!(control.federated_assertions(), ["first", "second"]);
 }
 
+/// The proxy with one managed identity credential (`settings` in its section) for /mde, its
+/// config file read with `env`.
+async fn managed_identity_proxy(sim: Sim, settings: &str, env: Env) -> TestProxy {
+    let config = scratch_dir().join("proxy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[credentials.mi]\ntype = \"managed_identity\"\n{settings}\n\n[[routes]]\nprefix = \"/mde\"\napi = \"mde\"\ncredential = \"mi\"\nupstream = \"{}\"\n",
+            sim.mde()
+        ),
+    )
+    .unwrap();
+    TestProxy::start_from(sim, ConfigSource::file(&config, Overrides::default(), env)).await
+}
+
+#[tokio::test]
+async fn a_managed_identity_gets_tokens_from_imds() {
+    let sim = Sim::start(SimOptions::default()).await.unwrap();
+    let endpoint = format!(
+        "endpoint = \"{}/metadata/identity/oauth2/token\"",
+        sim.identity()
+    );
+    let proxy = managed_identity_proxy(sim, &endpoint, env_of(vec![])).await;
+    let whoami = proxy.get("/mde/_sim/whoami").await;
+    assert_eq!(whoami.status(), 200, "{:?}", whoami.text().await);
+    assert!(proxy.control().identity_requests() >= 1);
+    assert_eq!(proxy.control().token_requests(), 0);
+}
+
+#[tokio::test]
+async fn an_app_service_managed_identity_uses_its_endpoint_header_and_client_id() {
+    let user_assigned = "3c2b1a09-8f7e-4d6c-9b5a-493827160504";
+    let sim = Sim::start(SimOptions {
+        managed_identities: vec![user_assigned.into()],
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let env = env_of(vec![
+        ("IDENTITY_ENDPOINT", format!("{}/msi/token", sim.identity())),
+        ("IDENTITY_HEADER", "sim-identity-header".into()),
+    ]);
+    let settings = format!("client_id = \"{user_assigned}\"");
+    let proxy = managed_identity_proxy(sim, &settings, env).await;
+    let whoami = proxy.get("/mde/_sim/whoami").await;
+    assert_eq!(whoami.status(), 200, "{:?}", whoami.text().await);
+    assert_eq!(json(whoami).await["appid"], user_assigned);
+}
+
 #[tokio::test]
 async fn the_password_grant_gets_user_tokens() {
     let public = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d";
