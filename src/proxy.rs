@@ -2,7 +2,6 @@
 //! credentials, both bodies streamed, and hop-by-hop and cookie headers dropped both ways
 //! (RFC 9110 section 7.6.1).
 
-use std::borrow::Cow;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,12 +23,8 @@ use crate::error::ProxyError;
 use crate::metrics::RouteMetrics;
 use crate::ratelimit::{Admission, Refusal, parse_retry_after};
 use crate::rewrite::Links;
-use crate::route::{Route, Tenancy};
-use crate::token::{AccessToken, TokenKey};
-
-/// The request header that names a partner's customer tenant on routes with `tenant_header`; it is
-/// never forwarded.
-pub(crate) const TENANT_HEADER: HeaderName = HeaderName::from_static("x-tenant-id");
+use crate::route::{Route, Source, TENANT_HEADER};
+use crate::token::AccessToken;
 
 /// The pooled upstream client (HTTP/2 when the upstream offers it over ALPN, else HTTP/1.1).
 /// hyper-util's client rather than reqwest: it takes the inbound body as it is, and measured on
@@ -127,61 +122,6 @@ struct Matched {
     tenant: Option<String>,
 }
 
-/// Where a request's `Authorization` comes from.
-enum Source<'r> {
-    /// The token cache, under this key.
-    Cache(Cow<'r, TokenKey>),
-    /// A static token.
-    Static(&'r Arc<AccessToken>),
-}
-
-/// The token source of a request: the route's, or for a partner route, the customer tenant's that
-/// the request names, which must be one of the credential's (else 403, before any token request).
-fn source<'r>(
-    route: &'r Route,
-    segment: Option<&str>,
-    headers: &HeaderMap,
-) -> Result<Source<'r>, ProxyError> {
-    let header = match &route.tenancy {
-        Tenancy::Fixed(key) => return Ok(Source::Cache(Cow::Borrowed(key))),
-        Tenancy::Static(token) => return Ok(Source::Static(token)),
-        Tenancy::PerRequest { header } => *header,
-    };
-    let from_header = match headers.get(&TENANT_HEADER).filter(|_| header) {
-        Some(value) => Some(value.to_str().map_err(|_| ProxyError::TenantNotAllowed {
-            tenant: None,
-            prefix: route.prefix.clone(),
-        })?),
-        None => None,
-    };
-    let named = match (segment, from_header) {
-        (Some(path), Some(header)) if !path.eq_ignore_ascii_case(header) => {
-            return Err(ProxyError::TenantConflict {
-                prefix: route.prefix.clone(),
-            });
-        }
-        (Some(tenant), _) | (None, Some(tenant)) => tenant,
-        (None, None) => {
-            return Err(ProxyError::TenantRequired {
-                prefix: route.prefix.clone(),
-            });
-        }
-    };
-    let tenant = route
-        .credential
-        .tenant(named)
-        .ok_or_else(|| ProxyError::TenantNotAllowed {
-            // Echoed only when it looks like a tenant: it is the client's own text.
-            tenant: (named.len() <= 253
-                && named
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
-            .then(|| named.to_owned()),
-            prefix: route.prefix.clone(),
-        })?;
-    Ok(Source::Cache(Cow::Owned(route.token_key(tenant.clone()))))
-}
-
 async fn forward_request(
     state: &AppState,
     live: &Live,
@@ -194,7 +134,7 @@ async fn forward_request(
     let span = tracing::Span::current();
     span.record("route", route.prefix.as_str());
     span.record("credential", &*route.credential.name);
-    let source = source(route, matched.tenant.as_deref(), &parts.headers)?;
+    let source = route.source(matched.tenant.as_deref(), &parts.headers)?;
     if let Source::Cache(key) = &source {
         span.record("tenant", &*key.tenant);
     }

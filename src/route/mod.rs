@@ -1,15 +1,21 @@
 //! Routes: which path prefix goes to which upstream with which credential and scope, the lookup of a
 //! request's route, and the upstream URI a request is forwarded to.
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Method, Uri};
-use url::{Position, Url};
+mod access;
+mod upstream;
+
+pub use access::Access;
+pub use upstream::Upstream;
+
+use http::{HeaderMap, HeaderName};
 
 use crate::config::Api;
 use crate::credential::{ClientAuth, Credential};
+use crate::error::ProxyError;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::ratelimit::{Limits, RateLimiter};
 use crate::token::{AccessToken, TokenError, TokenKey};
@@ -21,134 +27,9 @@ const UNLIMITED: Limits = Limits {
 };
 /// The prefix segment that names a partner's customer tenant.
 pub const TENANT_PLACEHOLDER: &str = "{tenant}";
-
-/// An upstream base URL, split once at start-up into the parts each forwarded request reuses.
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    url: Url,
-    scheme: Scheme,
-    authority: Authority,
-    base_path: String,
-}
-
-impl Upstream {
-    /// Splits a validated URL (scheme, host, optional port, optional base path).
-    pub fn new(url: Url) -> Result<Self, String> {
-        let scheme = Scheme::try_from(url.scheme()).map_err(|e| e.to_string())?;
-        let authority = Authority::try_from(&url[Position::BeforeHost..Position::AfterPort])
-            .map_err(|e| format!("bad host: {e}"))?;
-        let base_path = url.path().trim_end_matches('/').to_owned();
-        Ok(Self {
-            url,
-            scheme,
-            authority,
-            base_path,
-        })
-    }
-
-    /// The upstream base URL as configured.
-    pub fn url(&self) -> &Url {
-        &self.url
-    }
-
-    /// The URI for `rest`, the part of the request target after the route prefix: it starts with
-    /// `/` or `?`, or is empty, and is appended byte for byte.
-    pub fn uri_for(&self, rest: &str) -> Result<Uri, http::Error> {
-        let mut target = String::with_capacity(self.base_path.len() + rest.len() + 1);
-        target.push_str(&self.base_path);
-        if rest.is_empty() || rest.starts_with('?') {
-            target.push('/');
-        }
-        target.push_str(rest);
-        Ok(Uri::from_parts({
-            let mut parts = http::uri::Parts::default();
-            parts.scheme = Some(self.scheme.clone());
-            parts.authority = Some(self.authority.clone());
-            parts.path_and_query = Some(PathAndQuery::try_from(target)?);
-            parts
-        })?)
-    }
-}
-
-/// A route's allow-lists (least privilege): a request passes when its method is in `methods`, or
-/// when it matches one of the `paths` rules (`"[METHOD ]/path"`, with a trailing `*` for "and
-/// below"). Paths are after the route prefix, without the query.
-#[derive(Debug, Clone)]
-pub struct Access {
-    methods: Vec<Method>,
-    paths: Vec<PathRule>,
-}
-
-#[derive(Debug, Clone)]
-struct PathRule {
-    method: Option<Method>,
-    pattern: String,
-    prefix: bool,
-}
-
-impl Access {
-    /// The allow-lists from the config (`None` when neither is given: everything passes). Errors
-    /// name the field (`methods` or `paths`) and say what is wrong.
-    pub fn new(
-        methods: Option<&[String]>,
-        paths: Option<&[String]>,
-    ) -> Result<Option<Self>, (&'static str, String)> {
-        if methods.is_none() && paths.is_none() {
-            return Ok(None);
-        }
-        let method = |text: &str| {
-            Method::from_bytes(text.as_bytes())
-                .ok()
-                .filter(|_| text.chars().all(|c| c.is_ascii_uppercase()))
-                .ok_or_else(|| format!("{text:?} is not an HTTP method such as GET or POST"))
-        };
-        let methods = methods
-            .unwrap_or_default()
-            .iter()
-            .map(|m| method(m))
-            .collect::<Result<_, _>>()
-            .map_err(|e| ("methods", e))?;
-        let paths = paths
-            .unwrap_or_default()
-            .iter()
-            .map(|rule| {
-                let (method, pattern) = match rule.split_once(' ') {
-                    Some((m, p)) => (Some(method(m)?), p.trim()),
-                    None => (None, rule.as_str()),
-                };
-                if !pattern.starts_with('/') || pattern[..pattern.len() - 1].contains('*') {
-                    return Err(format!(
-                        "{rule:?}: a rule is \"[METHOD ]/path\", the path starting with '/' and \
-                         a '*' allowed only at its end"
-                    ));
-                }
-                let prefix = pattern.ends_with('*');
-                Ok(PathRule {
-                    method,
-                    pattern: pattern.trim_end_matches('*').to_owned(),
-                    prefix,
-                })
-            })
-            .collect::<Result<_, _>>()
-            .map_err(|e| ("paths", e))?;
-        Ok(Some(Self { methods, paths }))
-    }
-
-    /// Whether `method` on `path` (after the prefix, no query) passes.
-    pub fn allows(&self, method: &Method, path: &str) -> bool {
-        let path = if path.is_empty() { "/" } else { path };
-        self.methods.contains(method)
-            || self.paths.iter().any(|rule| {
-                rule.method.as_ref().is_none_or(|m| m == method)
-                    && if rule.prefix {
-                        path.starts_with(&rule.pattern)
-                    } else {
-                        path == rule.pattern
-                    }
-            })
-    }
-}
-
+/// The request header that names a partner's customer tenant on routes with `tenant_header`; it is
+/// never forwarded.
+pub const TENANT_HEADER: HeaderName = HeaderName::from_static("x-tenant-id");
 /// Where a route's requests get their `Authorization` from.
 #[derive(Debug)]
 pub enum Tenancy {
@@ -315,6 +196,66 @@ impl Route {
     }
 }
 
+/// Where a request's `Authorization` comes from.
+pub enum Source<'r> {
+    /// The token cache, under this key.
+    Cache(Cow<'r, TokenKey>),
+    /// A static token.
+    Static(&'r Arc<AccessToken>),
+}
+
+impl Route {
+    /// The token source of a request: the route's, or for a partner route, the customer tenant's that
+    /// the request names (its `{tenant}` segment, or `X-Tenant-Id` where allowed), which must be one of
+    /// the credential's (else 403, before any token request).
+    pub fn source(
+        &self,
+        segment: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<Source<'_>, ProxyError> {
+        let route = self;
+        let header = match &route.tenancy {
+            Tenancy::Fixed(key) => return Ok(Source::Cache(Cow::Borrowed(key))),
+            Tenancy::Static(token) => return Ok(Source::Static(token)),
+            Tenancy::PerRequest { header } => *header,
+        };
+        let from_header = match headers.get(&TENANT_HEADER).filter(|_| header) {
+            Some(value) => Some(value.to_str().map_err(|_| ProxyError::TenantNotAllowed {
+                tenant: None,
+                prefix: route.prefix.clone(),
+            })?),
+            None => None,
+        };
+        let named = match (segment, from_header) {
+            (Some(path), Some(header)) if !path.eq_ignore_ascii_case(header) => {
+                return Err(ProxyError::TenantConflict {
+                    prefix: route.prefix.clone(),
+                });
+            }
+            (Some(tenant), _) | (None, Some(tenant)) => tenant,
+            (None, None) => {
+                return Err(ProxyError::TenantRequired {
+                    prefix: route.prefix.clone(),
+                });
+            }
+        };
+        let tenant =
+            route
+                .credential
+                .tenant(named)
+                .ok_or_else(|| ProxyError::TenantNotAllowed {
+                    // Echoed only when it looks like a tenant: it is the client's own text.
+                    tenant: (named.len() <= 253
+                        && named
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
+                    .then(|| named.to_owned()),
+                    prefix: route.prefix.clone(),
+                })?;
+        Ok(Source::Cache(Cow::Owned(route.token_key(tenant.clone()))))
+    }
+}
+
 /// The route table.
 #[derive(Debug)]
 pub struct Routes {
@@ -358,91 +299,5 @@ impl Routes {
     /// The configured prefixes in config order.
     pub fn prefixes(&self) -> &[String] {
         &self.prefixes
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn upstream(url: &str) -> Upstream {
-        Upstream::new(Url::parse(url).unwrap()).unwrap()
-    }
-
-    #[test]
-    fn upstream_uri_appends_the_rest_byte_for_byte() {
-        let up = upstream("https://api.securitycenter.microsoft.com");
-        assert_eq!(
-            up.uri_for("/api/alerts?$top=5&$filter=severity%20eq%20'High'")
-                .unwrap(),
-            "https://api.securitycenter.microsoft.com/api/alerts?$top=5&$filter=severity%20eq%20'High'"
-        );
-        assert_eq!(
-            up.uri_for("").unwrap(),
-            "https://api.securitycenter.microsoft.com/"
-        );
-        assert_eq!(
-            up.uri_for("?a=1").unwrap(),
-            "https://api.securitycenter.microsoft.com/?a=1"
-        );
-    }
-
-    fn access(methods: &[&str], paths: &[&str]) -> Access {
-        let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let (m, p) = (owned(methods), owned(paths));
-        Access::new(
-            (!m.is_empty()).then_some(&m[..]),
-            (!p.is_empty()).then_some(&p[..]),
-        )
-        .unwrap()
-        .unwrap()
-    }
-
-    #[test]
-    fn a_read_only_route_allows_get_and_one_post() {
-        let read_only = access(&["GET"], &["POST /api/advancedqueries/run"]);
-        assert!(read_only.allows(&Method::GET, "/api/machines"));
-        assert!(read_only.allows(&Method::POST, "/api/advancedqueries/run"));
-        assert!(!read_only.allows(&Method::POST, "/api/machines/1/isolate"));
-        assert!(!read_only.allows(&Method::POST, "/api/advancedqueries/run/x"));
-        assert!(!read_only.allows(&Method::DELETE, "/api/indicators/1"));
-    }
-
-    #[test]
-    fn path_rules_match_exactly_or_below_a_trailing_star() {
-        let alerts = access(&[], &["GET /api/alerts*", "/api/info"]);
-        assert!(alerts.allows(&Method::GET, "/api/alerts"));
-        assert!(alerts.allows(&Method::GET, "/api/alerts/da123"));
-        assert!(!alerts.allows(&Method::PATCH, "/api/alerts/da123"));
-        assert!(alerts.allows(&Method::PUT, "/api/info"));
-        assert!(!alerts.allows(&Method::GET, "/api/machines"));
-    }
-
-    #[test]
-    fn bad_rules_are_refused_naming_the_field() {
-        let rules = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            Access::new(Some(&rules(&["get"])), None).unwrap_err().0,
-            "methods"
-        );
-        assert_eq!(
-            Access::new(None, Some(&rules(&["api/x"]))).unwrap_err().0,
-            "paths"
-        );
-        assert_eq!(
-            Access::new(None, Some(&rules(&["/a*/b"]))).unwrap_err().0,
-            "paths"
-        );
-        assert!(Access::new(None, None).unwrap().is_none());
-    }
-
-    #[test]
-    fn upstream_uri_keeps_a_base_path_and_port() {
-        let up = upstream("http://127.0.0.1:9000/base/");
-        assert_eq!(up.uri_for("/x").unwrap(), "http://127.0.0.1:9000/base/x");
-        assert_eq!(up.uri_for("").unwrap(), "http://127.0.0.1:9000/base/");
-        assert_eq!(up.uri_for("?q").unwrap(), "http://127.0.0.1:9000/base/?q");
-        let v6 = upstream("http://[::1]:9000");
-        assert_eq!(v6.uri_for("/x").unwrap(), "http://[::1]:9000/x");
     }
 }
