@@ -209,7 +209,7 @@ function makeProvider(base, tenant) {
       const error = ctx.status === 200 ? undefined : (ctx.body?.error || String(ctx.status));
       if (error) bump(counters.token[key].errors, error); else counters.token[key].ok += 1;
       counters.token_requests.push({
-        tenant, grant_type: grantType, client_id: clientId, status: ctx.status, error,
+        t: Date.now(), tenant, grant_type: grantType, client_id: clientId, status: ctx.status, error,
         error_description: ctx.body?.error_description, error_detail: ctx.state.confErrorDetail,
         scope: params.scope, missing_content_type: Boolean(ctx.req.confMissingContentType),
       });
@@ -267,7 +267,7 @@ function upstream(req, res, byIssuer) {
   const status = claims ? 200 : 401;
   bump(counters.upstream, status);
   counters.upstream_requests.push({
-    status, path, client_id: claims?.client_id, tid: claims?.tid, sub: claims?.sub, error,
+    status, path, client_id: claims?.client_id, tid: claims?.tid, sub: claims?.sub, exp: claims?.exp, error,
     authorization_headers: req.headersDistinct?.authorization?.length ?? 0,
   });
   const body = claims

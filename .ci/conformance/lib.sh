@@ -130,7 +130,7 @@ start_shim() {
     env "$@" node "$CONF_DIR/entra-shim.mjs" >"$TMP/$name.out" 2>"$TMP/$name.err" &
     pid=$!
     register "$pid"
-    if ! wait_until 20 grep -q '^listening http://127.0.0.1:[0-9]*$' "$TMP/$name.out"; then
+    if ! wait_until 20 grep -qs '^listening http://127.0.0.1:[0-9]*$' "$TMP/$name.out"; then
         cat "$TMP/$name.err" >&2
         echo "shim $name did not start" >&2
         return 1

@@ -120,7 +120,9 @@ upstream_checks() {
     expect_json "$TMP/u.json" "d['client_id'] == 'app-secret' and d['tid'] == '$T1' and d['aud'] == '$AUDIENCE' and d['path'] == '/upstream/api/machines?\$top=1' and d['iss'] == '$B/$T1/v2.0' and d['sub'] == 'app-secret'"
     code=$(curl -sS -o /dev/null -w '%{http_code}' "$B/upstream/whoami")
     [[ $code == 401 ]] || die "no token: $code"
-    code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer ${at%?}x" "$B/upstream/whoami")
+    local sig=${at##*.}
+    [[ ${sig:0:1} == A ]] && sig=B${sig:1} || sig=A${sig:1}
+    code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer ${at%.*}.$sig" "$B/upstream/whoami")
     [[ $code == 401 ]] || die "bad signature: $code"
     # T2's payload under T1's header and signature
     local t2
@@ -220,15 +222,15 @@ reuse_detection() {
 
 short_ttl() {
     local code at exp
-    start_shim shortttl PORT=0 TENANTS="$T1" AT_TTL=2 CLIENT_SECRET="$SECRET"
+    start_shim shortttl PORT=0 TENANTS="$T1" AT_TTL=4 CLIENT_SECRET="$SECRET"
     code=$(token_post "$SHIM_URL/$T1/oauth2/v2.0/token" "$TMP/t.json" -d grant_type=client_credentials \
         -d client_id=app-secret -d client_secret="$SECRET" --data-urlencode scope="$SCOPE")
-    expect_reply "$code" 200 "$TMP/t.json" 'd["expires_in"] == 2' "AT_TTL=2: $code $(cat "$TMP/t.json")"
+    expect_reply "$code" 200 "$TMP/t.json" 'd["expires_in"] == 4' "AT_TTL=4: $code $(cat "$TMP/t.json")"
     at=$(at_of "$TMP/t.json")
     exp=$(jq_py <(jwt_claims "$at") 'd["exp"]')
     code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $at" "$SHIM_URL/upstream/x")
     [[ $code == 200 ]] || die "fresh token: $code"
-    wait_until 5 past "$exp"
+    wait_until 8 past "$exp"
     code=$(curl -sS -o "$TMP/u.json" -w '%{http_code}' -H "Authorization: Bearer $at" "$SHIM_URL/upstream/x")
     [[ $code == 401 ]] || die "expired token: $code"
     cat "$TMP/u.json"
@@ -245,5 +247,5 @@ step "shim: device code (interval, message, pending, scripted approval, RT)" dev
 step "shim: device code redeemed twice revokes the grant (tenant 2)" device_twice
 step "shim: refresh_token grant rotates the refresh token" refresh_rotation
 step "shim: reusing a rotated-out refresh token revokes the grant" reuse_detection
-step "shim: AT_TTL=2 -> expires_in 2; upstream refuses the expired token" short_ttl
+step "shim: AT_TTL=4 -> expires_in 4; upstream refuses the expired token" short_ttl
 summary selftest
