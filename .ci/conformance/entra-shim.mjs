@@ -211,7 +211,7 @@ function makeProvider(base, tenant) {
       counters.token_requests.push({
         t: Date.now(), tenant, grant_type: grantType, client_id: clientId, status: ctx.status, error,
         error_description: ctx.body?.error_description, error_detail: ctx.state.confErrorDetail,
-        scope: params.scope, missing_content_type: Boolean(ctx.req.confMissingContentType),
+        expires_in: ctx.body?.expires_in, scope: params.scope, missing_content_type: Boolean(ctx.req.confMissingContentType),
       });
       bump(counters.user_agents, ctx.get('user-agent'));
       // The refresh tokens handed out, newest last: the harness checks that the proxy stores the

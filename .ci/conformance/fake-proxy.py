@@ -6,7 +6,7 @@
 It implements just enough of the proxy's CLI and config (check, token, login, logout, serve) the
 way the specification the harness was written from describes them, so that run.sh's steps can be
 seen passing before the real proxy has these commands, and seen failing when the fake is broken on
-purpose (FAKE_BUG=keep-old-rt | leak-rt | no-403 | state-0644). It says nothing about the real
+purpose (FAKE_BUG=keep-old-rt | persist-late | leak-rt | no-403 | state-0644). It says nothing about the real
 proxy. Standard library + the openssl command only.
 """
 import argparse
@@ -53,6 +53,7 @@ class Proxy:
         self.host = self.cfg["cloud"]["authority_host"].rstrip("/")
         self.state_dir = self.cfg.get("state", {}).get("dir", ".")
         self.cache = {}
+        self.rts = {}
         self.lock = threading.Lock()
 
     def cred(self, name):
@@ -106,14 +107,18 @@ class Proxy:
                           "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
                           "client_assertion": self.assertion(c, url)}
             else:
-                with open(self.state_path(name)) as f:
-                    rt = json.load(f)["refresh_token"]
+                rt = self.rts.get(name)
+                if rt is None:
+                    with open(self.state_path(name)) as f:
+                        rt = json.load(f)["refresh_token"]
                 fields = {"grant_type": "refresh_token", "client_id": c["client_id"], "refresh_token": rt,
                           "scope": f"{scope} offline_access"}
             status, body = post_form(url, fields)
             if status != 200:
                 raise RuntimeError(f"token request for {name}: {status} {body.get('error')}")
-            if "refresh_token" in body and BUG != "keep-old-rt":
+            if "refresh_token" in body and BUG == "persist-late":
+                self.rts[name] = body["refresh_token"]  # newest only in memory, never written
+            elif "refresh_token" in body and BUG != "keep-old-rt":
                 self.save_state(name, body["refresh_token"])
             if BUG == "leak-rt" and "refresh_token" in body:
                 print(f"got refresh token {body['refresh_token']}", file=sys.stderr)

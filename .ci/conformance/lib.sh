@@ -18,7 +18,7 @@ FAILED=0
 # Every background process is registered in $TMP/pids (steps run in subshells, so a file, not an
 # array) and stopped on exit.
 conf_init() {
-    TMP=$(mktemp -d "/tmp/dtp-$1.XXXXXX")
+    TMP=$(mktemp -d "${TMPDIR:-/tmp}/dtp-conf-$1.XXXXXX")
     export TMP
     : >"$TMP/pids"
     trap conf_cleanup EXIT

@@ -319,10 +319,11 @@ step_d_rotation() {
     stop_proxy
     # Let every access token the proxy had expire, so that after the restart only the stored
     # refresh token can get one.
-    wait_until 10 past "$(($(jq_py <(curl -fsS "$B/_conf/counters") \
-        'max([r.get("exp") or 0 for r in d["upstream_requests"]] + [0])') + 1))" || true
-    start_proxy serve-d2 "$CB"
+    counters "$B" "$TMP/d3c.json"
+    wait_until 10 past "$(jq_py "$TMP/d3c.json" 'max([r["t"] // 1000 + r["expires_in"] + 1 for r in d["token_requests"] if r["client_id"] == "app-public" and r.get("expires_in")] + [0])')" \
+        || die "the access tokens did not expire within 10 s"
     rt_before=$(token_count "$B" 'grant_type="refresh_token", client_id="app-public", status=200')
+    start_proxy serve-d2 "$CB"
     code=$(get /user/whoami "$TMP/d3.json")
     expect_reply "$code" 200 "$TMP/d3.json" "d['sub'] == '$LOGIN' and d['client_id'] == 'app-public'" "/user/whoami after a restart"
     rt_after=$(token_count "$B" 'grant_type="refresh_token", client_id="app-public", status=200')
