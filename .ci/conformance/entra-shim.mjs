@@ -12,9 +12,9 @@
 //   TENANTS          comma-separated tenant ids (default two GUIDs)
 //   AT_TTL           access-token lifetime in seconds (default 3599, like Entra)
 //   DEVICE_INTERVAL  "interval" added to the device-code response (default 5, like Entra)
-//   CLIENT_SECRET    secret of client app-secret (default dummy-secret)
-//   CLIENT_CERT      PEM file with the certificate of client app-cert (other PEM blocks are ignored);
-//                    without it app-cert is not registered
+//   CLIENT_SECRET    secret of client 5ec7e700-0000-4000-8000-000000000001 (default dummy-secret)
+//   CLIENT_CERT      PEM file with the certificate of client ce7ce700-0000-4000-8000-000000000002 (other PEM blocks are ignored);
+//                    without it ce7ce700-0000-4000-8000-000000000002 is not registered
 //   AUDIENCE         audience the upstream requires (default https://api.securitycenter.microsoft.com)
 //
 // Prints exactly one line "listening http://127.0.0.1:PORT" on stdout when ready; a short access log
@@ -51,7 +51,7 @@ const counters = {
 const bump = (obj, key, by = 1) => { obj[key] = (obj[key] || 0) + by; };
 
 // ---------------------------------------------------------------------------------------------
-// app-cert's certificate: JWK (with x5c) and Entra-style thumbprints.
+// ce7ce700-0000-4000-8000-000000000002's certificate: JWK (with x5c) and Entra-style thumbprints.
 function loadClientCert(file) {
   if (!file) return undefined;
   const pem = fs.readFileSync(file, 'utf8');
@@ -94,7 +94,7 @@ function makeProvider(base, tenant) {
 
   const clients = [
     {
-      client_id: 'app-secret',
+      client_id: '5ec7e700-0000-4000-8000-000000000001',
       client_secret: CLIENT_SECRET,
       token_endpoint_auth_method: 'client_secret_post',
       grant_types: ['client_credentials'],
@@ -102,7 +102,7 @@ function makeProvider(base, tenant) {
       redirect_uris: [],
     },
     {
-      client_id: 'app-public',
+      client_id: '9ab11c00-0000-4000-8000-000000000003',
       token_endpoint_auth_method: 'none',
       grant_types: [DEVICE_GRANT, 'refresh_token'],
       response_types: [],
@@ -111,7 +111,7 @@ function makeProvider(base, tenant) {
   ];
   if (clientCert) {
     clients.push({
-      client_id: 'app-cert',
+      client_id: 'ce7ce700-0000-4000-8000-000000000002',
       token_endpoint_auth_method: 'private_key_jwt',
       // token_endpoint_auth_signing_alg left unset: every RSA alg of enabledJWA is accepted.
       jwks: { keys: [clientCert.jwk] },
@@ -177,7 +177,7 @@ function makeProvider(base, tenant) {
       if (claims.sub !== client.clientId) {
         throw new errors.InvalidClientAuth('AADSTS700023: sub must be the client id');
       }
-      if (clientCert && client.clientId === 'app-cert') {
+      if (clientCert && client.clientId === 'ce7ce700-0000-4000-8000-000000000002') {
         const s256 = unpad(header['x5t#S256']);
         const s1 = unpad(header.x5t);
         if (!(s256 && s256 === clientCert.x5tS256) && !(s1 && s1 === clientCert.x5t)) {

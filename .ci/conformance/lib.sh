@@ -115,7 +115,7 @@ free_port() {
 # (PKCS#8) and DIR/client.pem holding both (the form the proxy reads).
 make_client_cert() {
     openssl req -x509 -newkey rsa:2048 -nodes -keyout "$1/client.key.tmp" -out "$1/client.crt" \
-        -days 2 -subj "/CN=app-cert conformance" 2>/dev/null
+        -days 2 -subj "/CN=ce7ce700-0000-4000-8000-000000000002 conformance" 2>/dev/null
     openssl pkcs8 -topk8 -nocrypt -in "$1/client.key.tmp" -out "$1/client.key"
     rm -f "$1/client.key.tmp"
     cat "$1/client.crt" "$1/client.key" >"$1/client.pem"

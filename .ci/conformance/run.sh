@@ -14,7 +14,8 @@
 # binds 127.0.0.1 on free ports; every process started is stopped on exit; waits are bounded.
 #
 # What it expects of the proxy (its CLI and config are written out below):
-#   check                        exit 0, stdout+stderr name the credential "secret"
+#   check                        before login: exit 1, "ok" for secret/cert/partner, "FAIL" for user;
+#                                after login: exit 0
 #   token NAME --scope S         exit 0, stdout holds the access token (a JWT)
 #   token NAME --api mde         the same for the MDE scope
 #   token NAME --tenant T ...    a token of tenant T for a multi-tenant credential
@@ -88,25 +89,25 @@ dir = "$state"
 [credentials.secret]
 type = "client_secret"
 tenant = "$T1"
-client_id = "app-secret"
+client_id = "5ec7e700-0000-4000-8000-000000000001"
 client_secret = { env = "CONF_CLIENT_SECRET" }
 
 [credentials.cert]
 type = "client_certificate"
 tenant = "$T1"
-client_id = "app-cert"
+client_id = "ce7ce700-0000-4000-8000-000000000002"
 certificate = { file = "$TMP/client.pem" }
 algorithm = "$alg"
 
 [credentials.user]
 type = "device_code"
 tenant = "$T1"
-client_id = "app-public"
+client_id = "9ab11c00-0000-4000-8000-000000000003"
 
 [credentials.partner]
 type = "client_secret"
 tenants = ["$T1", "$T2"]
-client_id = "app-secret"
+client_id = "5ec7e700-0000-4000-8000-000000000001"
 client_secret = { env = "CONF_CLIENT_SECRET" }
 
 [[routes]]
@@ -185,7 +186,7 @@ get() {
 }
 
 # token_count SHIM [MATCH...]: the number of token requests at SHIM with the given fields
-# (python keyword arguments, e.g. client_id="app-secret").
+# (python keyword arguments, e.g. client_id="5ec7e700-0000-4000-8000-000000000001").
 token_count() {
     counters "$1" "$TMP/cnt.json"
     jq_py "$TMP/cnt.json" "n_tokens(d${2:+, $2})"
@@ -195,9 +196,27 @@ token_count() {
 step_a_check() {
     local rc=0
     proxy check --config "$CA" check || rc=$?
-    [[ $rc == 0 ]] || { show check; die "check exited $rc"; }
     show check
-    cat "$TMP/out/check.out" "$TMP/out/check.err" | grep -qw secret || die "check does not name credential secret"
+    # Nobody has signed in yet: check reports the user credential as failing (with the hint to run
+    # login) and exits 1; every application credential and partner tenant must be ok.
+    [[ $rc == 1 ]] || die "check exited $rc before login (expected 1: the user has not signed in)"
+    local out=$TMP/out/check.out
+    for name in secret cert partner; do
+        grep -qE "^ok +$name " "$out" || die "check does not report credential $name as ok"
+    done
+    [[ $(grep -cE '^ok +partner ' "$out") == 2 ]] || die "check does not report both partner tenants"
+    grep -qE '^FAIL +user ' "$out" || die "check does not report the user credential as failing"
+    grep -q 'login' "$out" || die "check does not say to run login"
+    if grep -qE '^FAIL +(secret|cert|partner) ' "$out"; then die "an application credential failed"; fi
+}
+
+# After login, check gets a user token too and exits 0.
+step_d_check() {
+    local rc=0
+    proxy check-b --config "$CB" check || rc=$?
+    show check-b
+    [[ $rc == 0 ]] || die "check exited $rc after login"
+    grep -qE '^ok +user ' "$TMP/out/check-b.out" || die "check does not report the user credential as ok"
 }
 
 # token_check NAME CONFIG CLIENT TENANT ARGS...: `token ARGS` prints a JWT for CLIENT in TENANT.
@@ -213,15 +232,15 @@ token_check() {
     expect_json "$TMP/$name.claims" "d['client_id'] == '$client' and d['aud'] == '$AUDIENCE' and d['tid'] == '$tenant' and d['iss'] == '$shim/$tenant/v2.0'"
 }
 
-step_a_token() { token_check token-secret "$CA" app-secret "$T1" secret --scope "$SCOPE"; }
-step_a_api() { token_check token-api "$CA" app-secret "$T1" secret --api mde; }
+step_a_token() { token_check token-secret "$CA" 5ec7e700-0000-4000-8000-000000000001 "$T1" secret --scope "$SCOPE"; }
+step_a_api() { token_check token-api "$CA" 5ec7e700-0000-4000-8000-000000000001 "$T1" secret --api mde; }
 
-# step_b ALG CONFIG: a token for app-cert, and the shim saw an assertion signed with ALG.
+# step_b ALG CONFIG: a token for ce7ce700-0000-4000-8000-000000000002, and the shim saw an assertion signed with ALG.
 step_b() {
     local before after
     counters "$A" "$TMP/b0.json"
     before=$(jq_py "$TMP/b0.json" "sum(n for k, n in d['client_assertions'].items() if k.startswith('$1 '))")
-    token_check "token-cert-$1" "$2" app-cert "$T1" cert --scope "$SCOPE"
+    token_check "token-cert-$1" "$2" ce7ce700-0000-4000-8000-000000000002 "$T1" cert --scope "$SCOPE"
     counters "$A" "$TMP/b1.json"
     after=$(jq_py "$TMP/b1.json" "sum(n for k, n in d['client_assertions'].items() if k.startswith('$1 '))")
     jq_py "$TMP/b1.json" 'd["client_assertions"]'
@@ -232,24 +251,24 @@ step_c() {
     local code n0 n1
     start_proxy serve-c "$CA"
     code=$(get /mde/whoami "$TMP/c1.json")
-    expect_reply "$code" 200 "$TMP/c1.json" "d['client_id'] == 'app-secret' and d['tid'] == '$T1' and d['aud'] == '$AUDIENCE' and d['path'] == '/upstream/whoami'" "/mde/whoami"
+    expect_reply "$code" 200 "$TMP/c1.json" "d['client_id'] == '5ec7e700-0000-4000-8000-000000000001' and d['tid'] == '$T1' and d['aud'] == '$AUDIENCE' and d['path'] == '/upstream/whoami'" "/mde/whoami"
     cat "$TMP/c1.json"; echo
     # query string kept; the caller's own Authorization replaced by the proxy's token
-    n0=$(token_count "$A" 'client_id="app-secret", tenant="'"$T1"'", status=200')
+    n0=$(token_count "$A" 'client_id="5ec7e700-0000-4000-8000-000000000001", tenant="'"$T1"'", status=200')
     code=$(get "/mde/api/machines?\$top=1" "$TMP/c2.json" -H 'Authorization: Bearer not-a-token')
-    expect_reply "$code" 200 "$TMP/c2.json" "d['client_id'] == 'app-secret' and d['path'] == '/upstream/api/machines?\$top=1'" "/mde/api/machines?\$top=1 with a client Authorization"
-    n1=$(token_count "$A" 'client_id="app-secret", tenant="'"$T1"'", status=200')
+    expect_reply "$code" 200 "$TMP/c2.json" "d['client_id'] == '5ec7e700-0000-4000-8000-000000000001' and d['path'] == '/upstream/api/machines?\$top=1'" "/mde/api/machines?\$top=1 with a client Authorization"
+    n1=$(token_count "$A" 'client_id="5ec7e700-0000-4000-8000-000000000001", tenant="'"$T1"'", status=200')
     [[ $n1 == "$n0" ]] || die "a second request within the token's lifetime asked for a new token ($n0 -> $n1)"
     code=$(get /cert/whoami "$TMP/c3.json")
-    expect_reply "$code" 200 "$TMP/c3.json" "d['client_id'] == 'app-cert' and d['tid'] == '$T1' and d['aud'] == '$AUDIENCE'" "/cert/whoami"
+    expect_reply "$code" 200 "$TMP/c3.json" "d['client_id'] == 'ce7ce700-0000-4000-8000-000000000002' and d['tid'] == '$T1' and d['aud'] == '$AUDIENCE'" "/cert/whoami"
     cat "$TMP/c3.json"; echo
     stop_proxy
 }
 
-# the newest refresh token the shim issued to app-public, or nothing
+# the newest refresh token the shim issued to 9ab11c00-0000-4000-8000-000000000003, or nothing
 newest_rt() {
     counters "$1" "$TMP/rt.json"
-    jq_py "$TMP/rt.json" '([r["value"] for r in d["refresh_tokens"] if r["client_id"] == "app-public"] or [""])[-1]'
+    jq_py "$TMP/rt.json" '([r["value"] for r in d["refresh_tokens"] if r["client_id"] == "9ab11c00-0000-4000-8000-000000000003"] or [""])[-1]'
 }
 state_file() {
     local files
@@ -281,9 +300,9 @@ step_d_login() {
     show login
     [[ $rc == 0 ]] || die "login exited $rc"
     counters "$B" "$TMP/d0.json"
-    expect_json "$TMP/d0.json" 'n_tokens(d, client_id="app-public", grant_type="urn:ietf:params:oauth:grant-type:device_code", status=200) == 1'
+    expect_json "$TMP/d0.json" 'n_tokens(d, client_id="9ab11c00-0000-4000-8000-000000000003", grant_type="urn:ietf:params:oauth:grant-type:device_code", status=200) == 1'
     # the device authorization asked for the route scope and offline_access
-    expect_json "$TMP/d0.json" "d['device_authorizations'].get('$T1 app-public') == 1"
+    expect_json "$TMP/d0.json" "d['device_authorizations'].get('$T1 9ab11c00-0000-4000-8000-000000000003') == 1"
     # polls no faster than the interval (1 s)
     jq_py "$TMP/d0.json" '[r["t"] for r in d["token_requests"] if r["grant_type"].endswith("device_code")]' >"$TMP/polls.json"
     expect_json "$TMP/polls.json" 'all(b - a >= 900 for a, b in zip(d, d[1:]))'
@@ -298,17 +317,17 @@ step_d_rotation() {
     local code exp0 exp1 end rt_before rt_after
     start_proxy serve-d1 "$CB"
     code=$(get /user/whoami "$TMP/d1.json")
-    expect_reply "$code" 200 "$TMP/d1.json" "d['sub'] == '$LOGIN' and d['client_id'] == 'app-public' and d['tid'] == '$T1' and d['aud'] == '$AUDIENCE'" "/user/whoami"
+    expect_reply "$code" 200 "$TMP/d1.json" "d['sub'] == '$LOGIN' and d['client_id'] == '9ab11c00-0000-4000-8000-000000000003' and d['tid'] == '$T1' and d['aud'] == '$AUDIENCE'" "/user/whoami"
     cat "$TMP/d1.json"; echo
     exp0=$(jq_py "$TMP/d1.json" 'd["exp"]')
-    rt_before=$(token_count "$B" 'grant_type="refresh_token", client_id="app-public", status=200')
+    rt_before=$(token_count "$B" 'grant_type="refresh_token", client_id="9ab11c00-0000-4000-8000-000000000003", status=200')
     # Keep calling (every request must succeed) until the first token has expired and the proxy
     # has refreshed with its refresh token (AT_TTL=5).
     end=$((SECONDS + 30))
     while :; do
         code=$(get /user/whoami "$TMP/d2.json")
         expect_reply "$code" 200 "$TMP/d2.json" "d['sub'] == '$LOGIN'" "/user/whoami around the token's expiry"
-        rt_after=$(token_count "$B" 'grant_type="refresh_token", client_id="app-public", status=200')
+        rt_after=$(token_count "$B" 'grant_type="refresh_token", client_id="9ab11c00-0000-4000-8000-000000000003", status=200')
         if past "$exp0" && ((rt_after > rt_before)) && (($(jq_py "$TMP/d2.json" 'd["exp"]') > exp0)); then break; fi
         ((SECONDS < end)) || die "no refresh within 30 s (refresh grants $rt_before -> $rt_after)"
         sleep 0.5
@@ -320,17 +339,17 @@ step_d_rotation() {
     # Let every access token the proxy had expire, so that after the restart only the stored
     # refresh token can get one.
     counters "$B" "$TMP/d3c.json"
-    wait_until 10 past "$(jq_py "$TMP/d3c.json" 'max([r["t"] // 1000 + r["expires_in"] + 1 for r in d["token_requests"] if r["client_id"] == "app-public" and r.get("expires_in")] + [0])')" \
+    wait_until 10 past "$(jq_py "$TMP/d3c.json" 'max([r["t"] // 1000 + r["expires_in"] + 1 for r in d["token_requests"] if r["client_id"] == "9ab11c00-0000-4000-8000-000000000003" and r.get("expires_in")] + [0])')" \
         || die "the access tokens did not expire within 10 s"
-    rt_before=$(token_count "$B" 'grant_type="refresh_token", client_id="app-public", status=200')
+    rt_before=$(token_count "$B" 'grant_type="refresh_token", client_id="9ab11c00-0000-4000-8000-000000000003", status=200')
     start_proxy serve-d2 "$CB"
     code=$(get /user/whoami "$TMP/d3.json")
-    expect_reply "$code" 200 "$TMP/d3.json" "d['sub'] == '$LOGIN' and d['client_id'] == 'app-public'" "/user/whoami after a restart"
-    rt_after=$(token_count "$B" 'grant_type="refresh_token", client_id="app-public", status=200')
+    expect_reply "$code" 200 "$TMP/d3.json" "d['sub'] == '$LOGIN' and d['client_id'] == '9ab11c00-0000-4000-8000-000000000003'" "/user/whoami after a restart"
+    rt_after=$(token_count "$B" 'grant_type="refresh_token", client_id="9ab11c00-0000-4000-8000-000000000003", status=200')
     ((rt_after > rt_before)) || die "after the restart no refresh_token grant was made"
     counters "$B" "$TMP/d4.json"
     expect_json "$TMP/d4.json" 'd["refresh_token_reuse"] == 0'
-    expect_json "$TMP/d4.json" 'n_tokens(d, client_id="app-public", error="invalid_grant") == 0'
+    expect_json "$TMP/d4.json" 'n_tokens(d, client_id="9ab11c00-0000-4000-8000-000000000003", error="invalid_grant") == 0'
     wait_until 10 state_has_newest_rt || die "state file does not hold the newest refresh token after the restart"
     stop_proxy
     echo "refresh-token reuse seen by oidc-provider: 0"
@@ -341,7 +360,7 @@ step_e() {
     start_proxy serve-e "$CA"
     for t in "$T1" "$T2"; do
         code=$(get "/customers/$t/mde/whoami" "$TMP/e.json")
-        expect_reply "$code" 200 "$TMP/e.json" "d['tid'] == '$t' and d['iss'] == '$A/$t/v2.0' and d['client_id'] == 'app-secret' and d['path'] == '/upstream/whoami'" "/customers/$t/mde/whoami"
+        expect_reply "$code" 200 "$TMP/e.json" "d['tid'] == '$t' and d['iss'] == '$A/$t/v2.0' and d['client_id'] == '5ec7e700-0000-4000-8000-000000000001' and d['path'] == '/upstream/whoami'" "/customers/$t/mde/whoami"
         cat "$TMP/e.json"; echo
     done
     n0=$(token_count "$A")
@@ -353,7 +372,7 @@ step_e() {
     stop_proxy
     echo "T1, T2 -> their own tokens; $T3 -> 403 without a token request"
 }
-step_e_cli() { token_check token-partner "$CA" app-secret "$T2" partner --tenant "$T2" --scope "$SCOPE"; }
+step_e_cli() { token_check token-partner "$CA" 5ec7e700-0000-4000-8000-000000000001 "$T2" partner --tenant "$T2" --scope "$SCOPE"; }
 
 step_f() {
     local n rc=0
@@ -385,13 +404,14 @@ step_hygiene() {
     done
 }
 
-step "a. check: exits 0 and names credential secret" step_a_check
-step "a. token secret --scope: JWT of app-secret for the MDE audience" step_a_token
+step "a. check before login: every app credential and partner tenant ok, the user told to log in" step_a_check
+step "a. token secret --scope: JWT of the secret client for the MDE audience" step_a_token
 step "a. token secret --api mde: the same audience" step_a_api
 step "b. token cert (private_key_jwt, RS256)" step_b RS256 "$CA"
 step "b. token cert (private_key_jwt, PS256)" step_b PS256 "$CA_PS"
-step "c. serve: /mde and /cert reach the upstream with app-secret / app-cert tokens" step_c
+step "c. serve: /mde and /cert reach the upstream with the secret and certificate clients' tokens" step_c
 step "d. login user (device code): approved, exit 0, state file 0600 with the refresh token" step_d_login
+step "d. check after login: every credential ok, exit 0" step_d_check
 step "d. serve /user: token expiry -> refresh with rotation; restart -> newest refresh token works" step_d_rotation
 step "e. partner: /customers/{T1,T2}/mde get their tenant's token, another tenant 403" step_e
 step "e. token partner --tenant T2: a token of tenant 2" step_e_cli
