@@ -457,3 +457,34 @@ async fn token_prints_one_access_token_and_consent_url_the_admin_consent_link() 
     );
     assert_eq!(query["redirect_uri"], "https://portal.azure.com");
 }
+
+#[tokio::test]
+async fn check_works_from_the_azure_variables_alone() {
+    let sim = sim().await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_defender-token-proxy"))
+        .arg("check")
+        .env_clear()
+        .env("AZURE_TENANT_ID", "contoso.onmicrosoft.com")
+        .env("AZURE_CLIENT_ID", CLIENT_ID)
+        .env("AZURE_CLIENT_SECRET", SECRET)
+        .env("AZURE_AUTHORITY_HOST", sim.authority())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // One token per preset route: /mde, /xdr and /graph.
+    let ok = stdout
+        .lines()
+        .filter(|l| l.starts_with("ok    env "))
+        .count();
+    assert_eq!(ok, 3, "{stdout}");
+    assert!(
+        stdout.contains("scope https://graph.microsoft.com/.default"),
+        "{stdout}"
+    );
+}
