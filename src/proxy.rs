@@ -165,16 +165,20 @@ async fn forward_request(
         let host = parts
             .uri
             .authority()
-            .map(|a| a.as_str().to_owned())
+            .map(http::uri::Authority::as_str)
             .or_else(|| {
                 parts
                     .headers
                     .get(header::HOST)
                     .and_then(|h| h.to_str().ok())
-                    .map(str::to_owned)
             })
             .unwrap_or_default();
-        Links::new(live.links.clone(), &format!("{}://{host}", live.scheme))
+        // One allocation, where `format!` took two and the copies of the host a third.
+        let mut base = String::with_capacity(live.scheme.len() + 3 + host.len());
+        base.push_str(live.scheme);
+        base.push_str("://");
+        base.push_str(host);
+        Links::new(live.links.clone(), base)
     });
     let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     parts.uri = route
@@ -234,9 +238,7 @@ async fn forward_request(
         parts.headers.insert(header::LOCATION, location);
     }
     if is_json(&parts.headers) && !parts.headers.contains_key(header::CONTENT_ENCODING) {
-        // The length changes with the links; the body goes out chunked.
-        parts.headers.remove(header::CONTENT_LENGTH);
-        return Ok(Response::from_parts(parts, links.body(body)));
+        return Ok(links.response(parts, body, live.upstream_timeout).await);
     }
     Ok(Response::from_parts(parts, Body::new(body)))
 }
