@@ -118,10 +118,11 @@ async fn forward_request(
     request: Request,
 ) -> Result<Response, ProxyError> {
     let (mut parts, body) = request.into_parts();
-    let span = tracing::Span::current();
-    span.record("route", route.prefix.as_str());
-    span.record("credential", &*route.credential.name);
-    span.record("tenant", &*route.token_key.tenant);
+    crate::telemetry::record_route(
+        &route.prefix,
+        &route.credential.name,
+        &route.token_key.tenant,
+    );
     if let Some(access) = &route.access {
         let path = &parts.uri.path()[route.prefix.len()..];
         if !access.allows(&parts.method, path) {

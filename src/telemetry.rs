@@ -93,6 +93,27 @@ impl std::fmt::Display for QueryKeys<'_> {
     }
 }
 
+/// Fills in the request span's route, credential and tenant once the request is matched: in one
+/// pass through the subscriber, where a `record` per field took three.
+pub(crate) fn record_route(route: &str, credential: &str, tenant: &str) {
+    let span = Span::current();
+    let Some(fields) = span.metadata().map(tracing::Metadata::fields) else {
+        return;
+    };
+    let (Some(route_field), Some(credential_field), Some(tenant_field)) = (
+        fields.field("route"),
+        fields.field("credential"),
+        fields.field("tenant"),
+    ) else {
+        return;
+    };
+    span.record_all(&fields.value_set(&[
+        (&route_field, Some(&route as &dyn tracing::Value)),
+        (&credential_field, Some(&credential as &dyn tracing::Value)),
+        (&tenant_field, Some(&tenant as &dyn tracing::Value)),
+    ]));
+}
+
 /// Headers Microsoft APIs answer with their own id for a request, for support cases.
 const UPSTREAM_REQUEST_IDS: [&str; 3] = ["request-id", "x-ms-request-id", "client-request-id"];
 
@@ -110,7 +131,8 @@ impl<B> OnResponse<B> for AuditLine {
             .unwrap_or("");
         tracing::info!(
             status = response.status().as_u16(),
-            latency_ms = latency.as_secs_f64() * 1000.0,
+            // Whole microseconds: the nanoseconds beyond are noise, and the line writes faster.
+            latency_ms = latency.as_micros() as f64 / 1000.0,
             upstream_request_id,
             "request"
         );

@@ -110,6 +110,15 @@ impl Visit for Visitor<'_> {
         }
     }
 
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if self.start(field) {
+            self.result = match Micros::new(value) {
+                Some(micros) => micros.write(&mut self.writer),
+                None => write!(self.writer, "{value:?}"),
+            };
+        }
+    }
+
     fn record_bool(&mut self, field: &Field, value: bool) {
         if self.start(field) {
             self.result = self.writer.write_str(if value { "true" } else { "false" });
@@ -189,6 +198,47 @@ impl Decimal {
 
     fn as_str(&self) -> &str {
         std::str::from_utf8(&self.digits[self.start..]).unwrap_or_default()
+    }
+}
+
+/// A float that is a whole number of millionths (a latency in milliseconds, counted in
+/// microseconds), written as `Debug` writes it without `core::fmt`'s float formatting.
+struct Micros {
+    whole: u64,
+    millionths: u64,
+}
+
+impl Micros {
+    /// `None` when `Debug` would write `value` otherwise than with at most 6 decimals.
+    fn new(value: f64) -> Option<Self> {
+        // Debug writes 1e-5 and the like with an exponent; below 1e9 the millionths are further
+        // apart than two neighbouring floats, so the one that gives back `value` is its shortest
+        // representation, which is what `Debug` writes.
+        if !(1e-4..1e9).contains(&value) {
+            return None;
+        }
+        let scaled = (value * 1e6).round();
+        if scaled / 1e6 != value {
+            return None;
+        }
+        // In range: `scaled` is a whole number below 1e15.
+        let scaled = scaled as u64;
+        Some(Self {
+            whole: scaled / 1_000_000,
+            millionths: scaled % 1_000_000,
+        })
+    }
+
+    fn write(&self, writer: &mut Writer<'_>) -> fmt::Result {
+        writer.write_str(Decimal::new(self.whole, false).as_str())?;
+        let mut fraction = *b".000000";
+        put_digits(&mut fraction[1..], self.millionths);
+        // At least one decimal, as `Debug` writes `2.0`.
+        let end = fraction[2..]
+            .iter()
+            .rposition(|&digit| digit != b'0')
+            .map_or(2, |last| last + 3);
+        writer.write_str(std::str::from_utf8(&fraction[..end]).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -419,6 +469,37 @@ mod tests {
         });
         assert_eq!(default.len(), 6, "{default:#?}");
         assert_eq!(ours, default);
+    }
+
+    #[test]
+    fn floats_in_millionths_are_written_as_debug_writes_them() {
+        let mut values: Vec<f64> = (0..200_000).map(|i| f64::from(i) / 1000.0).collect();
+        values.extend((0..20_000).map(|i| f64::from(i) * 0.000_037));
+        values.extend([
+            0.1 + 0.2,
+            1e-4,
+            9.9e-5,
+            0.452_598,
+            2.0,
+            123_456.789,
+            999_999_999.999_999,
+            1e9,
+            -1.5,
+            f64::NAN,
+            f64::INFINITY,
+        ]);
+        for value in values {
+            let written = match Micros::new(value) {
+                Some(micros) => {
+                    let mut out = String::new();
+                    micros.write(&mut Writer::new(&mut out)).unwrap();
+                    out
+                }
+                None => format!("{value:?}"),
+            };
+            assert_eq!(written, format!("{value:?}"));
+        }
+        assert!(Micros::new(0.32).is_some(), "the fast path is taken");
     }
 
     #[test]
