@@ -37,7 +37,7 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Hop-by-hop headers (RFC 9110 section 7.6.1, plus the de-facto `Keep-Alive` and
 /// `Proxy-Connection`), which belong to one connection and are never forwarded.
-const HOP_BY_HOP: [HeaderName; 9] = [
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -131,13 +131,12 @@ async fn forward_request(
     request: Request,
 ) -> Result<Response, ProxyError> {
     let (mut parts, body) = request.into_parts();
-    let span = tracing::Span::current();
-    span.record("route", route.prefix.as_str());
-    span.record("credential", &*route.credential.name);
     let source = route.source(matched.tenant.as_deref(), &parts.headers)?;
-    if let Source::Cache(key) = &source {
-        span.record("tenant", &*key.tenant);
-    }
+    let tenant = match &source {
+        Source::Cache(key) => &*key.tenant,
+        Source::Static(_) => "-",
+    };
+    crate::telemetry::record_route(&route.prefix, &route.credential.name, tenant);
     parts.headers.remove(&TENANT_HEADER);
     if let Some(access) = &route.access {
         let path = &parts.uri.path()[matched.len..];
@@ -182,16 +181,20 @@ async fn forward_request(
         let host = parts
             .uri
             .authority()
-            .map(|a| a.as_str().to_owned())
+            .map(http::uri::Authority::as_str)
             .or_else(|| {
                 parts
                     .headers
                     .get(header::HOST)
                     .and_then(|h| h.to_str().ok())
-                    .map(str::to_owned)
             })
             .unwrap_or_default();
-        let links = Links::new(live.links.clone(), &format!("{}://{host}", live.scheme));
+        // One allocation, where `format!` took two and the copies of the host a third.
+        let mut base = String::with_capacity(live.scheme.len() + 3 + host.len());
+        base.push_str(live.scheme);
+        base.push_str("://");
+        base.push_str(host);
+        let links = Links::new(live.links.clone(), base);
         match matched.tenant.as_deref() {
             Some(tenant) => links.through(
                 route.upstream.url().as_str().trim_end_matches('/'),
@@ -259,9 +262,7 @@ async fn forward_request(
         parts.headers.insert(header::LOCATION, location);
     }
     if is_json(&parts.headers) && !parts.headers.contains_key(header::CONTENT_ENCODING) {
-        // The length changes with the links; the body goes out chunked.
-        parts.headers.remove(header::CONTENT_LENGTH);
-        return Ok(Response::from_parts(parts, links.body(body)));
+        return Ok(links.response(parts, body, live.upstream_timeout).await);
     }
     Ok(Response::from_parts(parts, Body::new(body)))
 }
@@ -385,28 +386,65 @@ pub fn filter_response_headers(headers: &mut HeaderMap) {
 }
 
 /// One pass over the headers present (a request has a handful; checking each of a dozen names
-/// with a hashed lookup cost more than forwarding's own work, measured with callgrind).
+/// with a hashed lookup cost more than forwarding's own work, measured with callgrind), noting the
+/// fixed names found in a bit set: no allocation unless `Connection` names other headers.
 fn remove_hop_by_hop(headers: &mut HeaderMap, also: &[HeaderName]) {
-    let mut doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| HOP_BY_HOP.contains(name) || also.contains(name))
-        .cloned()
-        .collect();
-    // Headers named in Connection are hop-by-hop too (RFC 9110 section 7.6.1).
-    if doomed.contains(&header::CONNECTION) {
-        // Bytes, not text: a value with a non-UTF-8 byte still names the headers it lists (found
-        // by the `headers` fuzz target).
-        doomed.extend(
-            headers
-                .get_all(header::CONNECTION)
-                .iter()
-                .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-                .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok()),
-        );
+    let mut present = 0u32;
+    for name in headers.keys() {
+        if let Some(i) = fixed_position(name.as_str().as_bytes(), also) {
+            present |= 1 << i;
+        }
     }
-    for name in doomed {
+    if present == 0 {
+        return;
+    }
+    // Headers named in Connection are hop-by-hop too (RFC 9110 section 7.6.1). Bytes, not text: a
+    // value with a non-UTF-8 byte still names the headers it lists (found by the `headers` fuzz
+    // target). Bit 0 is Connection.
+    let mut named = Vec::new();
+    if present & 1 != 0 {
+        let tokens = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .map(<[u8]>::trim_ascii);
+        for token in tokens {
+            match fixed_position(token, also) {
+                Some(i) => present |= 1 << i,
+                None => named.extend(HeaderName::from_bytes(token).ok()),
+            }
+        }
+    }
+    for (i, name) in HOP_BY_HOP.iter().chain(also).enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
+    }
+    for name in named {
         headers.remove(name);
     }
+}
+
+/// The position of the lower-case header name `name` among `HOP_BY_HOP` and then `also`: a `match`
+/// on the text, so that a header costs one comparison rather than one per fixed name.
+fn fixed_position(name: &[u8], also: &[HeaderName]) -> Option<usize> {
+    Some(match name {
+        b"connection" => 0,
+        b"keep-alive" => 1,
+        b"proxy-connection" => 2,
+        b"proxy-authenticate" => 3,
+        b"proxy-authorization" => 4,
+        b"te" => 5,
+        b"trailer" => 6,
+        b"transfer-encoding" => 7,
+        b"upgrade" => 8,
+        _ => {
+            return also
+                .iter()
+                .position(|a| a.as_str().as_bytes() == name)
+                .map(|j| HOP_BY_HOP.len() + j);
+        }
+    })
 }
 
 #[cfg(test)]
@@ -445,6 +483,23 @@ mod tests {
         let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
         left.sort_unstable();
         assert_eq!(left, ["accept", "x-ms-client-request-id"]);
+    }
+
+    #[test]
+    fn the_fixed_names_are_found_at_their_place_in_the_lists() {
+        for (i, name) in HOP_BY_HOP.iter().chain(&REQUEST_ONLY).enumerate() {
+            assert_eq!(
+                fixed_position(name.as_str().as_bytes(), &REQUEST_ONLY),
+                Some(i),
+                "{name}"
+            );
+        }
+        assert_eq!(fixed_position(b"accept", &REQUEST_ONLY), None);
+        assert_eq!(
+            fixed_position(b"Keep-Alive", &[]),
+            None,
+            "names are lower case"
+        );
     }
 
     #[test]

@@ -1,18 +1,17 @@
 //! Link rewriting: absolute URLs that point at a configured upstream (OData's `@odata.nextLink` and
 //! `@odata.context`, and `Location`) are rewritten to the proxy's own URL for that upstream's
 //! route, so that pagination stays behind the proxy (protocol.md 7.3). Other absolute URLs, such
-//! as Azure Storage download links, are left alone. JSON bodies are rewritten as they stream,
-//! holding back at most one URL's length between chunks: never buffered.
+//! as Azure Storage download links, are left alone. JSON bodies are rewritten as they arrive,
+//! holding back at most one URL's length between chunks: never buffered beyond the frame at hand.
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
-use futures_util::StreamExt;
 use http::HeaderValue;
-use http_body_util::BodyExt;
 use memchr::memmem::Finder;
 
 use crate::route::Routes;
+
+mod body;
 
 /// The upstream URLs of a configuration, compiled once per configuration.
 #[derive(Debug)]
@@ -21,11 +20,14 @@ pub struct LinkTable {
     rules: Vec<Rule>,
     /// The longest pattern, in bytes.
     longest: usize,
+    /// The start every pattern shares (`http:` at least): one scan finds every candidate, instead
+    /// of one scan per pattern. `None` without patterns.
+    lead: Option<Finder<'static>>,
 }
 
 #[derive(Debug)]
 struct Rule {
-    finder: Finder<'static>,
+    needle: Vec<u8>,
     /// The route prefix links to this upstream are rewritten to (the first route with it, routes
     /// without a `{tenant}` segment first).
     prefix: String,
@@ -59,34 +61,45 @@ impl LinkTable {
                     base.clone()
                 };
                 rules.push(Rule {
-                    finder: Finder::new(pattern.as_bytes()).into_owned(),
+                    needle: pattern.into_bytes(),
                     prefix: route.prefix.clone(),
                     base: base.as_str().into(),
                     escaped,
                 });
             }
         }
-        rules.sort_by_key(|r| std::cmp::Reverse(r.finder.needle().len()));
-        let longest = rules.first().map_or(0, |r| r.finder.needle().len());
-        Self { rules, longest }
+        rules.sort_by_key(|r| std::cmp::Reverse(r.needle.len()));
+        let longest = rules.first().map_or(0, |r| r.needle.len());
+        let lead = rules.first().map(|first| {
+            let shared = rules.iter().fold(&first.needle[..], |lead, rule| {
+                let same = lead.iter().zip(&rule.needle).take_while(|(a, b)| a == b);
+                &lead[..same.count()]
+            });
+            Finder::new(shared).into_owned()
+        });
+        Self {
+            rules,
+            longest,
+            lead,
+        }
     }
 }
 
-/// What to do at a position where a pattern starts.
-enum Outcome<'a> {
-    /// Not a link to an upstream: move on by one byte.
-    Skip,
-    /// Whether it is a link depends on bytes not yet arrived.
-    Wait,
-    /// A link to this rule's upstream, ending here.
-    Replace(&'a Rule, usize),
+/// The next thing to do in a buffer, from a position on.
+enum Step<'a> {
+    /// Nothing to rewrite up to the end but the last `keep` bytes, which may start a link.
+    End { keep: usize },
+    /// Whether a link starts here depends on bytes not yet arrived.
+    Wait(usize),
+    /// A link to this rule's upstream from `.1` to `.2`.
+    Replace(&'a Rule, usize, usize),
 }
 
 /// The rewriting of one response: links go to `proxy_base` (such as `http://127.0.0.1:8080`).
 #[derive(Debug, Clone)]
 pub struct Links {
     table: Arc<LinkTable>,
-    proxy_base: Arc<str>,
+    proxy_base: String,
     /// Links to this upstream base go to this prefix: the one the request came through, when it
     /// named a customer tenant (so that a partner's next page stays in that tenant).
     own: Option<(Arc<str>, String)>,
@@ -94,7 +107,7 @@ pub struct Links {
 
 impl Links {
     /// Rewrites links for a response that the proxy serves at `proxy_base`.
-    pub fn new(table: Arc<LinkTable>, proxy_base: &str) -> Self {
+    pub fn new(table: Arc<LinkTable>, proxy_base: impl Into<String>) -> Self {
         Self {
             table,
             proxy_base: proxy_base.into(),
@@ -108,16 +121,23 @@ impl Links {
         self
     }
 
-    fn replacement(&self, rule: &Rule) -> Vec<u8> {
+    /// Appends the proxy's URL for `rule`'s upstream, escaped as the link was.
+    fn push_replacement(&self, rule: &Rule, out: &mut Vec<u8>) {
         let prefix = match &self.own {
             Some((base, prefix)) if *base == rule.base => prefix,
             _ => &rule.prefix,
         };
-        let url = format!("{}{prefix}", self.proxy_base);
-        if rule.escaped {
-            url.replace('/', "\\/").into_bytes()
-        } else {
-            url.into_bytes()
+        for part in [self.proxy_base.as_bytes(), prefix.as_bytes()] {
+            if rule.escaped {
+                for &byte in part {
+                    if byte == b'/' {
+                        out.push(b'\\');
+                    }
+                    out.push(byte);
+                }
+            } else {
+                out.extend_from_slice(part);
+            }
         }
     }
 
@@ -128,51 +148,6 @@ impl Links {
         (rewritten != value.as_bytes()).then(|| HeaderValue::from_bytes(&rewritten).ok())?
     }
 
-    /// `body` with its links rewritten as it streams.
-    pub fn body(self, body: hyper::body::Incoming) -> Body {
-        let state = (body.into_data_stream(), Vec::new(), self, false);
-        let stream = futures_util::stream::unfold(
-            state,
-            |(mut data, mut pending, links, done)| async move {
-                if done {
-                    return None;
-                }
-                loop {
-                    match data.next().await {
-                        Some(Ok(chunk)) => {
-                            pending.extend_from_slice(&chunk);
-                            let out = links.process(&mut pending, false);
-                            if !out.is_empty() {
-                                return Some((Ok(Bytes::from(out)), (data, pending, links, false)));
-                            }
-                        }
-                        Some(Err(error)) => {
-                            return Some((Err(error), (data, pending, links, true)));
-                        }
-                        None => {
-                            let out = links.process(&mut pending, true);
-                            return Some((Ok(Bytes::from(out)), (data, pending, links, true)));
-                        }
-                    }
-                }
-            },
-        );
-        Body::from_stream(stream)
-    }
-
-    /// The rewriting of a whole body arriving in `chunks`, as [`Links::body`] does it as it streams
-    /// (for fuzzing and benchmarks).
-    pub fn rewrite_chunks<'a>(&self, chunks: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
-        let mut pending = Vec::new();
-        let mut out = Vec::new();
-        for chunk in chunks {
-            pending.extend_from_slice(chunk);
-            out.extend(self.process(&mut pending, false));
-        }
-        out.extend(self.process(&mut pending, true));
-        out
-    }
-
     /// Rewrites what can be rewritten in `pending` and returns it; what could still turn out to be
     /// the start of a link stays in `pending` for the next chunk (unless `last`).
     fn process(&self, pending: &mut Vec<u8>, last: bool) -> Vec<u8> {
@@ -180,85 +155,84 @@ impl Links {
         let mut out = Vec::with_capacity(buf.len() + 64);
         let mut at = 0;
         loop {
-            let next = self
-                .table
-                .rules
-                .iter()
-                .enumerate()
-                .filter_map(|(i, rule)| rule.finder.find(&buf[at..]).map(|p| (at + p, i)))
-                .min();
-            let Some((start, i)) = next else {
-                let keep = if last {
-                    0
-                } else {
-                    self.partial_suffix(&buf[at..])
-                };
-                out.extend_from_slice(&buf[at..buf.len() - keep]);
-                pending.extend_from_slice(&buf[buf.len() - keep..]);
-                return out;
-            };
-            // A longer pattern (an upstream with a base path) may still match once more arrives.
-            let longer_possible = !last
-                && self.table.rules[..i].iter().any(|longer| {
-                    longer.finder.needle().len() > buf.len() - start
-                        && longer.finder.needle().starts_with(&buf[start..])
-                });
-            if longer_possible {
-                out.extend_from_slice(&buf[at..start]);
-                pending.extend_from_slice(&buf[start..]);
-                return out;
-            }
-            // Every pattern that matches here, longest first: when `…/beta` is followed by `x`, the
-            // host alone may still be a link (found by the `link_rewrite` fuzz target).
-            let mut outcome = Outcome::Skip;
-            for rule in self.table.rules[i..]
-                .iter()
-                .filter(|r| buf[start..].starts_with(r.finder.needle()))
-            {
-                let end = start + rule.finder.needle().len();
-                match buf.get(end) {
-                    // The byte after the match decides whether it is this upstream or a longer host.
-                    None if !last => {
-                        outcome = Outcome::Wait;
-                        break;
-                    }
-                    Some(&next) if !matches!(next, b'/' | b'?' | b'"' | b'\\' | b'#') => {}
-                    _ => {
-                        outcome = Outcome::Replace(rule, end);
-                        break;
-                    }
+            match self.next_step(&buf, at, last) {
+                Step::End { keep } => {
+                    out.extend_from_slice(&buf[at..buf.len() - keep]);
+                    pending.extend_from_slice(&buf[buf.len() - keep..]);
+                    return out;
                 }
-            }
-            match outcome {
-                Outcome::Wait => {
+                Step::Wait(start) => {
                     out.extend_from_slice(&buf[at..start]);
                     pending.extend_from_slice(&buf[start..]);
                     return out;
                 }
-                Outcome::Skip => {
-                    out.extend_from_slice(&buf[at..=start]);
-                    at = start + 1;
-                }
-                Outcome::Replace(rule, end) => {
+                Step::Replace(rule, start, end) => {
                     out.extend_from_slice(&buf[at..start]);
-                    out.extend_from_slice(&self.replacement(rule));
+                    self.push_replacement(rule, &mut out);
                     at = end;
                 }
             }
         }
     }
 
+    /// What comes next in `buf` from `at` on: the first link to rewrite, or the first place that
+    /// needs more bytes to decide (unless `last`), or the end.
+    fn next_step(&self, buf: &[u8], mut at: usize, last: bool) -> Step<'_> {
+        let Some(lead) = &self.table.lead else {
+            return Step::End { keep: 0 };
+        };
+        loop {
+            let Some(found) = lead.find(&buf[at..]) else {
+                let keep = if last {
+                    0
+                } else {
+                    self.partial_suffix(&buf[at..])
+                };
+                return Step::End { keep };
+            };
+            let start = at + found;
+            let rest = &buf[start..];
+            // A longer pattern (an upstream with a base path) may still match once more arrives.
+            if !last
+                && self
+                    .table
+                    .rules
+                    .iter()
+                    .any(|rule| rule.needle.len() > rest.len() && rule.needle.starts_with(rest))
+            {
+                return Step::Wait(start);
+            }
+            // Every pattern that matches here, longest first: when `…/beta` is followed by `x`, the
+            // host alone may still be a link (found by the `link_rewrite` fuzz target).
+            for rule in self
+                .table
+                .rules
+                .iter()
+                .filter(|rule| rest.starts_with(&rule.needle))
+            {
+                let end = start + rule.needle.len();
+                match buf.get(end) {
+                    // The byte after the match decides whether it is this upstream or a longer host.
+                    None if !last => return Step::Wait(start),
+                    Some(&next) if !matches!(next, b'/' | b'?' | b'"' | b'\\' | b'#') => {}
+                    _ => return Step::Replace(rule, start, end),
+                }
+            }
+            at = start + 1;
+        }
+    }
+
     /// The length of the longest end of `tail` that is the start of a pattern.
     fn partial_suffix(&self, tail: &[u8]) -> usize {
         let most = self.table.longest.saturating_sub(1).min(tail.len());
+        // Every pattern starts with the lead's first byte (`h`): the other ends need no comparing.
+        let first = self.table.lead.as_ref().and_then(|l| l.needle().first());
         (1..=most)
             .rev()
             .find(|&k| {
                 let end = &tail[tail.len() - k..];
-                self.table
-                    .rules
-                    .iter()
-                    .any(|r| r.finder.needle().starts_with(end))
+                first.is_none_or(|b| end[0] == *b)
+                    && self.table.rules.iter().any(|r| r.needle.starts_with(end))
             })
             .unwrap_or(0)
     }
@@ -269,7 +243,7 @@ mod tests {
     use super::*;
     use crate::route::{Route, Upstream};
 
-    fn links() -> Links {
+    pub(super) fn links() -> Links {
         let cred = std::sync::Arc::new(crate::credential::Credential::new(
             "app",
             "https://login.example",
@@ -351,6 +325,47 @@ mod tests {
         );
         let elsewhere = HeaderValue::from_static("https://login.microsoftonline.com/x");
         assert!(links.location(&elsewhere).is_none());
+    }
+
+    #[test]
+    fn pieces_of_links_in_any_order_rewrite_the_same_whatever_the_chunking() {
+        let links = links();
+        let pieces = [
+            "https://graph.microsoft.com",
+            "https:\\/\\/graph.microsoft.com",
+            "https://graph.microsoft.com/beta",
+            "https://api.securitycenter.microsoft.com",
+            "https://graph.microsoft.co",
+            "https://",
+            "http",
+            "h",
+            "/",
+            "\"",
+            "\\",
+            "?",
+            "x",
+            ".evil",
+            "/betax",
+        ];
+        // A fixed linear congruential sequence: the same texts on every run.
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..300 {
+            let mut text = String::new();
+            for _ in 0..12 {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                text.push_str(pieces[(state >> 33) as usize % pieces.len()]);
+            }
+            let whole = rewrite_in_chunks(&links, &text, text.len().max(1));
+            for size in 1..=9 {
+                assert_eq!(
+                    rewrite_in_chunks(&links, &text, size),
+                    whole,
+                    "{text:?} in {size}"
+                );
+            }
+        }
     }
 
     #[test]
