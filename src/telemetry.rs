@@ -124,19 +124,32 @@ pub(crate) struct AuditLine;
 
 impl<B> OnResponse<B> for AuditLine {
     fn on_response(self, response: &http::Response<B>, latency: Duration, _: &Span) {
-        let upstream_request_id = UPSTREAM_REQUEST_IDS
-            .iter()
-            .find_map(|name| response.headers().get(*name))
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        // Field values are only evaluated when the line is enabled: no header search otherwise.
         tracing::info!(
             status = response.status().as_u16(),
             // Whole microseconds: the nanoseconds beyond are noise, and the line writes faster.
             latency_ms = latency.as_micros() as f64 / 1000.0,
-            upstream_request_id,
+            upstream_request_id = upstream_request_id(response.headers()),
             "request"
         );
     }
+}
+
+/// The first of `UPSTREAM_REQUEST_IDS` present, or "". One pass over the few response headers,
+/// where a lookup per name hashed each of them (measured with callgrind).
+fn upstream_request_id(headers: &http::HeaderMap) -> &str {
+    let mut best: Option<(usize, &http::HeaderValue)> = None;
+    for (name, value) in headers {
+        if let Some(rank) = UPSTREAM_REQUEST_IDS
+            .iter()
+            .position(|id| name.as_str() == *id)
+            && best.is_none_or(|(best, _)| rank < best)
+        {
+            best = Some((rank, value));
+        }
+    }
+    best.and_then(|(_, value)| value.to_str().ok())
+        .unwrap_or("")
 }
 
 /// The tracing layer of the router.
@@ -162,6 +175,20 @@ pub(crate) fn trace_layer() -> HttpTraceLayer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_upstream_request_id_is_the_first_of_the_names_by_rank() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(upstream_request_id(&headers), "");
+        headers.insert("content-type", "application/json".parse().unwrap());
+        headers.insert("client-request-id", "client".parse().unwrap());
+        assert_eq!(upstream_request_id(&headers), "client");
+        headers.insert("x-ms-request-id", "ms".parse().unwrap());
+        assert_eq!(upstream_request_id(&headers), "ms");
+        headers.insert("request-id", "first".parse().unwrap());
+        headers.append("request-id", "second".parse().unwrap());
+        assert_eq!(upstream_request_id(&headers), "first");
+    }
 
     #[test]
     fn only_query_parameter_names_are_kept() {
