@@ -62,11 +62,7 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             if customer {
                 entry["customer"] = json!(true);
                 let status = tokens.status(&key);
-                entry["state"] = json!(match (&status.token, &status.last_error) {
-                    (Some(_), _) => "valid",
-                    (None, Some(_)) => "failing",
-                    (None, None) => "none",
-                });
+                entry["state"] = json!(status.state());
                 if let Some(error) = status.last_error {
                     entry["error"] = problem(&key.credential, &key.tenant, error);
                 }
@@ -174,11 +170,7 @@ async fn status(State(state): State<AppState>) -> Json<Value> {
                 "credential": &*key.credential,
                 "tenant": &*key.tenant,
                 "scope": &*key.scope,
-                "state": match (&status.token, &status.last_error) {
-                    (Some(_), _) => "valid",
-                    (None, Some(_)) => "failing",
-                    (None, None) => "none",
-                },
+                "state": status.state(),
                 "last_error": status.last_error.map(|e| problem(&key.credential, &key.tenant, e)),
                 "customer": customer,
             });

@@ -20,27 +20,24 @@ pub enum CommandError {
     #[error("{0}")]
     Usage(String),
     /// No token could be had.
-    #[error("{}", describe(.0))]
-    Token(TokenError),
+    #[error("{}", describe(.credential, .error))]
+    Token {
+        /// The credential's name.
+        credential: String,
+        /// Why.
+        error: TokenError,
+    },
     /// The HTTP client could not be built.
     #[error("cannot create the HTTP client")]
     Client(#[source] reqwest::Error),
 }
 
-/// A token failure on one line, with the hint for its AADSTS code when there is one.
-pub fn describe(error: &TokenError) -> String {
+/// A token failure of `credential` on one line, with what to do about it when that is known.
+pub fn describe(credential: &str, error: &TokenError) -> String {
     let mut line = crate::config::error_chain(error);
-    let hint = match error {
-        TokenError::LoginRequired(_) => {
-            Some("run `defender-token-proxy login <credential>` to sign in")
-        }
-        other => other
-            .rejection()
-            .and_then(|r| r.codes.iter().find_map(|c| crate::token::hint(*c))),
-    };
-    if let Some(hint) = hint {
+    if let Some(hint) = error.hint(credential) {
         line.push_str("\n  hint: ");
-        line.push_str(hint);
+        line.push_str(&hint);
     }
     line
 }
@@ -110,7 +107,11 @@ pub async fn check(config: &Config, out: &mut impl Write) -> Result<bool, Comman
                 }
                 Err(error) => {
                     all_ok = false;
-                    drop(writeln!(out, "FAIL  {head}\n      {}", describe(&error)));
+                    drop(writeln!(
+                        out,
+                        "FAIL  {head}\n      {}",
+                        describe(&credential.name, &error)
+                    ));
                 }
             }
         }
@@ -214,7 +215,10 @@ pub async fn token(config: &Config, target: &Target) -> Result<String, CommandEr
     let response = entra
         .acquire(&credential, &tenant, &scope)
         .await
-        .map_err(CommandError::Token)?;
+        .map_err(|error| CommandError::Token {
+            credential: target.credential.clone(),
+            error,
+        })?;
     Ok(response.access_token.expose().to_owned())
 }
 

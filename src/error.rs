@@ -240,15 +240,9 @@ impl ProxyError {
                     body["aadsts"] = json!(rejection.codes);
                     body["correlation_id"] = json!(rejection.correlation_id);
                     body["trace_id"] = json!(rejection.trace_id);
-                    if let Some(hint) = rejection.codes.iter().find_map(|c| crate::token::hint(*c))
-                    {
-                        body["hint"] = json!(hint);
-                    }
                 }
-                if matches!(root, TokenError::LoginRequired(_)) {
-                    body["hint"] = json!(format!(
-                        "run `defender-token-proxy login {credential}` to sign in"
-                    ));
+                if let Some(hint) = root.hint(credential) {
+                    body["hint"] = json!(hint);
                 }
                 crate::config::error_chain(&**error)
             }

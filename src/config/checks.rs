@@ -33,6 +33,20 @@ pub(super) fn check_url(url: &Url) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a managed identity endpoint: `https`, or plain `http` on the host itself or the
+/// link-local network, where IMDS and App Service's identity endpoint live (protocol.md 5.2, 5.3).
+pub(super) fn check_local_url(url: &Url) -> Result<(), String> {
+    let link_local = matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_link_local());
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback_host(url) || link_local => Ok(()),
+        _ => Err(
+            "a managed identity endpoint is https, or http on a loopback or link-local address"
+                .into(),
+        ),
+    }
+}
+
 fn is_loopback_host(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

@@ -1,7 +1,6 @@
 //! Unit tests of the credential types in the configuration: each type's settings, the partner
 //! routes' rules, and the Azure variables that fill in a workload or managed identity.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use super::*;
@@ -11,11 +10,7 @@ use crate::route::Tenancy;
 const APP: &str = "11111111-2222-3333-4444-555555555555";
 
 fn parse_with(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    let map: HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let env = move |name: &str| map.get(name).cloned();
+    let env = super::tests::env_with(vars);
     Config::from_toml(
         text,
         "test.toml",
@@ -280,32 +275,25 @@ fn the_environment_alone_picks_a_workload_identity_or_else_a_managed_identity() 
     std::fs::create_dir_all(&dir).unwrap();
     let token_file = dir.join("token");
     std::fs::write(&token_file, "eyJ.fake.jwt").unwrap();
-    let load = |vars: Vec<(&'static str, String)>| {
-        let map: HashMap<&str, String> = vars.into_iter().collect();
-        from_env(&Overrides::default(), &|name: &str| map.get(name).cloned())
-    };
-    let workload = load(vec![
-        ("AZURE_TENANT_ID", "contoso.onmicrosoft.com".into()),
-        ("AZURE_CLIENT_ID", APP.into()),
-        (
-            "AZURE_FEDERATED_TOKEN_FILE",
-            token_file.display().to_string(),
-        ),
-        (
-            "AZURE_AUTHORITY_HOST",
-            "https://login.microsoftonline.com/".into(),
-        ),
+    let load =
+        |vars: &[(&str, &str)]| from_env(&Overrides::default(), &super::tests::env_with(vars));
+    let token_file = token_file.display().to_string();
+    let workload = load(&[
+        ("AZURE_TENANT_ID", "contoso.onmicrosoft.com"),
+        ("AZURE_CLIENT_ID", APP),
+        ("AZURE_FEDERATED_TOKEN_FILE", &token_file),
+        ("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.com/"),
     ])
     .unwrap();
     assert_eq!(workload.credentials["env"].auth.kind(), "workload_identity");
-    let managed = load(vec![("AZURE_CLIENT_ID", APP.into())]).unwrap();
+    let managed = load(&[("AZURE_CLIENT_ID", APP)]).unwrap();
     let credential = &managed.credentials["env"];
     assert_eq!(credential.auth.kind(), "managed_identity");
     assert_eq!(credential.client_id, APP, "a user-assigned identity");
     // A tenant without a secret, certificate or token file is a mistake, not a managed identity.
-    let err = load(vec![
-        ("AZURE_TENANT_ID", "contoso.onmicrosoft.com".into()),
-        ("AZURE_CLIENT_ID", APP.into()),
+    let err = load(&[
+        ("AZURE_TENANT_ID", "contoso.onmicrosoft.com"),
+        ("AZURE_CLIENT_ID", APP),
     ])
     .unwrap_err()
     .to_string();

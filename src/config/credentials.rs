@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use url::Url;
 
-use super::checks::{check_tenant, is_name, normalize_authority};
+use super::checks::{check_local_url, check_tenant, is_name, normalize_authority};
 use super::validate::Validator;
 use super::{ConfigError, RawCredential, WatchedFile, content_fingerprint, error_chain};
 use crate::credential::{Certificate, ClientAuth, Credential, ManagedIdentity};
@@ -284,21 +284,8 @@ impl Validator<'_> {
         let local_url = |key: &str, value: &str| {
             let url =
                 Url::parse(value).map_err(|e| self.invalid(key, format!("{value:?}: {e}")))?;
-            // These endpoints are plain HTTP on the host itself or the link-local network.
-            let local = match url.host() {
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_link_local(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-                None => false,
-            };
-            if url.scheme() == "https" || (url.scheme() == "http" && local) {
-                Ok(url)
-            } else {
-                Err(self.invalid(
-                    key,
-                    format!("{value:?}: a managed identity endpoint is https, or http on a loopback or link-local address"),
-                ))
-            }
+            check_local_url(&url).map_err(|m| self.invalid(key, format!("{value:?}: {m}")))?;
+            Ok(url)
         };
         if let Some(endpoint) = endpoint {
             return Ok(ManagedIdentity::Imds {

@@ -20,7 +20,9 @@ api = "mde"
 credential = "app"
 "#;
 
-fn env_with(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
+pub(super) fn env_with(
+    vars: &[(&str, &str)],
+) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
     let map: HashMap<String, String> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -72,6 +72,21 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// What to do about this error, when that is known: sign in (for `credential`), or the hint for
+    /// Entra's AADSTS code.
+    pub fn hint(&self, credential: &str) -> Option<String> {
+        match self {
+            Self::LoginRequired(_) => Some(format!(
+                "run `defender-token-proxy login {credential}` to sign in"
+            )),
+            Self::BackingOff { last, .. } => last.hint(credential),
+            other => other
+                .rejection()
+                .and_then(|r| r.codes.iter().find_map(|c| super::hint(*c)))
+                .map(str::to_owned),
+        }
+    }
+
     /// The Entra refusal behind this error, if there is one.
     pub fn rejection(&self) -> Option<&EntraRejection> {
         match self {

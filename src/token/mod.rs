@@ -122,6 +122,17 @@ pub struct TokenStatus {
     pub last_error: Option<Arc<TokenError>>,
 }
 
+impl TokenStatus {
+    /// `valid` (a usable token is cached), `failing` (the last request failed) or `none`.
+    pub fn state(&self) -> &'static str {
+        match (&self.token, &self.last_error) {
+            (Some(_), _) => "valid",
+            (None, Some(_)) => "failing",
+            (None, None) => "none",
+        }
+    }
+}
+
 /// The token cache. Cheap to clone; it outlives configuration reloads.
 #[derive(Clone)]
 pub struct TokenCache {
