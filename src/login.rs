@@ -1,7 +1,9 @@
-//! Interactive sign-in for user-context credentials: the device code flow (RFC 8628, protocol.md
-//! 3.1) and the authorization code flow with PKCE and a loopback redirect (RFC 7636 and RFC 8252,
-//! protocol.md 3.2). Either way the refresh token goes to the state directory, from where the proxy
-//! gets user tokens silently.
+//! Interactive sign-in for user-context credentials: the device code flow (RFC 8628;
+//! <https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-device-code>)
+//! and the authorization code flow with PKCE and a loopback redirect (RFC 7636 and RFC 8252;
+//! <https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow>).
+//! Either way the refresh token goes to the state directory, from where the proxy gets user tokens
+//! silently.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -129,7 +131,8 @@ pub async fn browser(
         .await
         .map_err(LoginError::Redirect)?;
     let port = listener.local_addr().map_err(LoginError::Redirect)?.port();
-    // Entra matches loopback redirect URIs without their port (protocol.md 3.2), so one
+    // Entra matches loopback redirect URIs without their port
+    // (https://learn.microsoft.com/en-us/entra/identity-platform/reply-url), so one
     // registration of http://localhost serves any free port.
     let redirect_uri = format!("http://localhost:{port}/");
     let verifier = Secret::new(random_token());
@@ -228,8 +231,8 @@ async fn store(file: &TokenFile, response: TokenResponse) -> Result<SignedIn, Lo
     Ok(SignedIn { account })
 }
 
-/// 256 random bits, base64url: a PKCE verifier (RFC 7636 section 4.1 wants 43 to 128 characters)
-/// or a `state` value.
+/// Two version-4 UUIDs (122 random bits each, so 244 in all) as 43 base64url characters: a PKCE
+/// verifier (RFC 7636 section 4.1 wants 43 to 128 characters) or a `state` value.
 fn random_token() -> String {
     let bytes: Vec<u8> = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
         .iter()

@@ -279,7 +279,8 @@ async fn token_for(
 }
 
 /// After an upstream 429, the route's requests wait until its Retry-After has passed (Microsoft:
-/// "resubmitting in a shorter time frame gives a return of the 429 error code", protocol.md 7.2).
+/// "resubmitting in a shorter time frame gives a return of the 429 error code",
+/// <https://learn.microsoft.com/en-us/defender-endpoint/api/common-errors>).
 fn hold_after_429(route: &Route, headers: &HeaderMap) {
     let Some(wait) = headers
         .get(header::RETRY_AFTER)

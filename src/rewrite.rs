@@ -1,8 +1,9 @@
 //! Link rewriting: absolute URLs that point at a configured upstream (OData's `@odata.nextLink` and
 //! `@odata.context`, and `Location`) are rewritten to the proxy's own URL for that upstream's
-//! route, so that pagination stays behind the proxy (protocol.md 7.3). Other absolute URLs, such
-//! as Azure Storage download links, are left alone. JSON bodies are rewritten as they arrive,
-//! holding back at most one URL's length between chunks: never buffered beyond the frame at hand.
+//! route, so that pagination stays behind the proxy (<https://learn.microsoft.com/en-us/graph/paging>).
+//! Other absolute URLs, such as Azure Storage download links, are left alone. JSON bodies are
+//! rewritten as they arrive, holding back at most one URL's length between chunks: never buffered
+//! beyond the frame at hand.
 
 use std::sync::Arc;
 

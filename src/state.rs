@@ -1,8 +1,9 @@
 //! The state directory: the refresh tokens that `login` obtains for user-context credentials, one
 //! file per credential, written atomically (write, fsync, rename) with mode 0600 so that a crash or
-//! a concurrent reader never sees half a token. Refresh tokens are rotated on every use (protocol.md
-//! 3.3: "Refresh tokens replace themselves with a fresh token upon every use"), so the newest one is
-//! always stored before it is relied on.
+//! a concurrent reader never sees half a token. Refresh tokens are rotated on every use ("Refresh
+//! tokens replace themselves with a fresh token upon every use",
+//! <https://learn.microsoft.com/en-us/entra/identity-platform/refresh-tokens>), so the newest one
+//! is always stored before it is relied on.
 
 use std::collections::HashMap;
 use std::io::{self, Write};

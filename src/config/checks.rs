@@ -3,7 +3,7 @@
 use url::Url;
 
 /// Accepts `login.microsoftonline.us`, `https://login.microsoftonline.us/` and the like, as
-/// azure-identity does for AZURE_AUTHORITY_HOST (protocol.md 5.1).
+/// azure-identity's `normalize_authority` does for AZURE_AUTHORITY_HOST.
 pub(super) fn normalize_authority(host: &str) -> String {
     let host = host.trim().trim_end_matches('/');
     if host.contains("://") {
@@ -34,7 +34,9 @@ pub(super) fn check_url(url: &Url) -> Result<(), String> {
 }
 
 /// Checks a managed identity endpoint: `https`, or plain `http` on the host itself or the
-/// link-local network, where IMDS and App Service's identity endpoint live (protocol.md 5.2, 5.3).
+/// link-local network, where IMDS and App Service's identity endpoint live
+/// (<https://learn.microsoft.com/en-us/entra/identity/managed-identities-azure-resources/how-to-use-vm-token>,
+/// <https://learn.microsoft.com/en-us/azure/app-service/overview-managed-identity>).
 pub(super) fn check_local_url(url: &Url) -> Result<(), String> {
     let link_local = matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_link_local());
     match url.scheme() {
@@ -56,8 +58,9 @@ fn is_loopback_host(url: &Url) -> bool {
     }
 }
 
-/// A tenant is a GUID or a domain name (protocol.md 4.4); the multi-tenant aliases make no sense for
-/// the client credentials grant.
+/// A tenant is a GUID or a domain name; the multi-tenant aliases make no sense for the client
+/// credentials grant
+/// (<https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow>).
 pub(super) fn check_tenant(tenant: &str) -> Result<(), String> {
     if uuid::Uuid::parse_str(tenant).is_ok() {
         return Ok(());

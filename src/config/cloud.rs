@@ -1,5 +1,8 @@
 //! Cloud and API presets: which Entra authority and which Defender hosts and token scopes each
-//! cloud (public, GCC, GCC High, DoD) uses. Sources: shared/reference/protocol.md sections 1.1 to 1.6.
+//! cloud (public, GCC, GCC High, DoD) uses. Sources:
+//! <https://learn.microsoft.com/en-us/defender-endpoint/gov>,
+//! <https://learn.microsoft.com/en-us/defender-xdr/usgov> and
+//! <https://learn.microsoft.com/en-us/graph/deployments>.
 
 use serde::Deserialize;
 
@@ -34,12 +37,13 @@ pub enum Api {
     Graph,
 }
 
-/// Defender for Cloud Apps' first-party resource application id (protocol.md 1.4). Its use in the
-/// government clouds is UNCONFIRMED, hence overridable through `scope`.
+/// Defender for Cloud Apps' first-party resource application id
+/// (<https://learn.microsoft.com/en-us/defender-cloud-apps/api-authentication-application>).
+/// Its use in the government clouds is UNCONFIRMED, hence overridable through `scope`.
 const MDCA_RESOURCE: &str = "05a65629-4c1b-48c1-a78b-804c4abdd4af";
 
 impl Cloud {
-    /// The Entra authority host (protocol.md 1.6).
+    /// The Entra authority host (<https://learn.microsoft.com/en-us/defender-endpoint/gov>).
     pub fn authority_host(self) -> &'static str {
         match self {
             Self::Public | Self::Gcc => "https://login.microsoftonline.com",

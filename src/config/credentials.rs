@@ -12,7 +12,8 @@ use crate::credential::{Certificate, ClientAuth, Credential, ManagedIdentity};
 use crate::secret::{Secret, SecretSource};
 use crate::state::{Binding, TokenFile};
 
-/// Azure's instance metadata service token endpoint (protocol.md 5.2).
+/// Azure's instance metadata service token endpoint
+/// (<https://learn.microsoft.com/en-us/entra/identity/managed-identities-azure-resources/how-to-use-vm-token>).
 pub(super) const IMDS_ENDPOINT: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
 
 /// What the credentials of one config share.
@@ -105,7 +106,8 @@ impl Validator<'_> {
                 username,
                 password,
             } => {
-                // ROPC needs a specific tenant or `organizations` (protocol.md 3.4).
+                // ROPC needs a specific tenant or `organizations`
+                // (https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth-ropc).
                 self.user_tenant(&key("tenant"), &tenant, &["organizations"])?;
                 context.warnings.push(format!(
                     "{}: {}: the password grant cannot do multi-factor authentication and Microsoft \
@@ -275,7 +277,9 @@ impl Validator<'_> {
     }
 
     /// The managed identity endpoint: `endpoint` (IMDS protocol), else App Service's
-    /// IDENTITY_ENDPOINT with IDENTITY_HEADER, else IMDS (protocol.md 5.2 and 5.3).
+    /// IDENTITY_ENDPOINT with IDENTITY_HEADER, else IMDS
+    /// (<https://learn.microsoft.com/en-us/azure/app-service/overview-managed-identity>,
+    /// <https://learn.microsoft.com/en-us/entra/identity/managed-identities-azure-resources/how-to-use-vm-token>).
     fn managed_identity(
         &self,
         key: &str,

@@ -16,7 +16,8 @@ const ORIGIN: &str = "environment";
 const CREDENTIAL: &str = "env";
 
 /// Builds the configuration from the variables azure-identity's credentials read, in the order its
-/// DefaultAzureCredential tries them (protocol.md 6.4): a client secret or certificate
+/// DefaultAzureCredential tries them (`EnvironmentCredential`, `WorkloadIdentityCredential`,
+/// `ManagedIdentityCredential`): a client secret or certificate
 /// (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH), a
 /// workload identity (AZURE_FEDERATED_TOKEN_FILE with AZURE_TENANT_ID and AZURE_CLIENT_ID), else a
 /// managed identity (App Service's IDENTITY_ENDPOINT, or IMDS; AZURE_CLIENT_ID picks a

@@ -35,7 +35,8 @@ pub const DEFAULT_LISTEN: SocketAddr =
 /// How long to wait for a TCP (and TLS) connection to an upstream.
 pub const DEFAULT_UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for an upstream's response headers. Advanced hunting queries may run for up to
-/// 200 s (protocol.md 7.1), so the default leaves room for them.
+/// 200 s (<https://learn.microsoft.com/en-us/defender-endpoint/api/run-advanced-query-api>),
+/// so the default leaves room for them.
 pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long one token request to Entra may take.
 pub const DEFAULT_TOKEN_TIMEOUT: Duration = Duration::from_secs(30);

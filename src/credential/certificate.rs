@@ -2,10 +2,12 @@
 //! client assertion JWT that proves possession of the key in a token request.
 //!
 //! The assertion follows Microsoft's "Microsoft identity platform application authentication
-//! certificate credentials" page (protocol.md 2.3): `aud` is the token endpoint, `iss` = `sub` = the
-//! client id, a unique `jti`, `nbf`/`iat` now, a short `exp`, and the certificate's SHA-256
-//! thumbprint in the `x5t#S256` header. PS256 is what that page asks for; RS256 with `x5t` (SHA-1) is
-//! what MSAL sends when it only has a SHA-1 thumbprint, kept for identity providers that need it.
+//! certificate credentials" page
+//! (<https://learn.microsoft.com/en-us/entra/identity-platform/certificate-credentials>):
+//! `aud` is the token endpoint, `iss` = `sub` = the client id, a unique `jti`, `nbf`/`iat` now, a
+//! short `exp`, and the certificate's SHA-256 thumbprint in the `x5t#S256` header. PS256 is what
+//! that page asks for; RS256 with `x5t` (SHA-1) is what MSAL sends when it only has a SHA-1
+//! thumbprint, kept for identity providers that need it.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -81,7 +81,8 @@ impl Credential {
     }
 
     /// The link a customer's administrator opens to consent to this app in their tenant: the v2
-    /// admin consent endpoint with the `/.default` scope of the app's permissions (protocol.md 4.2).
+    /// admin consent endpoint with the `/.default` scope of the app's permissions
+    /// (<https://learn.microsoft.com/en-us/entra/identity-platform/v2-admin-consent>).
     pub fn consent_url(
         &self,
         tenant: &str,
@@ -101,14 +102,18 @@ impl Credential {
 /// How a credential proves its identity, one variant per `type` in the config.
 #[derive(Debug)]
 pub enum ClientAuth {
-    /// Application context: a client secret, sent as `client_secret` (protocol.md 2.2).
+    /// Application context: a client secret, sent as `client_secret`
+    /// (<https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow>).
     Secret(Secret),
-    /// Application context: a certificate, proven by a signed `client_assertion` (protocol.md 2.3).
+    /// Application context: a certificate, proven by a signed `client_assertion`
+    /// (<https://learn.microsoft.com/en-us/entra/identity-platform/certificate-credentials>).
     Certificate(Certificate),
     /// User context: a public client whose user signed in with `login` (device code or browser);
-    /// tokens come from the stored refresh token (protocol.md 3.1 to 3.3).
+    /// tokens come from the stored refresh token
+    /// (<https://learn.microsoft.com/en-us/entra/identity-platform/refresh-tokens>).
     User(TokenFile),
-    /// User context with the resource-owner password grant (protocol.md 3.4; no MFA, deprecated).
+    /// User context with the resource-owner password grant (no MFA, deprecated;
+    /// <https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth-ropc>).
     Password {
         /// The user's sign-in name.
         username: String,
@@ -118,13 +123,15 @@ pub enum ClientAuth {
     /// The legacy Defender for Cloud Apps API token, sent as `Authorization: Token <key>`.
     ApiToken(Secret),
     /// Kubernetes workload identity: the projected service account token in `token_file` is the
-    /// client assertion, read again for every token request (protocol.md 5.1).
+    /// client assertion, read again for every token request
+    /// (<https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow>).
     WorkloadIdentity {
         /// The projected token's path.
         token_file: PathBuf,
     },
-    /// An Azure managed identity, through IMDS or App Service's identity endpoint (protocol.md 5.2
-    /// and 5.3).
+    /// An Azure managed identity, through IMDS or App Service's identity endpoint
+    /// (<https://learn.microsoft.com/en-us/entra/identity/managed-identities-azure-resources/how-to-use-vm-token>,
+    /// <https://learn.microsoft.com/en-us/azure/app-service/overview-managed-identity>).
     ManagedIdentity(ManagedIdentity),
 }
 

@@ -45,20 +45,26 @@ pub struct Limits {
     pub per_hour: Option<u32>,
 }
 
-/// The presets, with the limits Microsoft documents (protocol.md section 7.1).
+/// The presets, with the limits Microsoft documents (sources below).
 const PRESETS: [(&str, Limits); 6] = [
-    // Most Defender for Endpoint APIs (list alerts, isolate machine, indicators) [S5][S7][S25].
+    // Most Defender for Endpoint APIs (list alerts, isolate machine, indicators); see e.g.
+    // https://learn.microsoft.com/en-us/defender-endpoint/api/get-alerts.
     ("mde", limits(Some(100), Some(1500))),
-    // MDE `POST /api/advancedqueries/run` is 45/min and 1,500/h per tenant [S8]; Defender XDR
-    // `POST /api/advancedhunting/run` documents "at least 45 calls per minute per tenant" [S14].
+    // MDE `POST /api/advancedqueries/run` is 45/min and 1,500/h per tenant
+    // (https://learn.microsoft.com/en-us/defender-endpoint/api/run-advanced-query-api); Defender XDR
+    // `POST /api/advancedhunting/run` documents "at least 45 calls per minute per tenant"
+    // (https://learn.microsoft.com/en-us/defender-xdr/api-advanced-hunting).
     ("advanced-hunting", limits(Some(45), Some(1500))),
-    // Defender XDR list incidents [S13].
+    // Defender XDR list incidents (https://learn.microsoft.com/en-us/defender-xdr/api-list-incidents).
     ("xdr-incidents", limits(Some(50), Some(1500))),
-    // Defender for Cloud Apps: "30 requests per minute per tenant" for all API requests [S30].
+    // Defender for Cloud Apps: "30 requests per minute per tenant" for all API requests
+    // (https://learn.microsoft.com/en-us/defender-cloud-apps/api-introduction).
     ("mdca", limits(Some(30), None)),
-    // Graph `/security` alerts, securityActions, secureScore: 150 per minute per app per tenant [S54].
+    // Graph `/security` alerts, securityActions, secureScore: 150 per minute per app per tenant
+    // (https://learn.microsoft.com/en-us/graph/throttling-limits).
     ("graph-security", limits(Some(150), None)),
-    // MDE `runliveresponse`: 10 calls per minute, 429 beyond [S22].
+    // MDE `runliveresponse`: 10 calls per minute, 429 beyond
+    // (https://learn.microsoft.com/en-us/defender-endpoint/api/run-live-response).
     ("live-response", limits(Some(10), None)),
 ];
 
@@ -70,17 +76,25 @@ const fn limits(per_minute: Option<u32>, per_hour: Option<u32>) -> Limits {
 }
 
 impl RateLimitSpec {
-    /// Resolves presets to limits and checks explicit ones. The presets follow protocol.md
-    /// section 7.1:
+    /// Resolves presets to limits and checks explicit ones. The presets follow the limits
+    /// Microsoft documents:
     ///
     /// | preset | limits | for |
     /// |---|---|---|
-    /// | `mde` | 100/min and 1,500/h | most Defender for Endpoint APIs [S5][S7][S25] |
-    /// | `advanced-hunting` | 45/min and 1,500/h | MDE `/api/advancedqueries/run` [S8] and XDR `/api/advancedhunting/run` [S14] |
-    /// | `xdr-incidents` | 50/min and 1,500/h | Defender XDR incidents [S13] |
-    /// | `mdca` | 30/min | Defender for Cloud Apps [S30] |
-    /// | `graph-security` | 150/min | Microsoft Graph security API [S54] |
-    /// | `live-response` | 10/min | MDE live response [S22] |
+    /// | `mde` | 100/min and 1,500/h | most Defender for Endpoint APIs ([list alerts]) |
+    /// | `advanced-hunting` | 45/min and 1,500/h | MDE `/api/advancedqueries/run` ([MDE advanced hunting]) and XDR `/api/advancedhunting/run` ([XDR advanced hunting]) |
+    /// | `xdr-incidents` | 50/min and 1,500/h | Defender XDR incidents ([list incidents]) |
+    /// | `mdca` | 30/min | Defender for Cloud Apps ([Cloud Apps API]) |
+    /// | `graph-security` | 150/min | Microsoft Graph security API ([Graph throttling limits]) |
+    /// | `live-response` | 10/min | MDE live response ([live response]) |
+    ///
+    /// [list alerts]: https://learn.microsoft.com/en-us/defender-endpoint/api/get-alerts
+    /// [MDE advanced hunting]: https://learn.microsoft.com/en-us/defender-endpoint/api/run-advanced-query-api
+    /// [XDR advanced hunting]: https://learn.microsoft.com/en-us/defender-xdr/api-advanced-hunting
+    /// [list incidents]: https://learn.microsoft.com/en-us/defender-xdr/api-list-incidents
+    /// [Cloud Apps API]: https://learn.microsoft.com/en-us/defender-cloud-apps/api-introduction
+    /// [Graph throttling limits]: https://learn.microsoft.com/en-us/graph/throttling-limits
+    /// [live response]: https://learn.microsoft.com/en-us/defender-endpoint/api/run-live-response
     ///
     /// `Err` holds a message naming the problem: an unknown preset (with the known ones), no limit
     /// at all, or a zero limit.
@@ -253,7 +267,8 @@ impl RateLimiter {
         loop {
             tokio::time::sleep_until(until).await;
             // An upstream 429 may have held the route while this request waited; going before the
-            // Retry-After only earns another 429 (protocol.md 7.2, [S17][S55]).
+            // Retry-After only earns another 429
+            // (https://learn.microsoft.com/en-us/defender-endpoint/api/common-errors).
             let now = Instant::now();
             match self.state().held_until {
                 Some(held) if held > now => {

@@ -108,7 +108,8 @@ impl AccessToken {
     }
 }
 
-/// The claims of a JWT access token, read without validation for display (protocol.md 7.7:
+/// The claims of a JWT access token, read without validation for display
+/// (<https://learn.microsoft.com/en-us/entra/identity-platform/access-tokens>:
 /// clients should not depend on parsing tokens, so nothing else uses them). Null when the token is
 /// not a readable JWT.
 fn claims(token: &str) -> serde_json::Value {

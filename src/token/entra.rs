@@ -1,6 +1,9 @@
 //! The Entra ID token endpoint client: the HTTP clients, the client credentials request
-//! (`POST {authority}/{tenant}/oauth2/v2.0/token`, protocol.md 2.2 and 2.3), and the parsing of
-//! Entra's success and error answers (protocol.md 2.6 and 2.7). The other grants are in `grant`.
+//! (`POST {authority}/{tenant}/oauth2/v2.0/token`,
+//! <https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow>),
+//! and the parsing of Entra's success and error answers (the same page, and
+//! <https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes>).
+//! The other grants are in `grant`.
 
 use std::time::Duration;
 
@@ -66,7 +69,9 @@ struct RawSuccess {
     token_type: Option<String>,
     #[serde(default)]
     expires_in: Option<Seconds>,
-    /// Managed identity endpoints send the expiry as a time instead (protocol.md 5.2 and 5.3).
+    /// Managed identity endpoints send the expiry as a time instead
+    /// (<https://learn.microsoft.com/en-us/entra/identity/managed-identities-azure-resources/how-to-use-vm-token>,
+    /// <https://learn.microsoft.com/en-us/azure/app-service/overview-managed-identity>).
     #[serde(default)]
     expires_on: Option<Seconds>,
     #[serde(default)]
@@ -111,11 +116,14 @@ impl<'de> Deserialize<'de> for Seconds {
 
 /// How an app proves its identity in the client credentials grant.
 pub enum Proof<'a> {
-    /// A client secret (protocol.md 2.2).
+    /// A client secret
+    /// (<https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow>).
     Secret(&'a Secret),
-    /// A certificate, from which a signed assertion is made (protocol.md 2.3).
+    /// A certificate, from which a signed assertion is made
+    /// (<https://learn.microsoft.com/en-us/entra/identity-platform/certificate-credentials>).
     Certificate(&'a Certificate),
-    /// A ready-made assertion: a workload identity's federated token (protocol.md 2.4 and 5.1).
+    /// A ready-made assertion: a workload identity's federated token
+    /// (<https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow>).
     Assertion(Secret),
 }
 
@@ -124,8 +132,9 @@ pub enum Proof<'a> {
 #[derive(Debug, Clone)]
 pub struct EntraClient {
     pub(super) http: reqwest::Client,
-    /// For managed identity endpoints, which are never reached through an HTTP proxy (protocol.md
-    /// 5.2: "IMDS isn't intended to be used behind a proxy").
+    /// For managed identity endpoints, which are never reached through an HTTP proxy ("IMDS isn't
+    /// intended to be used behind a proxy",
+    /// <https://learn.microsoft.com/en-us/entra/identity/managed-identities-azure-resources/how-to-use-vm-token>).
     pub(super) local: reqwest::Client,
     timeout: Duration,
 }

@@ -13,13 +13,15 @@ use crate::credential::{ClientAuth, Credential, ManagedIdentity};
 use crate::secret::Secret;
 use crate::state::{TokenFile, token_hash};
 
-/// Asked for with every user token, so that Entra returns a refresh token (protocol.md 3.3).
+/// Asked for with every user token, so that Entra returns a refresh token
+/// (<https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow>).
 const OFFLINE_ACCESS: &str = "offline_access";
 /// RFC 8628's grant type.
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// RFC 8628 section 3.2: "If no value is provided, clients MUST use 5 as the default."
 const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
-/// Entra's default device code lifetime (protocol.md 3.1).
+/// Entra's default device code lifetime
+/// (<https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-device-code>).
 const DEFAULT_DEVICE_CODE_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
 /// The scopes of a user sign-in for `scope`.
@@ -46,7 +48,8 @@ impl EntraClient {
                     .await
             }
             ClientAuth::WorkloadIdentity { token_file } => {
-                // Read for every request: the kubelet rotates the file (protocol.md 5.1).
+                // Read for every request: the kubelet rotates the file
+                // (https://kubernetes.io/docs/tasks/configure-pod-container/configure-service-account/).
                 let assertion = std::fs::read_to_string(token_file)
                     .map(|t| Secret::new(t.trim()))
                     .map_err(|source| TokenError::FederatedToken {
@@ -124,7 +127,8 @@ impl EntraClient {
                 Ok(response)
             }
             // invalid_grant: expired, revoked or already used; interaction_required: MFA or
-            // another condition the user must meet (protocol.md 3.3). Either way, sign in again.
+            // another condition the user must meet. Either way, sign in again
+            // (https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes).
             Err(TokenError::Rejected(rejection))
                 if matches!(
                     rejection.error.as_str(),
@@ -172,7 +176,8 @@ impl EntraClient {
         if status.is_success() {
             return super::entra::parse_success(&body);
         }
-        // 404 and 410 mean IMDS is being updated and will answer again shortly (protocol.md 5.2).
+        // 404 and 410 mean IMDS is being updated and will answer again shortly
+        // (https://learn.microsoft.com/en-us/entra/identity/managed-identities-azure-resources/how-to-use-vm-token).
         let retriable = matches!(status.as_u16(), 404 | 410);
         match refusal(status, retry_after, &body) {
             TokenError::Rejected(rejection) if retriable => Err(TokenError::Unavailable {
@@ -183,7 +188,8 @@ impl EntraClient {
         }
     }
 
-    /// Starts a device code sign-in (protocol.md 3.1) for `scope` plus `offline_access`.
+    /// Starts a device code sign-in for `scope` plus `offline_access` (RFC 8628;
+    /// <https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-device-code>).
     pub async fn device_code(
         &self,
         credential: &Credential,
@@ -236,7 +242,8 @@ impl EntraClient {
         self.send(self.http.post(endpoint).form(&form)).await
     }
 
-    /// Redeems an authorization code with its PKCE verifier (protocol.md 3.2).
+    /// Redeems an authorization code with its PKCE verifier
+    /// (<https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow>).
     pub async fn redeem_code(
         &self,
         credential: &Credential,

@@ -1,5 +1,6 @@
 //! One-line hints for the AADSTS codes people meet most when setting up Defender API access
-//! (protocol.md 2.7, 3.3, 3.4, 4.3 and 5.1), so that `check` and error bodies say what to do.
+//! (<https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes>),
+//! so that `check` and error bodies say what to do.
 
 /// What to do about AADSTS `code`, when it is a common one.
 pub fn hint(code: u32) -> Option<&'static str> {

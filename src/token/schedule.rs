@@ -9,13 +9,14 @@ pub(crate) const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
 /// Without `refresh_in`, tokens are refreshed this long before they expire...
 pub(crate) const REFRESH_AHEAD: Duration = Duration::from_secs(5 * 60);
 /// ...except tokens living at least this long, refreshed at half their lifetime, as MSAL does
-/// (protocol.md 6.2).
+/// (MSAL Python's `msal/managed_identity.py`).
 pub(crate) const LONG_LIVED: Duration = Duration::from_secs(2 * 60 * 60);
 /// The first wait after a failed token request; it doubles with each further failure...
 pub(crate) const BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 /// ...up to this.
 pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(60);
-/// The longest Retry-After honoured (MSAL caps it the same way, protocol.md 2.8).
+/// The longest Retry-After honoured (MSAL Python's `msal/throttled_http_client.py` caps it the same
+/// way).
 pub(crate) const RETRY_AFTER_MAX: Duration = Duration::from_secs(60 * 60);
 
 /// When a token acquired by a request sent at some instant is refreshed and retired.
