@@ -13,8 +13,8 @@ use axum::routing::get;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::app::{AppState, NeededToken};
 use crate::error::ProxyError;
+use crate::live::{AppState, NeededToken};
 use crate::token::TokenError;
 
 /// How long readiness waits for a token request before reporting the token as pending.
@@ -122,8 +122,8 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             .iter()
             .all(|(needed, e)| needed.customer || !e.is_zero());
     let expiries: Vec<_> = expiries
-        .into_iter()
-        .map(|(needed, e)| (needed.key, e))
+        .iter()
+        .map(|(needed, e)| (needed.key.label(), *e))
         .collect();
     (
         [(header::CONTENT_TYPE, OPENMETRICS)],

@@ -8,7 +8,8 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use crate::config::{Api, Config};
+use crate::cloud::Api;
+use crate::config::Config;
 use crate::credential::{ClientAuth, Credential};
 use crate::route::Tenancy;
 use crate::token::{AccessToken, EntraClient, TokenError};
@@ -34,7 +35,7 @@ pub enum CommandError {
 
 /// A token failure of `credential` on one line, with what to do about it when that is known.
 pub fn describe(credential: &str, error: &TokenError) -> String {
-    let mut line = crate::config::error_chain(error);
+    let mut line = crate::report::error_chain(error);
     if let Some(hint) = error.hint(credential) {
         line.push_str("\n  hint: ");
         line.push_str(&hint);
@@ -50,7 +51,20 @@ pub async fn check(config: &Config, out: &mut impl Write) -> Result<bool, Comman
     let mut all_ok = true;
     for route in &config.routes {
         let credential = &route.credential;
-        if let Tenancy::Static(_) = route.tenancy {
+        let tenancy = match Tenancy::new(credential, &route.scope, route.tenant_header) {
+            Ok(tenancy) => tenancy,
+            Err(error) => {
+                all_ok = false;
+                drop(writeln!(
+                    out,
+                    "FAIL  {}\n      {}",
+                    credential.name,
+                    describe(&credential.name, &error)
+                ));
+                continue;
+            }
+        };
+        if let Tenancy::Static(_) = tenancy {
             if seen.insert((credential.name.clone(), "".into(), route.scope.clone())) {
                 drop(writeln!(
                     out,
@@ -60,7 +74,7 @@ pub async fn check(config: &Config, out: &mut impl Write) -> Result<bool, Comman
             }
             continue;
         }
-        for key in route.token_keys() {
+        for key in tenancy.token_keys(credential, &route.scope) {
             if !seen.insert((
                 key.credential.clone(),
                 key.tenant.clone(),

@@ -9,7 +9,8 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
 use crate::check::{self, CommandError, Target};
-use crate::config::{self, Api, Config, ConfigError, ConfigSource, Overrides};
+use crate::cloud::Api;
+use crate::config::{Config, ConfigError, ConfigSource, Overrides};
 use crate::credential::ClientAuth;
 use crate::telemetry::{self, LogFormat};
 use crate::token::EntraClient;
@@ -205,7 +206,10 @@ pub async fn run(cli: Cli) -> ExitCode {
             ExitCode::from(EXIT_CONFIG)
         }
         Err(Failure::Run(error)) => {
-            eprintln!("defender-token-proxy: {}", config::error_chain(&error));
+            eprintln!(
+                "defender-token-proxy: {}",
+                crate::report::error_chain(&error)
+            );
             ExitCode::FAILURE
         }
         Err(Failure::Command(message)) => {
@@ -231,7 +235,7 @@ async fn one_off(path: Option<PathBuf>, command: OneOff) -> Result<(), Failure> 
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let failed = |e: CommandError| Failure::Command(config::error_chain(&e));
+    let failed = |e: CommandError| Failure::Command(crate::report::error_chain(&e));
     let mut stdout = std::io::stdout();
     match command {
         OneOff::Check => {
@@ -307,14 +311,14 @@ async fn sign_in(
     let scope = check::scope_for(config, credential, target)
         .map_err(|e| Failure::Command(e.to_string()))?;
     let entra = EntraClient::new(config.token_timeout)
-        .map_err(|e| Failure::Command(config::error_chain(&e)))?;
+        .map_err(|e| Failure::Command(crate::report::error_chain(&e)))?;
     let mut stdout = std::io::stdout();
     let signed_in = if browser {
         login::browser(&entra, credential, file, &scope, open, &mut stdout).await
     } else {
         login::device_code(&entra, credential, file, &scope, &mut stdout).await
     }
-    .map_err(|e| Failure::Command(config::error_chain(&e)))?;
+    .map_err(|e| Failure::Command(crate::report::error_chain(&e)))?;
     println!(
         "signed in{}; the sign-in is stored in {}",
         signed_in
@@ -361,7 +365,7 @@ async fn healthcheck(url: &str, timeout: Duration) -> ExitCode {
         Err(error) => {
             eprintln!(
                 "defender-token-proxy healthcheck: {url}: {}",
-                config::error_chain(&error)
+                crate::report::error_chain(&error)
             );
             ExitCode::FAILURE
         }

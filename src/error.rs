@@ -244,7 +244,7 @@ impl ProxyError {
                 if let Some(hint) = root.hint(credential) {
                     body["hint"] = json!(hint);
                 }
-                crate::config::error_chain(&**error)
+                crate::report::error_chain(&**error)
             }
             Self::Unauthenticated { .. }
             | Self::CrossSite { .. }
@@ -260,7 +260,7 @@ impl ProxyError {
             | Self::RequestBody(_)
             | Self::BodyTooLarge { .. }
             | Self::Overloaded
-            | Self::RateLimited { .. } => crate::config::error_chain(self),
+            | Self::RateLimited { .. } => crate::report::error_chain(self),
         };
         body["detail"] = json!(detail);
         body

@@ -2,14 +2,10 @@
 //! every request except `/-/healthy` presents one, compared in constant time against each
 //! configured key (several at once, for rotation).
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use http::HeaderName;
 use http::header::AUTHORIZATION;
+use http::{HeaderName, Request};
 use subtle::ConstantTimeEq;
 
-use crate::app::AppState;
 use crate::error::ProxyError;
 use crate::secret::Secret;
 
@@ -17,15 +13,11 @@ use crate::secret::Secret;
 /// the key as `Authorization: Bearer <key>` instead.
 pub(crate) const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 
-/// The middleware.
-pub(crate) async fn authenticate(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let live = state.live();
-    if live.api_keys.is_empty() || request.uri().path() == "/-/healthy" {
-        return next.run(request).await;
+/// Lets `request` through if no API keys are configured, it is for `/-/healthy`, or it presents
+/// one of `keys` (which is then removed from it: the key is for the proxy alone).
+pub(crate) fn authenticate<B>(keys: &[Secret], request: &mut Request<B>) -> Result<(), ProxyError> {
+    if keys.is_empty() || request.uri().path() == "/-/healthy" {
+        return Ok(());
     }
     let headers = request.headers();
     let presented = headers
@@ -37,18 +29,14 @@ pub(crate) async fn authenticate(
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "))
         });
-    if presented.is_some_and(|key| accepted(key, &live.api_keys)) {
-        // The key is for the proxy alone (Authorization is replaced when forwarding anyway).
+    if presented.is_some_and(|key| accepted(key, keys)) {
+        // Authorization is replaced when forwarding anyway.
         request.headers_mut().remove(&API_KEY_HEADER);
-        return next.run(request).await;
+        return Ok(());
     }
-    drop(live);
-    state.no_route_metrics().response(401);
-    let error = ProxyError::Unauthenticated {
+    Err(ProxyError::Unauthenticated {
         presented: presented.is_some(),
-    };
-    tracing::info!(kind = error.kind(), "request refused");
-    error.into_response()
+    })
 }
 
 /// Whether `key` equals one of `keys`. Every key is compared, in constant time for equal lengths,

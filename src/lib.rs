@@ -16,20 +16,28 @@
 //!   [`reload`]: live reload; [`metrics`]: Prometheus metrics; [`telemetry`]: logging.
 //! - [`sim`]: simulated Entra ID and Defender APIs for the demo and the tests; [`demo`]: the demo.
 
+mod access;
 pub mod admin;
 pub mod app;
 pub mod check;
 pub mod cli;
+mod client;
+mod cloud;
 pub mod config;
 pub mod credential;
 pub mod demo;
+mod digest;
 pub mod error;
+pub mod headers;
 pub mod inbound;
+mod live;
 pub mod login;
 pub mod metrics;
+mod middleware;
 pub mod proxy;
 pub mod ratelimit;
 pub mod reload;
+mod report;
 pub mod rewrite;
 pub mod route;
 pub mod screen;
@@ -40,6 +48,7 @@ pub mod sim;
 pub mod state;
 pub mod telemetry;
 pub mod token;
+mod upstream;
 
 pub use app::{run, run_with_admin};
 pub use config::Config;

@@ -12,10 +12,19 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::token::{TokenError, TokenKey};
-
 /// The prefix of every metric name.
 const PREFIX: &str = "defender_token_proxy";
+
+/// Which token a token metric is about.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenLabel<'a> {
+    /// The credential's name.
+    pub credential: &'a str,
+    /// The tenant the token is for.
+    pub tenant: &'a str,
+    /// Its scope.
+    pub scope: &'a str,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -224,29 +233,12 @@ impl Metrics {
     }
 
     /// Counts a token request's outcome.
-    pub fn token_request(&self, key: &TokenKey, outcome: Result<(), &TokenError>) {
-        let outcome = match outcome {
-            Ok(()) => "success",
-            Err(error) => match error {
-                TokenError::Rejected(_) => "rejected",
-                TokenError::Throttled { .. } => "throttled",
-                TokenError::Unavailable { .. } => "failed",
-                TokenError::Unreachable(_) => "unreachable",
-                TokenError::Timeout(_) => "timeout",
-                TokenError::Malformed(_) => "malformed",
-                TokenError::Assertion(_) => "assertion_failed",
-                TokenError::Interrupted => "interrupted",
-                TokenError::BackingOff { .. } => "backing_off",
-                TokenError::LoginRequired(_) => "login_required",
-                TokenError::State(_) => "state_failed",
-                TokenError::FederatedToken { .. } => "federated_token_unreadable",
-                TokenError::NotExchanged => "not_exchanged",
-            },
-        };
+    /// `outcome` is `success` or the failure's name.
+    pub fn token_request(&self, token: TokenLabel<'_>, outcome: &'static str) {
         self.token_requests
             .get_or_create(&TokenRequestLabels {
-                credential: key.credential.to_string(),
-                tenant: key.tenant.to_string(),
+                credential: token.credential.to_owned(),
+                tenant: token.tenant.to_owned(),
                 outcome,
             })
             .inc();
@@ -260,14 +252,14 @@ impl Metrics {
 
     /// The exposition text, with the token gauges set from `tokens` (key and seconds until expiry)
     /// and readiness from `ready`.
-    pub fn encode(&self, tokens: &[(TokenKey, Duration)], ready: bool) -> String {
+    pub fn encode(&self, tokens: &[(TokenLabel<'_>, Duration)], ready: bool) -> String {
         self.token_expiry.clear();
-        for (key, expires_in) in tokens {
+        for (token, expires_in) in tokens {
             self.token_expiry
                 .get_or_create(&TokenLabels {
-                    credential: key.credential.to_string(),
-                    tenant: key.tenant.to_string(),
-                    scope: key.scope.to_string(),
+                    credential: token.credential.to_owned(),
+                    tenant: token.tenant.to_owned(),
+                    scope: token.scope.to_owned(),
                 })
                 .set(expires_in.as_secs_f64());
         }

@@ -8,9 +8,11 @@ use std::path::PathBuf;
 
 use tokio::sync::watch;
 
-use crate::app::AppState;
-use crate::config::{WatchedFile, content_fingerprint, error_chain};
-use crate::server::stopped;
+use crate::config::WatchedFile;
+use crate::digest::content_fingerprint;
+use crate::live::AppState;
+use crate::report::error_chain;
+use crate::signal::stopped;
 
 /// Watches for reload triggers until `stopping` turns true.
 pub(crate) async fn watch(state: AppState, mut stopping: watch::Receiver<bool>) {

@@ -242,7 +242,8 @@ impl Links {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::route::{Route, Upstream};
+    use crate::config::RouteConfig;
+    use crate::upstream::Upstream;
 
     pub(super) fn links() -> Links {
         let cred = std::sync::Arc::new(crate::credential::Credential::new(
@@ -253,23 +254,29 @@ mod tests {
             "c".into(),
             crate::credential::ClientAuth::Secret(crate::secret::Secret::new("s")),
         ));
-        let route = |prefix: &str, url: &str| {
-            Route::new(
-                prefix.into(),
-                None,
-                Upstream::new(url.parse().unwrap()).unwrap(),
-                "s/.default".into(),
-                cred.clone(),
-                false,
-            )
-            .unwrap()
+        let route = |prefix: &str, url: &str| RouteConfig {
+            prefix: prefix.into(),
+            api: None,
+            upstream: Upstream::new(url.parse().unwrap()).unwrap(),
+            scope: "s/.default".into(),
+            credential: cred.clone(),
+            tenant_header: false,
+            access: None,
+            rewrite_links: true,
+            max_body_bytes: None,
+            rate_limit: None,
         };
-        let routes = Routes::new(vec![
-            route("/mde", "https://api.securitycenter.microsoft.com"),
-            route("/mde2", "https://api.securitycenter.microsoft.com"),
-            route("/graph", "https://graph.microsoft.com"),
-            route("/based", "https://graph.microsoft.com/beta"),
-        ]);
+        let routes = Routes::new(
+            vec![
+                route("/mde", "https://api.securitycenter.microsoft.com"),
+                route("/mde2", "https://api.securitycenter.microsoft.com"),
+                route("/graph", "https://graph.microsoft.com"),
+                route("/based", "https://graph.microsoft.com/beta"),
+            ],
+            std::time::Duration::ZERO,
+            0,
+        )
+        .unwrap();
         Links::new(Arc::new(LinkTable::new(&routes)), "http://127.0.0.1:8080")
     }
 

@@ -7,13 +7,9 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, Method, Version, header};
+use http::{HeaderValue, Method, Request, Version, header};
 use percent_encoding::percent_decode_str;
 
-use crate::app::AppState;
 use crate::error::ProxyError;
 
 /// The `Sec-Fetch-Site` request header (Fetch Metadata), sent by browsers.
@@ -63,7 +59,7 @@ impl Screen {
     }
 
     /// Why `request` must be refused, if it must.
-    pub fn check(&self, request: &Request) -> Result<(), ProxyError> {
+    pub fn check<B>(&self, request: &Request<B>) -> Result<(), ProxyError> {
         check_target(request.method(), request.version(), request.uri())?;
         self.check_browser(request.headers())?;
         self.check_host(request)
@@ -85,7 +81,7 @@ impl Screen {
         Ok(())
     }
 
-    fn check_host(&self, request: &Request) -> Result<(), ProxyError> {
+    fn check_host<B>(&self, request: &Request<B>) -> Result<(), ProxyError> {
         // HTTP/2 carries the authority in the URI (:authority); HTTP/1.1 in Host.
         let host = match request.uri().authority() {
             Some(authority) => Some(authority.as_str().as_bytes()),
@@ -153,22 +149,6 @@ fn check_target(method: &Method, version: Version, uri: &http::Uri) -> Result<()
     Ok(())
 }
 
-/// The middleware.
-pub(crate) async fn screen(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let outcome = state.live().screen.check(&request);
-    match outcome {
-        Ok(()) => next.run(request).await,
-        Err(error) => {
-            tracing::info!(kind = error.kind(), error = %crate::config::error_chain(&error), "request refused");
-            error.into_response()
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,7 +162,7 @@ mod tests {
         )
     }
 
-    fn request(target: &str, headers: &[(&str, &str)]) -> Request {
+    fn request(target: &str, headers: &[(&str, &str)]) -> Request<Body> {
         let mut builder = http::Request::builder().uri(target);
         for (name, value) in headers {
             builder = builder.header(*name, *value);

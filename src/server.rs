@@ -3,43 +3,26 @@
 //! time to send headers, connections), and the graceful drain on shutdown.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
-use crate::app::AppState;
-use crate::error::ProxyError;
+use crate::config::ConnectionLimits;
+use crate::live::AppState;
+use crate::signal::stopped;
 
 /// A TLS handshake must complete within this, so that half-open handshakes cannot pile up.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// After a failed accept (such as too many open files), wait this long before the next one.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-
-/// Connection-level limits (`[server]`).
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// The most header bytes a request may send (HTTP/1 answers 431 beyond it).
-    pub max_header_bytes: usize,
-    /// How long a client may take to send a request's headers, also on an idle keep-alive
-    /// connection (slow clients and idle connections are closed).
-    pub header_read_timeout: Duration,
-    /// The most connections open at once; further ones are closed at once.
-    pub max_connections: usize,
-}
 
 /// Serves `router` on `listener` in its own task until `stopping` turns true, then lets open
 /// connections finish their requests (the caller bounds how long).
@@ -47,7 +30,7 @@ pub(crate) fn serve(
     listener: TcpListener,
     router: Router,
     state: AppState,
-    limits: Limits,
+    limits: ConnectionLimits,
     mut stopping: watch::Receiver<bool>,
 ) -> JoinHandle<io::Result<()>> {
     let mut builder = Builder::new(TokioExecutor::new());
@@ -116,7 +99,7 @@ pub(crate) fn serve(
                     }
                 };
                 if let Err(error) = served {
-                    tracing::debug!(error = %crate::config::error_chain(&*error), "connection ended with an error");
+                    tracing::debug!(error = %crate::report::error_chain(&*error), "connection ended with an error");
                 }
             });
         }
@@ -124,49 +107,4 @@ pub(crate) fn serve(
         graceful.shutdown().await;
         Ok(())
     })
-}
-
-/// Completes once `stopping` turns true (or its sender is gone).
-pub(crate) async fn stopped(stopping: &mut watch::Receiver<bool>) {
-    let _ = stopping.wait_for(|stop| *stop).await;
-}
-
-/// Sheds load: beyond `server.max_concurrent_requests` requests in flight, answer 503 at once
-/// rather than queueing without bound. The slot is held until the response body has been sent,
-/// so that long downloads count (tower's concurrency limit releases when headers are ready).
-pub(crate) async fn shed(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let in_flight = state.live().in_flight.clone();
-    let Ok(slot) = in_flight.try_acquire_owned() else {
-        let error = ProxyError::Overloaded;
-        tracing::warn!(kind = error.kind(), "request shed");
-        return error.into_response();
-    };
-    let (parts, body) = next.run(request).await.into_parts();
-    Response::from_parts(parts, Body::new(Holding { body, _slot: slot }))
-}
-
-/// A body that keeps its in-flight slot until it is done.
-struct Holding {
-    body: Body,
-    _slot: OwnedSemaphorePermit,
-}
-
-impl http_body::Body for Holding {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
-    }
 }

@@ -1,4 +1,12 @@
-//! Shutdown signals: a future that completes on SIGINT or SIGTERM.
+//! Shutdown signals: a future that completes on SIGINT or SIGTERM, and the in-process stop flag
+//! the listeners and the reload watcher wait on.
+
+use tokio::sync::watch;
+
+/// Completes once `stopping` turns true (or its sender is gone).
+pub(crate) async fn stopped(stopping: &mut watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
+}
 
 /// Completes when the process is asked to stop (Ctrl-C, or SIGTERM from a supervisor).
 pub async fn shutdown() {

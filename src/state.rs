@@ -80,7 +80,7 @@ static LOCKS: LazyLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<Memory>>>>>
 /// A hash of a refresh token, to recognise one without keeping it (not a security measure: it
 /// never leaves the process).
 pub fn token_hash(token: &Secret) -> u64 {
-    crate::config::content_fingerprint(token.expose().as_bytes())
+    crate::digest::content_fingerprint(token.expose().as_bytes())
 }
 
 /// A sign-in read from a [`TokenFile`].

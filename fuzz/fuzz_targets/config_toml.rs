@@ -38,7 +38,12 @@ fuzz_target!(|data: &[u8]| {
                 &config.server.allowed_origins,
             );
             let _ = screen;
-            let routes = Routes::new(config.routes);
+            let routes = Routes::new(
+        config.routes,
+        config.server.rate_limit_max_wait,
+        config.server.rate_limit_max_queue,
+    )
+    .expect("the routes build");
             for prefix in routes.prefixes() {
                 assert!(
                     routes.find(prefix).is_some(),

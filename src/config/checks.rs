@@ -106,7 +106,7 @@ pub(super) fn check_prefix(prefix: &str) -> Result<(), String> {
             "{prefix:?}: prefixes starting with \"/-\" are reserved for the proxy's own endpoints"
         ));
     }
-    let placeholder = crate::route::TENANT_PLACEHOLDER;
+    let placeholder = super::TENANT_PLACEHOLDER;
     let segments_ok = prefix[1..].split('/').all(|s| {
         s == placeholder
             || !s.is_empty()

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::tests::running;
 use super::*;
 use crate::credential::{ClientAuth, ManagedIdentity};
 use crate::route::Tenancy;
@@ -43,7 +44,8 @@ credential = "partner"
 "#
     );
     let config = parse_with(&text, &[("S", "x")]).unwrap();
-    let route = &config.routes[0];
+    let routes = running(&config);
+    let route = &routes[0];
     assert!(matches!(
         route.tenancy,
         Tenancy::PerRequest { header: false }
@@ -167,12 +169,13 @@ fn an_api_token_is_static_and_only_for_cloud_apps() {
         "api = \"mdca\"\nupstream = \"https://contoso.us2.portal.cloudappsecurity.com\"",
     );
     let config = parse_with(&text, &[("MDCA_TOKEN", "k3y")]).unwrap();
-    let Tenancy::Static(token) = &config.routes[0].tenancy else {
+    let routes = running(&config);
+    let Tenancy::Static(token) = &routes[0].tenancy else {
         panic!("a static token");
     };
     assert!(token.authorization().is_sensitive());
     assert_eq!(token.authorization(), "Token k3y");
-    assert!(config.routes[0].token_keys().is_empty());
+    assert!(routes[0].token_keys().is_empty());
 
     let err = parse_with(&credential(body, ""), &[("MDCA_TOKEN", "k3y")])
         .unwrap_err()

@@ -7,8 +7,10 @@ use url::Url;
 
 use super::checks::{check_local_url, check_tenant, is_name, normalize_authority};
 use super::validate::Validator;
-use super::{ConfigError, RawCredential, WatchedFile, content_fingerprint, error_chain};
+use super::{ConfigError, RawCredential, WatchedFile};
 use crate::credential::{Certificate, ClientAuth, Credential, ManagedIdentity};
+use crate::digest::content_fingerprint;
+use crate::report::error_chain;
 use crate::secret::{Secret, SecretSource};
 use crate::state::{Binding, TokenFile};
 

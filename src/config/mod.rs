@@ -3,7 +3,6 @@
 //! into a `Config` that cannot be invalid is `validate`.
 
 mod checks;
-mod cloud;
 mod credentials;
 mod env;
 mod source;
@@ -20,13 +19,15 @@ use serde::Deserialize;
 use url::Url;
 
 pub use checks::valid_tenant;
-pub use cloud::{Api, Cloud};
 pub use env::from_env;
 pub use source::{ConfigSource, Env, EnvLookup};
 
+use crate::access::Access;
+use crate::cloud::{Api, Cloud};
 use crate::credential::{AssertionAlgorithm, Credential};
-use crate::route::Route;
+use crate::ratelimit::Limits;
 use crate::secret::{Secret, SecretSource};
+use crate::upstream::Upstream;
 use validate::Validator;
 
 /// Where the proxy listens unless told otherwise.
@@ -111,7 +112,7 @@ pub struct Config {
     /// The credentials, by name.
     pub credentials: BTreeMap<String, Arc<Credential>>,
     /// The routes, in config order.
-    pub routes: Vec<Route>,
+    pub routes: Vec<RouteConfig>,
     /// The separate admin listener (health, readiness, metrics and status only), if any.
     pub admin_listen: Option<SocketAddr>,
     /// Things worth a warning at start-up (such as a literal secret in the file).
@@ -123,29 +124,53 @@ pub struct Config {
     pub source: Option<ConfigSource>,
 }
 
+/// The prefix segment that names a partner's customer tenant.
+pub const TENANT_PLACEHOLDER: &str = "{tenant}";
+
+/// One validated route (`[[routes]]`): which path prefix goes to which upstream with which
+/// credential and scope. What runs (its token keys and limiter) is built from it by `route`.
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    /// The path prefix, such as `/mde` or `/customers/{tenant}/mde` (no trailing slash).
+    pub prefix: String,
+    /// The preset it was configured from, if any.
+    pub api: Option<Api>,
+    /// Where requests go.
+    pub upstream: Upstream,
+    /// The token scope.
+    pub scope: Arc<str>,
+    /// The credential tokens are obtained with.
+    pub credential: Arc<Credential>,
+    /// Whether `X-Tenant-Id` may name a partner's customer tenant.
+    pub tenant_header: bool,
+    /// The allow-lists, if any.
+    pub access: Option<Access>,
+    /// Whether absolute links to the upstreams in JSON bodies and `Location` are rewritten to the
+    /// proxy.
+    pub rewrite_links: bool,
+    /// The largest request body accepted (413 beyond it), if limited.
+    pub max_body_bytes: Option<u64>,
+    /// The client-side rate limits, if any.
+    pub rate_limit: Option<Limits>,
+}
+
 /// A file the configuration was read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchedFile {
     /// Its path.
     pub path: PathBuf,
-    /// [`content_fingerprint`] of its content when it was read (`None` if it could not be read).
+    /// [`content_fingerprint`](crate::digest::content_fingerprint) of its content when it was read (`None` if it could not be read).
     pub fingerprint: Option<u64>,
 }
 
 impl WatchedFile {
     /// Reads `path` now and records its fingerprint.
     pub fn read(path: PathBuf) -> Self {
-        let fingerprint = std::fs::read(&path).ok().map(|c| content_fingerprint(&c));
+        let fingerprint = std::fs::read(&path)
+            .ok()
+            .map(|c| crate::digest::content_fingerprint(&c));
         Self { path, fingerprint }
     }
-}
-
-/// A hash of a file's content, to notice changes (not a security measure).
-pub fn content_fingerprint(content: &[u8]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    content.hash(&mut hasher);
-    hasher.finish()
 }
 
 /// Listener settings (`[server]`).
@@ -168,7 +193,7 @@ pub struct Server {
     /// Request bodies up to this many bytes are buffered for a replay after an upstream 401.
     pub replay_max_body_bytes: usize,
     /// Connection limits.
-    pub limits: crate::server::Limits,
+    pub limits: ConnectionLimits,
     /// The longest a request waits for a rate-limit slot.
     pub rate_limit_max_wait: Duration,
     /// The most requests waiting for a rate-limit slot per route.
@@ -183,6 +208,18 @@ pub struct Server {
     pub allowed_hosts: Vec<String>,
     /// Browser origins whose requests are accepted (none by default).
     pub allowed_origins: Vec<String>,
+}
+
+/// Connection-level limits (`[server]`), enforced by the listener.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// The most header bytes a request may send (HTTP/1 answers 431 beyond it).
+    pub max_header_bytes: usize,
+    /// How long a client may take to send a request's headers, also on an idle keep-alive
+    /// connection (slow clients and idle connections are closed).
+    pub header_read_timeout: Duration,
+    /// The most connections open at once; further ones are closed at once.
+    pub max_connections: usize,
 }
 
 #[derive(Deserialize)]
@@ -350,18 +387,6 @@ impl Config {
         })?;
         Validator::new(origin, base, env).config(raw, overrides)
     }
-}
-
-/// An error and its causes on one line, for messages that go to a person.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Config, ConfigError, Overrides, WatchedFile, content_fingerprint, env};
+use super::{Config, ConfigError, Overrides, WatchedFile, env};
+use crate::digest::content_fingerprint;
 
 /// Looks an environment variable up: the process environment in production, a map in tests (tests
 /// never call `std::env::set_var`).

@@ -6,6 +6,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::*;
+use crate::route::{Route, Routes};
+
+/// The routes `config` runs with, in config order.
+pub(super) fn running(config: &Config) -> Vec<Arc<Route>> {
+    Routes::new(config.routes.clone(), Duration::ZERO, 0)
+        .unwrap()
+        .iter()
+        .cloned()
+        .collect()
+}
 
 const MINIMAL: &str = r#"
 [credentials.app]
@@ -71,7 +81,8 @@ fn presets_set_upstream_and_scope_and_overrides_win() {
          upstream = \"https://eu.api.security.microsoft.com\"\nscope = \"https://api.security.microsoft.com/.default\"\n"
     ))
     .unwrap();
-    let mde = &config.routes[0];
+    let routes = running(&config);
+    let mde = &routes[0];
     assert_eq!(
         mde.upstream.url().as_str(),
         "https://api.securitycenter.microsoft.com/"
@@ -80,7 +91,7 @@ fn presets_set_upstream_and_scope_and_overrides_win() {
         &*mde.scope,
         "https://api.securitycenter.microsoft.com/.default"
     );
-    let eu = &config.routes[1];
+    let eu = &routes[1];
     assert_eq!(
         eu.upstream.url().as_str(),
         "https://eu.api.security.microsoft.com/"
@@ -199,7 +210,7 @@ fn a_changed_secret_changes_the_credential_fingerprint() {
         a.credentials["app"].fingerprint,
         c.credentials["app"].fingerprint
     );
-    assert_ne!(a.routes[0].token_keys(), b.routes[0].token_keys());
+    assert_ne!(running(&a)[0].token_keys(), running(&b)[0].token_keys());
 }
 
 #[test]

@@ -8,7 +8,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::validate::Validator;
-use super::{ConfigError, RawTls, WatchedFile, content_fingerprint};
+use super::{ConfigError, RawTls, WatchedFile};
+use crate::digest::content_fingerprint;
 
 /// Reads `[server.tls]`: the certificate chain and key, and the CA that client certificates
 /// must chain to (mutual TLS). The files are watched: a renewed certificate is picked up.

@@ -18,11 +18,14 @@ use super::{
     DEFAULT_RATE_LIMIT_MAX_QUEUE, DEFAULT_RATE_LIMIT_MAX_WAIT, DEFAULT_REPLAY_MAX_BODY_BYTES,
     DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_TIMEOUT, DEFAULT_UPSTREAM_CONNECT_TIMEOUT,
     DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_WATCH_INTERVAL, EnvLookup, MIN_API_KEY_LEN, Overrides,
-    RawConfig, RawRoute, RawServer, Server, WatchedFile, error_chain,
+    RawConfig, RawRoute, RawServer, RouteConfig, Server, TENANT_PLACEHOLDER, WatchedFile,
 };
+use crate::access::Access;
 use crate::credential::{ClientAuth, Credential};
-use crate::route::{Access, Route, TENANT_PLACEHOLDER, Upstream};
+use crate::report::error_chain;
 use crate::secret::{Secret, SecretSource};
+use crate::token::AccessToken;
+use crate::upstream::Upstream;
 
 pub(super) struct Validator<'a> {
     pub(super) origin: &'a str,
@@ -83,7 +86,7 @@ impl<'a> Validator<'a> {
         if raw.routes.is_empty() {
             return Err(self.invalid("routes", "at least one [[routes]] entry is required"));
         }
-        let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
+        let mut routes: Vec<RouteConfig> = Vec::with_capacity(raw.routes.len());
         for (i, route) in raw.routes.into_iter().enumerate() {
             let route = self.route(i, route, raw.cloud.name, &credentials)?;
             if routes.iter().any(|r| r.prefix == route.prefix) {
@@ -92,8 +95,7 @@ impl<'a> Validator<'a> {
                     format!("prefix {} is used by an earlier route", route.prefix),
                 ));
             }
-            routes
-                .push(route.with_limiter(server.rate_limit_max_wait, server.rate_limit_max_queue));
+            routes.push(route);
         }
         Ok(Config {
             server,
@@ -194,7 +196,7 @@ impl<'a> Validator<'a> {
             replay_max_body_bytes: raw
                 .replay_max_body_bytes
                 .unwrap_or(DEFAULT_REPLAY_MAX_BODY_BYTES),
-            limits: crate::server::Limits {
+            limits: super::ConnectionLimits {
                 max_header_bytes: self.positive(
                     "server.max_header_bytes",
                     raw.max_header_bytes,
@@ -280,7 +282,7 @@ impl<'a> Validator<'a> {
         raw: RawRoute,
         cloud: Cloud,
         credentials: &BTreeMap<String, Arc<Credential>>,
-    ) -> Result<Route, ConfigError> {
+    ) -> Result<RouteConfig, ConfigError> {
         let key = |field: &str| format!("routes[{i}].{field}");
         let prefix = raw.prefix.trim_end_matches('/').to_owned();
         check_prefix(&prefix).map_err(|m| self.invalid(key("prefix"), m))?;
@@ -352,36 +354,38 @@ impl<'a> Validator<'a> {
                 ),
             ));
         }
-        if matches!(credential.auth, ClientAuth::ApiToken(_))
-            && raw.api.is_some_and(|api| api != Api::Mdca)
-        {
-            return Err(self.invalid(
-                key("credential"),
-                "an api_token credential is the legacy Defender for Cloud Apps token: use it only \
-                 with api = \"mdca\"",
-            ));
+        if let ClientAuth::ApiToken(token) = &credential.auth {
+            if raw.api.is_some_and(|api| api != Api::Mdca) {
+                return Err(self.invalid(
+                    key("credential"),
+                    "an api_token credential is the legacy Defender for Cloud Apps token: use it \
+                     only with api = \"mdca\"",
+                ));
+            }
+            // The header is built from it for every request: it must be one a header can carry.
+            AccessToken::api_token(token)
+                .map_err(|e| self.invalid(key("credential"), error_chain(&e)))?;
         }
-        let mut route = Route::new(
-            prefix,
-            raw.api,
-            upstream,
-            scope.into(),
-            credential,
-            raw.tenant_header,
-        )
-        .map_err(|e| self.invalid(key("credential"), error_chain(&e)))?
-        .with_access(access);
-        route.rewrite_links = raw.rewrite_links.unwrap_or(true);
         if raw.max_body_bytes == Some(0) {
             return Err(self.invalid(key("max_body_bytes"), "must be more than zero"));
         }
-        route.max_body_bytes = raw.max_body_bytes;
-        route.rate_limit = raw
+        let rate_limit = raw
             .rate_limit
             .map(|spec| spec.resolve())
             .transpose()
             .map_err(|message| self.invalid(key("rate_limit"), message))?;
-        Ok(route)
+        Ok(RouteConfig {
+            prefix,
+            api: raw.api,
+            upstream,
+            scope: scope.into(),
+            credential,
+            tenant_header: raw.tenant_header,
+            access,
+            rewrite_links: raw.rewrite_links.unwrap_or(true),
+            max_body_bytes: raw.max_body_bytes,
+            rate_limit,
+        })
     }
 
     /// Parses a URL that the proxy will send a token or a secret to: `https`, or `http` for loopback

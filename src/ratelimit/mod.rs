@@ -68,6 +68,9 @@ const PRESETS: [(&str, Limits); 6] = [
     ("live-response", limits(Some(10), None)),
 ];
 
+/// No client-side limit: a limiter with it only holds requests after an upstream 429.
+pub const UNLIMITED: Limits = limits(None, None);
+
 const fn limits(per_minute: Option<u32>, per_hour: Option<u32>) -> Limits {
     Limits {
         per_minute,
@@ -148,6 +151,7 @@ pub enum Admission {
 /// One route's limiter. Shared by all requests of the route (`&self` methods; Send + Sync).
 #[derive(Debug)]
 pub struct RateLimiter {
+    limits: Limits,
     max_wait: Duration,
     max_queue: usize,
     state: Mutex<State>,
@@ -242,6 +246,7 @@ impl RateLimiter {
             })
             .collect();
         Self {
+            limits,
             max_wait,
             max_queue,
             state: Mutex::new(State {
@@ -250,6 +255,12 @@ impl RateLimiter {
                 waiting: 0,
             }),
         }
+    }
+
+    /// Whether this limiter was made with these settings, so that a reload can keep it (with its
+    /// spent allowance and any hold) rather than start afresh.
+    pub fn has_settings(&self, limits: Limits, max_wait: Duration, max_queue: usize) -> bool {
+        self.limits == limits && self.max_wait == max_wait && self.max_queue == max_queue
     }
 
     /// Waits (asynchronously, tokio) until the request may go: both the per-minute and the per-hour

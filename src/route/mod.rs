@@ -1,32 +1,21 @@
-//! Routes: which path prefix goes to which upstream with which credential and scope, the lookup of a
-//! request's route, and the upstream URI a request is forwarded to.
+//! Routes as they run: each configured route with its token source and limiter, the lookup of a
+//! request's route, and which token a request uses.
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-mod access;
-mod upstream;
-
-pub use access::Access;
-pub use upstream::Upstream;
-
 use http::{HeaderMap, HeaderName};
 
-use crate::config::Api;
+use crate::access::Access;
+use crate::cloud::Api;
+use crate::config::{RouteConfig, TENANT_PLACEHOLDER};
 use crate::credential::{ClientAuth, Credential};
 use crate::error::ProxyError;
 use crate::metrics::{Metrics, RouteMetrics};
-use crate::ratelimit::{Limits, RateLimiter};
+use crate::ratelimit::{Limits, RateLimiter, UNLIMITED};
 use crate::token::{AccessToken, TokenError, TokenKey};
-
-/// No client-side limit (the limiter then only holds the route after an upstream 429).
-const UNLIMITED: Limits = Limits {
-    per_minute: None,
-    per_hour: None,
-};
-/// The prefix segment that names a partner's customer tenant.
-pub const TENANT_PLACEHOLDER: &str = "{tenant}";
+use crate::upstream::Upstream;
 /// The request header that names a partner's customer tenant on routes with `tenant_header`; it is
 /// never forwarded.
 pub const TENANT_HEADER: HeaderName = HeaderName::from_static("x-tenant-id");
@@ -45,7 +34,43 @@ pub enum Tenancy {
     Static(Arc<AccessToken>),
 }
 
-/// One configured route.
+impl Tenancy {
+    /// Where the requests of a route with `credential`, `scope` and `tenant_header` get their
+    /// `Authorization` from. Fails only for an API token a header cannot carry.
+    pub fn new(
+        credential: &Credential,
+        scope: &Arc<str>,
+        tenant_header: bool,
+    ) -> Result<Self, TokenError> {
+        Ok(match &credential.auth {
+            ClientAuth::ApiToken(key) => Self::Static(Arc::new(AccessToken::api_token(key)?)),
+            _ if credential.partner => Self::PerRequest {
+                header: tenant_header,
+            },
+            _ => Self::Fixed(TokenKey::new(
+                credential,
+                credential.home_tenant(),
+                scope.clone(),
+            )),
+        })
+    }
+
+    /// Every token a route with this tenancy can use that the proxy can know in advance: its one
+    /// token, or one per customer tenant of a partner credential.
+    pub fn token_keys(&self, credential: &Credential, scope: &Arc<str>) -> Vec<TokenKey> {
+        match self {
+            Self::Fixed(key) => vec![key.clone()],
+            Self::PerRequest { .. } => credential
+                .tenants
+                .iter()
+                .map(|t| TokenKey::new(credential, t.clone(), scope.clone()))
+                .collect(),
+            Self::Static(_) => Vec::new(),
+        }
+    }
+}
+
+/// One route as it runs: its configuration, where its tokens come from, and its limiter.
 #[derive(Debug)]
 pub struct Route {
     /// The path prefix as configured, such as `/mde` or `/customers/{tenant}/mde` (no trailing
@@ -66,40 +91,37 @@ pub struct Route {
     /// The allow-lists, if any.
     pub access: Option<Access>,
     /// Whether absolute links to the upstreams in JSON bodies and `Location` are rewritten to the
-    /// proxy (and `Accept-Encoding` dropped so that bodies arrive uncompressed).
+    /// proxy.
     pub rewrite_links: bool,
     /// The largest request body accepted (413 beyond it), if limited.
     pub max_body_bytes: Option<u64>,
     /// The client-side rate limits, if any.
     pub rate_limit: Option<Limits>,
     /// The limiter: the rate limits, and the hold after an upstream 429 (every route has one).
-    pub limiter: RateLimiter,
+    /// Shared, so that a reload that leaves the route's limits as they were keeps its state.
+    pub limiter: Arc<RateLimiter>,
     metrics: OnceLock<RouteMetrics>,
 }
 
 impl Route {
-    /// Builds a route. A partner credential's tenant comes from each request (`tenant_header`
-    /// allows `X-Tenant-Id`); a legacy API token is the same for every request; any other
-    /// credential has one token per scope.
-    pub fn new(
-        prefix: String,
-        api: Option<Api>,
-        upstream: Upstream,
-        scope: Arc<str>,
-        credential: Arc<Credential>,
-        tenant_header: bool,
-    ) -> Result<Self, TokenError> {
-        let tenancy = match &credential.auth {
-            ClientAuth::ApiToken(key) => Tenancy::Static(Arc::new(AccessToken::api_token(key)?)),
-            _ if credential.partner => Tenancy::PerRequest {
-                header: tenant_header,
-            },
-            _ => Tenancy::Fixed(TokenKey::new(
-                &credential,
-                credential.home_tenant(),
-                scope.clone(),
-            )),
-        };
+    /// Builds the route `config` describes, with `limiter`. A partner credential's tenant comes
+    /// from each request (`tenant_header` allows `X-Tenant-Id`); a legacy API token is the same for
+    /// every request; any other credential has one token per scope. Fails only for an API token a
+    /// header cannot carry, which validation refuses first.
+    pub fn new(config: RouteConfig, limiter: Arc<RateLimiter>) -> Result<Self, TokenError> {
+        let RouteConfig {
+            prefix,
+            api,
+            upstream,
+            scope,
+            credential,
+            tenant_header,
+            access,
+            rewrite_links,
+            max_body_bytes,
+            rate_limit,
+        } = config;
+        let tenancy = Tenancy::new(&credential, &scope, tenant_header)?;
         let pattern = match prefix.split_once(TENANT_PLACEHOLDER) {
             Some((before, after)) => (before.to_owned(), Some(after.to_owned())),
             None => (prefix.clone(), None),
@@ -112,11 +134,11 @@ impl Route {
             scope,
             credential,
             tenancy,
-            access: None,
-            rewrite_links: true,
-            max_body_bytes: None,
-            rate_limit: None,
-            limiter: RateLimiter::new(UNLIMITED, Duration::ZERO, 0),
+            access,
+            rewrite_links,
+            max_body_bytes,
+            rate_limit,
+            limiter,
             metrics: OnceLock::new(),
         })
     }
@@ -129,16 +151,7 @@ impl Route {
     /// Every token this route can use that the proxy can know in advance: its one token, or one per
     /// customer tenant of a partner credential.
     pub fn token_keys(&self) -> Vec<TokenKey> {
-        match &self.tenancy {
-            Tenancy::Fixed(key) => vec![key.clone()],
-            Tenancy::PerRequest { .. } => self
-                .credential
-                .tenants
-                .iter()
-                .map(|t| self.token_key(t.clone()))
-                .collect(),
-            Tenancy::Static(_) => Vec::new(),
-        }
+        self.tenancy.token_keys(&self.credential, &self.scope)
     }
 
     /// Whether the prefix has a `{tenant}` segment.
@@ -176,18 +189,6 @@ impl Route {
             ((before, Some(after)), Some(tenant)) => format!("{before}{tenant}{after}"),
             _ => self.prefix.clone(),
         }
-    }
-
-    /// The route with its limiter: requests wait at most `max_wait`, `max_queue` at a time.
-    pub fn with_limiter(mut self, max_wait: Duration, max_queue: usize) -> Self {
-        self.limiter = RateLimiter::new(self.rate_limit.unwrap_or(UNLIMITED), max_wait, max_queue);
-        self
-    }
-
-    /// The route with allow-lists.
-    pub fn with_access(mut self, access: Option<Access>) -> Self {
-        self.access = access;
-        self
     }
 
     /// This route's metric handles, resolved on first use.
@@ -268,19 +269,42 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// Builds the table.
-    pub fn new(routes: Vec<Route>) -> Self {
-        let routes: Vec<Arc<Route>> = routes.into_iter().map(Arc::new).collect();
+    /// The table of the routes `routes` describe, each with a new limiter: requests wait at most
+    /// `max_wait`, `max_queue` at a time.
+    pub fn new(
+        routes: Vec<RouteConfig>,
+        max_wait: Duration,
+        max_queue: usize,
+    ) -> Result<Self, TokenError> {
+        Self::build(routes, |route| {
+            let limits = route.rate_limit.unwrap_or(UNLIMITED);
+            Arc::new(RateLimiter::new(limits, max_wait, max_queue))
+        })
+    }
+
+    /// The table of the routes `routes` describe, each with the limiter `limiter` gives it (a
+    /// reload hands over the running route's where it can be kept).
+    pub fn build(
+        routes: Vec<RouteConfig>,
+        mut limiter: impl FnMut(&RouteConfig) -> Arc<RateLimiter>,
+    ) -> Result<Self, TokenError> {
+        let routes = routes
+            .into_iter()
+            .map(|route| {
+                let limiter = limiter(&route);
+                Route::new(route, limiter).map(Arc::new)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let prefixes = routes.iter().map(|r| r.prefix.clone()).collect();
         let mut by_length = routes.clone();
         by_length.sort_by_key(|r| {
             std::cmp::Reverse(r.pattern.0.len() + r.pattern.1.as_ref().map_or(0, String::len))
         });
-        Self {
+        Ok(Self {
             routes,
             by_length,
             prefixes,
-        }
+        })
     }
 
     /// The route for a request path, if any, with the length of the path its prefix matched and

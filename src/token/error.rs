@@ -5,6 +5,27 @@ use std::time::Duration;
 
 use super::EntraRejection;
 
+impl TokenError {
+    /// The failure's name in the token request metric.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Rejected(_) => "rejected",
+            Self::Throttled { .. } => "throttled",
+            Self::Unavailable { .. } => "failed",
+            Self::Unreachable(_) => "unreachable",
+            Self::Timeout(_) => "timeout",
+            Self::Malformed(_) => "malformed",
+            Self::Assertion(_) => "assertion_failed",
+            Self::Interrupted => "interrupted",
+            Self::BackingOff { .. } => "backing_off",
+            Self::LoginRequired(_) => "login_required",
+            Self::State(_) => "state_failed",
+            Self::FederatedToken { .. } => "federated_token_unreadable",
+            Self::NotExchanged => "not_exchanged",
+        }
+    }
+}
+
 /// Why no token could be had.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {

@@ -23,7 +23,7 @@ pub use grant::{DeviceCode, user_scope};
 pub use hints::hint;
 
 use crate::credential::Credential;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, TokenLabel};
 
 /// Slots unused for this long are dropped (a partner proxy may see many tenants once).
 const SLOT_IDLE: Duration = Duration::from_secs(24 * 60 * 60);
@@ -55,6 +55,15 @@ impl TokenKey {
             fingerprint: credential.fingerprint,
             tenant,
             scope,
+        }
+    }
+
+    /// The key's metric labels.
+    pub fn label(&self) -> TokenLabel<'_> {
+        TokenLabel {
+            credential: &self.credential,
+            tenant: &self.tenant,
+            scope: &self.scope,
         }
     }
 }
@@ -320,8 +329,12 @@ impl TokenCache {
             .await
             .and_then(|response| AccessToken::new(response, sent_at, sent_at_wall));
         slot.attempts.fetch_add(1, Ordering::AcqRel);
-        self.metrics
-            .token_request(&key, outcome.as_ref().map(|_| ()));
+        self.metrics.token_request(
+            key.label(),
+            outcome
+                .as_ref()
+                .map_or_else(|error| error.outcome(), |_| "success"),
+        );
         match outcome {
             Ok(token) => {
                 let token = Arc::new(token);
@@ -354,7 +367,7 @@ impl TokenCache {
                     scope = %key.scope,
                     failures = state.failures,
                     retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                    error = %crate::config::error_chain(&*error),
+                    error = %crate::report::error_chain(&*error),
                     "token request failed"
                 );
                 Err(error)
