@@ -16,7 +16,7 @@ use crate::token::{AccessToken, EntraClient, TokenError};
 
 /// Why a one-off command could not do what was asked (the message goes to the user as it is).
 #[derive(Debug, thiserror::Error)]
-pub enum CommandError {
+pub(crate) enum CommandError {
     /// The command's arguments do not fit the configuration.
     #[error("{0}")]
     Usage(String),
@@ -34,7 +34,7 @@ pub enum CommandError {
 }
 
 /// A token failure of `credential` on one line, with what to do about it when that is known.
-pub fn describe(credential: &str, error: &TokenError) -> String {
+pub(crate) fn describe(credential: &str, error: &TokenError) -> String {
     let mut line = crate::report::error_chain(error);
     if let Some(hint) = error.hint(credential) {
         line.push_str("\n  hint: ");
@@ -45,7 +45,7 @@ pub fn describe(credential: &str, error: &TokenError) -> String {
 
 /// Runs `check`: one token per (credential, tenant, scope) the routes use. Returns whether every
 /// one was obtained.
-pub async fn check(config: &Config, out: &mut impl Write) -> Result<bool, CommandError> {
+pub(crate) async fn check(config: &Config, out: &mut impl Write) -> Result<bool, CommandError> {
     let entra = EntraClient::new(config.token_timeout).map_err(CommandError::Client)?;
     let mut seen = HashSet::new();
     let mut all_ok = true;
@@ -135,7 +135,7 @@ pub async fn check(config: &Config, out: &mut impl Write) -> Result<bool, Comman
 
 /// What `token` and `consent-url` are asked for.
 #[derive(Debug, Default)]
-pub struct Target {
+pub(crate) struct Target {
     /// The credential's name.
     pub credential: String,
     /// An API preset whose scope to use.
@@ -162,7 +162,7 @@ fn credential<'c>(
 }
 
 /// The scope from `--scope`, `--api`, or the first route using the credential.
-pub fn scope_for(
+pub(crate) fn scope_for(
     config: &Config,
     credential: &Arc<Credential>,
     target: &Target,
@@ -217,7 +217,7 @@ fn resolve(
 }
 
 /// Runs `token`: one access token for the target, for use in other tools.
-pub async fn token(config: &Config, target: &Target) -> Result<String, CommandError> {
+pub(crate) async fn token(config: &Config, target: &Target) -> Result<String, CommandError> {
     let (credential, tenant, scope) = resolve(config, target)?;
     if let ClientAuth::ApiToken(_) = credential.auth {
         return Err(CommandError::Usage(format!(
@@ -238,7 +238,7 @@ pub async fn token(config: &Config, target: &Target) -> Result<String, CommandEr
 
 /// Runs `consent-url`: the admin consent link for a customer tenant (which need not be listed
 /// yet: the link is how a new customer is onboarded).
-pub fn consent_url(
+pub(crate) fn consent_url(
     config: &Config,
     target: &Target,
     redirect_uri: &str,

@@ -16,7 +16,7 @@ use crate::{app, signal};
 const SECRET_VAR: &str = "DEMO_CLIENT_SECRET";
 
 /// Runs the demo until Ctrl-C.
-pub async fn run(listen: SocketAddr) -> io::Result<()> {
+pub(crate) async fn run(listen: SocketAddr) -> io::Result<()> {
     let options = SimOptions::default();
     let client = options
         .clients

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::token::TokenError;
 
 /// Present on every response the proxy makes itself (never on a forwarded one); its value is the kind.
-pub const ERROR_HEADER: HeaderName = HeaderName::from_static("x-token-proxy-error");
+pub(crate) const ERROR_HEADER: HeaderName = HeaderName::from_static("x-token-proxy-error");
 
 /// A request the proxy answers itself instead of forwarding.
 #[derive(Debug, thiserror::Error)]

@@ -40,7 +40,7 @@ impl fmt::Debug for Secret {
 /// Where a secret comes from, as written in the config: `"literal"`, `{ env = "NAME" }` or
 /// `{ file = "PATH" }`.
 #[derive(Clone, PartialEq, Eq)]
-pub enum SecretSource {
+pub(crate) enum SecretSource {
     /// Written in the config file itself (accepted with a warning: config files get copied around).
     Literal(String),
     /// Read from this environment variable.
@@ -61,7 +61,7 @@ impl fmt::Debug for SecretSource {
 
 /// Why a secret could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum SecretError {
+pub(crate) enum SecretError {
     /// The environment variable is unset or empty.
     #[error("environment variable {0} is not set")]
     EnvMissing(String),
@@ -81,7 +81,7 @@ pub enum SecretError {
 
 impl SecretSource {
     /// Resolves a relative file path against `base` (the config file's directory).
-    pub fn relative_to(self, base: &Path) -> Self {
+    pub(crate) fn relative_to(self, base: &Path) -> Self {
         match self {
             Self::File(path) if path.is_relative() => Self::File(base.join(path)),
             other => other,
@@ -89,7 +89,7 @@ impl SecretSource {
     }
 
     /// Reads the secret now, looking environment variables up through `env`.
-    pub fn load(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Secret, SecretError> {
+    pub(crate) fn load(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Secret, SecretError> {
         let value = match self {
             Self::Literal(value) => value.clone(),
             Self::Env(name) => env(name)

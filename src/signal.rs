@@ -9,7 +9,7 @@ pub(crate) async fn stopped(stopping: &mut watch::Receiver<bool>) {
 }
 
 /// Completes when the process is asked to stop (Ctrl-C, or SIGTERM from a supervisor).
-pub async fn shutdown() {
+pub(crate) async fn shutdown() {
     let interrupt = async {
         if let Err(error) = tokio::signal::ctrl_c().await {
             tracing::error!(%error, "cannot listen for Ctrl-C");

@@ -21,7 +21,7 @@ const FORMAT_VERSION: u32 = 1;
 
 /// The state directory when the config names none: `$XDG_STATE_HOME/defender-token-proxy`, else
 /// `$HOME/.local/state/defender-token-proxy` (the XDG Base Directory specification's default).
-pub fn default_dir(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+pub(crate) fn default_dir(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
     let set = |name: &str| env(name).filter(|v| !v.trim().is_empty());
     if let Some(state) = set("XDG_STATE_HOME") {
         return Some(PathBuf::from(state).join(APP_DIR));
@@ -79,7 +79,7 @@ static LOCKS: LazyLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<Memory>>>>>
 
 /// A hash of a refresh token, to recognise one without keeping it (not a security measure: it
 /// never leaves the process).
-pub fn token_hash(token: &Secret) -> u64 {
+pub(crate) fn token_hash(token: &Secret) -> u64 {
     crate::digest::content_fingerprint(token.expose().as_bytes())
 }
 

@@ -31,7 +31,7 @@ pub enum LogFormat {
 }
 
 /// Installs the global subscriber, writing to standard error.
-pub fn init(format: LogFormat) {
+pub(crate) fn init(format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     // Colours only for a person at a terminal, not for files and log collectors.

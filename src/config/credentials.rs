@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use url::Url;
 
 use super::checks::{check_local_url, check_tenant, is_name, normalize_authority};
-use super::validate::Validator;
+use super::validator::Validator;
 use super::{ConfigError, RawCredential, WatchedFile};
 use crate::credential::{Certificate, ClientAuth, Credential, ManagedIdentity};
 use crate::digest::content_fingerprint;

@@ -8,6 +8,7 @@ mod env;
 mod source;
 mod tls;
 mod validate;
+mod validator;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,7 +29,7 @@ use crate::credential::{AssertionAlgorithm, Credential};
 use crate::ratelimit::Limits;
 use crate::secret::{Secret, SecretSource};
 use crate::upstream::Upstream;
-use validate::Validator;
+use validator::Validator;
 
 /// Where the proxy listens unless told otherwise.
 pub const DEFAULT_LISTEN: SocketAddr =

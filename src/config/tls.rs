@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::validate::Validator;
+use super::validator::Validator;
 use super::{ConfigError, RawTls, WatchedFile};
 use crate::digest::content_fingerprint;
 

@@ -2,13 +2,13 @@
 //! [`Config`] that cannot be invalid. Every error names its origin and key.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use url::Url;
 
-use super::checks::{check_prefix, check_url, normalize_authority};
+use super::checks::{check_prefix, normalize_authority};
+use super::validator::Validator;
 use super::credentials::Context;
 use super::tls;
 
@@ -17,46 +17,16 @@ use super::{
     DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES,
     DEFAULT_RATE_LIMIT_MAX_QUEUE, DEFAULT_RATE_LIMIT_MAX_WAIT, DEFAULT_REPLAY_MAX_BODY_BYTES,
     DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_TIMEOUT, DEFAULT_UPSTREAM_CONNECT_TIMEOUT,
-    DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_WATCH_INTERVAL, EnvLookup, MIN_API_KEY_LEN, Overrides,
-    RawConfig, RawRoute, RawServer, RouteConfig, Server, TENANT_PLACEHOLDER, WatchedFile,
+    DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_WATCH_INTERVAL, MIN_API_KEY_LEN, Overrides,
+    RawConfig, RawRoute, RawServer, RouteConfig, Server, TENANT_PLACEHOLDER,
 };
 use crate::access::Access;
 use crate::credential::{ClientAuth, Credential};
 use crate::report::error_chain;
-use crate::secret::{Secret, SecretSource};
 use crate::token::AccessToken;
 use crate::upstream::Upstream;
 
-pub(super) struct Validator<'a> {
-    pub(super) origin: &'a str,
-    pub(super) base: &'a Path,
-    pub(super) env: EnvLookup<'a>,
-    /// The secret and certificate files read so far, for reload watching.
-    pub(super) files: Vec<WatchedFile>,
-}
-
-impl<'a> Validator<'a> {
-    pub(super) fn new(origin: &'a str, base: &'a Path, env: EnvLookup<'a>) -> Self {
-        Self {
-            origin,
-            base,
-            env,
-            files: Vec::new(),
-        }
-    }
-
-    pub(super) fn invalid(
-        &self,
-        key: impl Into<String>,
-        message: impl Into<String>,
-    ) -> ConfigError {
-        ConfigError::Invalid {
-            origin: self.origin.to_owned(),
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-
+impl Validator<'_> {
     pub(super) fn config(
         mut self,
         raw: RawConfig,
@@ -109,21 +79,6 @@ impl<'a> Validator<'a> {
             files: self.files,
             source: None,
         })
-    }
-
-    /// Reads a secret, remembering its file (if any) for reload watching.
-    pub(super) fn secret(
-        &mut self,
-        key: &str,
-        source: SecretSource,
-    ) -> Result<Secret, ConfigError> {
-        let source = source.relative_to(self.base);
-        if let SecretSource::File(path) = &source {
-            self.files.push(WatchedFile::read(path.clone()));
-        }
-        source
-            .load(self.env)
-            .map_err(|e| self.invalid(key, error_chain(&e)))
     }
 
     fn server(&mut self, raw: RawServer, overrides: &Overrides) -> Result<Server, ConfigError> {
@@ -388,12 +343,4 @@ impl<'a> Validator<'a> {
         })
     }
 
-    /// Parses a URL that the proxy will send a token or a secret to: `https`, or `http` for loopback
-    /// hosts only (local testing), and nothing but scheme, host, port and path.
-    pub(super) fn url(&self, key: impl Into<String>, value: &str) -> Result<Url, ConfigError> {
-        let key = key.into();
-        let url = Url::parse(value).map_err(|e| self.invalid(&key, format!("{value:?}: {e}")))?;
-        check_url(&url).map_err(|m| self.invalid(&key, format!("{value:?}: {m}")))?;
-        Ok(url)
-    }
 }

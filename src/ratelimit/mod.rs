@@ -27,7 +27,7 @@ use tokio::time::Instant;
 /// `rate_limit = { per_minute = 100, per_hour = 1500 }`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
-pub enum RateLimitSpec {
+pub(crate) enum RateLimitSpec {
     /// One of the presets named in [`RateLimitSpec::resolve`].
     Preset(String),
     /// Explicit limits.
@@ -69,7 +69,7 @@ const PRESETS: [(&str, Limits); 6] = [
 ];
 
 /// No client-side limit: a limiter with it only holds requests after an upstream 429.
-pub const UNLIMITED: Limits = limits(None, None);
+pub(crate) const UNLIMITED: Limits = limits(None, None);
 
 const fn limits(per_minute: Option<u32>, per_hour: Option<u32>) -> Limits {
     Limits {
@@ -101,7 +101,7 @@ impl RateLimitSpec {
     ///
     /// `Err` holds a message naming the problem: an unknown preset (with the known ones), no limit
     /// at all, or a zero limit.
-    pub fn resolve(&self) -> Result<Limits, String> {
+    pub(crate) fn resolve(&self) -> Result<Limits, String> {
         match self {
             Self::Preset(name) => PRESETS
                 .iter()
@@ -337,7 +337,7 @@ impl RateLimiter {
 
 /// Parses a Retry-After header value: delay-seconds or an HTTP-date (RFC 9110 section 10.2.3);
 /// `None` if neither. A date in the past is no delay.
-pub fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
     // RFC 9110 section 5.5: surrounding whitespace is not part of a field value.
     let value = value.to_str().ok()?.trim();
     // delay-seconds is `1*DIGIT`; `u64::from_str` alone would also take a leading `+`.
