@@ -123,7 +123,7 @@ pub enum ProxyError {
 impl ProxyError {
     /// The HTTP status: client mistakes are 4xx; Entra or the upstream failing us is 502, or 503
     /// while waiting to retry, or 504 for a timeout; our own failures are 500.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::UnknownRoute { .. } => StatusCode::NOT_FOUND,
             Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
@@ -161,7 +161,7 @@ impl ProxyError {
     }
 
     /// The stable error kind, in the body's `kind` and in [`ERROR_HEADER`].
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Self::UnknownRoute { .. } => "unknown_route",
             Self::Unauthenticated { .. } => "unauthenticated",

@@ -22,7 +22,7 @@ mod report;
 mod secret;
 mod signal;
 mod telemetry;
-mod upstream;
+pub mod upstream;
 
 // Sign-ins, credentials and tokens.
 mod state;
@@ -37,9 +37,9 @@ pub mod config;
 // What a request is checked, routed and rewritten with.
 mod error;
 
+mod inbound;
 pub mod route;
 pub mod screen;
-mod inbound;
 
 pub mod rewrite;
 

@@ -119,7 +119,7 @@ pub async fn device_code(
 /// Signs in with the authorization code flow and PKCE: prints (and, unless `open` is false, opens)
 /// the sign-in page, receives the redirect on a loopback port, redeems the code and stores the
 /// refresh token in `file`.
-pub async fn browser(
+pub(crate) async fn browser(
     entra: &EntraClient,
     credential: &Credential,
     file: &TokenFile,

@@ -17,7 +17,7 @@ const PREFIX: &str = "defender_token_proxy";
 
 /// Which token a token metric is about.
 #[derive(Debug, Clone, Copy)]
-pub struct TokenLabel<'a> {
+pub(crate) struct TokenLabel<'a> {
     /// The credential's name.
     pub credential: &'a str,
     /// The tenant the token is for.
@@ -86,7 +86,7 @@ pub struct Metrics {
 
 /// The request metrics of one route, resolved once.
 #[derive(Debug, Clone)]
-pub struct RouteMetrics {
+pub(crate) struct RouteMetrics {
     /// Responses by status class: 1xx to 5xx.
     by_class: [Counter; 5],
     upstream_duration: Histogram,
@@ -96,23 +96,23 @@ pub struct RouteMetrics {
 
 impl RouteMetrics {
     /// Counts a response with `status`.
-    pub fn response(&self, status: u16) {
+    pub(crate) fn response(&self, status: u16) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.by_class[class].inc();
     }
 
     /// Counts a request that waited for a rate-limit slot.
-    pub fn rate_limit_wait(&self) {
+    pub(crate) fn rate_limit_wait(&self) {
         self.rate_limit_waits.inc();
     }
 
     /// Counts a request refused by the rate limiter (429).
-    pub fn rate_limit_refusal(&self) {
+    pub(crate) fn rate_limit_refusal(&self) {
         self.rate_limit_refusals.inc();
     }
 
     /// Records how long the upstream took to answer (until its response headers).
-    pub fn upstream_latency(&self, elapsed: Duration) {
+    pub(crate) fn upstream_latency(&self, elapsed: Duration) {
         self.upstream_duration.observe(elapsed.as_secs_f64());
     }
 }
@@ -195,7 +195,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// The handles for route `prefix` (`unmatched` for requests that matched no route).
-    pub fn route(&self, prefix: &str) -> RouteMetrics {
+    pub(crate) fn route(&self, prefix: &str) -> RouteMetrics {
         let class = |status_class| {
             self.requests.get_or_create_owned(&RequestLabels {
                 route: prefix.to_owned(),
@@ -223,7 +223,7 @@ impl Metrics {
     }
 
     /// Counts a token cache lookup.
-    pub fn cache_lookup(&self, hit: bool) {
+    pub(crate) fn cache_lookup(&self, hit: bool) {
         if hit {
             &self.cache_hits
         } else {
@@ -234,7 +234,7 @@ impl Metrics {
 
     /// Counts a token request's outcome.
     /// `outcome` is `success` or the failure's name.
-    pub fn token_request(&self, token: TokenLabel<'_>, outcome: &'static str) {
+    pub(crate) fn token_request(&self, token: TokenLabel<'_>, outcome: &'static str) {
         self.token_requests
             .get_or_create(&TokenRequestLabels {
                 credential: token.credential.to_owned(),
@@ -245,14 +245,14 @@ impl Metrics {
     }
 
     /// Counts a configuration reload.
-    pub fn reload(&self, applied: bool) {
+    pub(crate) fn reload(&self, applied: bool) {
         let outcome = if applied { "applied" } else { "refused" };
         self.reloads.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
     /// The exposition text, with the token gauges set from `tokens` (key and seconds until expiry)
     /// and readiness from `ready`.
-    pub fn encode(&self, tokens: &[(TokenLabel<'_>, Duration)], ready: bool) -> String {
+    pub(crate) fn encode(&self, tokens: &[(TokenLabel<'_>, Duration)], ready: bool) -> String {
         self.token_expiry.clear();
         for (token, expires_in) in tokens {
             self.token_expiry

@@ -117,7 +117,7 @@ impl Links {
     }
 
     /// Links to `upstream` (a base URL without its trailing slash) go to `prefix`.
-    pub fn through(mut self, upstream: &str, prefix: String) -> Self {
+    pub(crate) fn through(mut self, upstream: &str, prefix: String) -> Self {
         self.own = Some((upstream.into(), prefix));
         self
     }

@@ -89,12 +89,15 @@ pub fn routes_and_screen() -> (Routes, Screen) {
         &config.server.allowed_hosts,
         &config.server.allowed_origins,
     );
-    (Routes::new(
-        config.routes,
-        config.server.rate_limit_max_wait,
-        config.server.rate_limit_max_queue,
+    (
+        Routes::new(
+            config.routes,
+            config.server.rate_limit_max_wait,
+            config.server.rate_limit_max_queue,
+        )
+        .expect("the routes build"),
+        screen,
     )
-    .expect("the routes build"), screen)
 }
 
 /// The upstream base URLs of `routes` as the link table matches them (no trailing slash).

@@ -39,11 +39,11 @@ fuzz_target!(|data: &[u8]| {
             );
             let _ = screen;
             let routes = Routes::new(
-        config.routes,
-        config.server.rate_limit_max_wait,
-        config.server.rate_limit_max_queue,
-    )
-    .expect("the routes build");
+                config.routes,
+                config.server.rate_limit_max_wait,
+                config.server.rate_limit_max_queue,
+            )
+            .expect("the routes build");
             for prefix in routes.prefixes() {
                 assert!(
                     routes.find(prefix).is_some(),

@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 
-use defender_token_proxy::proxy::{filter_request_headers, filter_response_headers};
+use defender_token_proxy::headers::{filter_request_headers, filter_response_headers};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 
@@ -62,11 +62,23 @@ fuzz_target!(|data: &[u8]| {
 
     let mut request = input.clone();
     filter_request_headers(&mut request);
-    verify(&input, &request, &connection_named, &REQUEST_ONLY, "request");
+    verify(
+        &input,
+        &request,
+        &connection_named,
+        &REQUEST_ONLY,
+        "request",
+    );
 
     let mut response = input.clone();
     filter_response_headers(&mut response);
-    verify(&input, &response, &connection_named, &RESPONSE_ONLY, "response");
+    verify(
+        &input,
+        &response,
+        &connection_named,
+        &RESPONSE_ONLY,
+        "response",
+    );
 });
 
 fn verify(

@@ -107,7 +107,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(value) = HeaderValue::from_bytes(body) {
         let location = links.location(&value);
         if whole == body {
-            assert!(location.is_none(), "Location rewritten though the body rewriting keeps it");
+            assert!(
+                location.is_none(),
+                "Location rewritten though the body rewriting keeps it"
+            );
         } else {
             assert_eq!(
                 location.as_ref().map(HeaderValue::as_bytes),

@@ -45,7 +45,11 @@ fuzz_target!(|data: &[u8]| {
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.version_mut() = version;
-    for name in [header::HOST, header::ORIGIN, "sec-fetch-site".try_into().unwrap()] {
+    for name in [
+        header::HOST,
+        header::ORIGIN,
+        "sec-fetch-site".try_into().unwrap(),
+    ] {
         match fields.next() {
             None | Some(b"") => {}
             Some(value) => match HeaderValue::from_bytes(value) {
@@ -84,7 +88,11 @@ fuzz_target!(|data: &[u8]| {
     let authority = base.authority();
     let base_path = base.path().trim_end_matches('/');
     let check = |uri: &Uri, how: &str| {
-        assert_eq!(uri.scheme_str(), Some(scheme), "{how}: scheme of {uri} for {target:?}");
+        assert_eq!(
+            uri.scheme_str(),
+            Some(scheme),
+            "{how}: scheme of {uri} for {target:?}"
+        );
         assert_eq!(
             uri.authority().map(|a| a.as_str()),
             Some(authority),

@@ -91,7 +91,7 @@ pub(super) fn check_tenant(tenant: &str) -> Result<(), String> {
 }
 
 /// Whether `tenant` is a tenant ID or domain (for tenants given on the command line).
-pub fn valid_tenant(tenant: &str) -> Result<(), String> {
+pub(crate) fn valid_tenant(tenant: &str) -> Result<(), String> {
     check_tenant(tenant)
 }
 

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::env::from_env;
 use super::tests::running;
 use super::*;
 use crate::credential::{ClientAuth, ManagedIdentity};

@@ -23,7 +23,10 @@ const CREDENTIAL: &str = "env";
 /// managed identity (App Service's IDENTITY_ENDPOINT, or IMDS; AZURE_CLIENT_ID picks a
 /// user-assigned one). AZURE_AUTHORITY_HOST and MDCA_URL apply to all; the routes are /mde, /xdr and
 /// /graph (and /mdca when MDCA_URL is set).
-pub fn from_env(overrides: &Overrides, env: EnvLookup<'_>) -> Result<super::Config, ConfigError> {
+pub(crate) fn from_env(
+    overrides: &Overrides,
+    env: EnvLookup<'_>,
+) -> Result<super::Config, ConfigError> {
     let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
     let missing = |name: &str| ConfigError::Invalid {
         origin: ORIGIN.into(),

@@ -19,9 +19,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
-pub use checks::valid_tenant;
-pub use env::from_env;
-pub use source::{ConfigSource, Env, EnvLookup};
+pub(crate) use checks::valid_tenant;
+pub(crate) use source::EnvLookup;
+pub use source::{ConfigSource, Env};
 
 use crate::access::Access;
 use crate::cloud::{Api, Cloud};
@@ -32,39 +32,39 @@ use crate::upstream::Upstream;
 use validator::Validator;
 
 /// Where the proxy listens unless told otherwise.
-pub const DEFAULT_LISTEN: SocketAddr =
+pub(crate) const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
 /// How long to wait for a TCP (and TLS) connection to an upstream.
-pub const DEFAULT_UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for an upstream's response headers. Advanced hunting queries may run for up to
 /// 200 s (<https://learn.microsoft.com/en-us/defender-endpoint/api/run-advanced-query-api>),
 /// so the default leaves room for them.
-pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long one token request to Entra may take.
-pub const DEFAULT_TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long in-flight requests may run after a shutdown signal. Kubernetes sends SIGKILL 30 s after
 /// SIGTERM by default; finishing first lets the process exit cleanly.
-pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+pub(crate) const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 /// How often the config file and the secret and certificate files it names are checked for
 /// changes.
-pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
+pub(crate) const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
 /// Request bodies up to this size are buffered so that the request can be replayed once with a
 /// fresh token after an upstream 401.
-pub const DEFAULT_REPLAY_MAX_BODY_BYTES: usize = 1 << 20;
+pub(crate) const DEFAULT_REPLAY_MAX_BODY_BYTES: usize = 1 << 20;
 /// The most header bytes a request may send.
-pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+pub(crate) const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 /// How long a client may take to send a request's headers (slow clients, idle keep-alive).
-pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most connections open at once.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// The most requests in flight at once (bodies included); more are answered 503 at once.
-pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1_024;
+pub(crate) const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1_024;
 /// The longest a request waits for a rate-limit slot before it is answered 429.
-pub const DEFAULT_RATE_LIMIT_MAX_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_RATE_LIMIT_MAX_WAIT: Duration = Duration::from_secs(30);
 /// The most requests waiting for a rate-limit slot per route.
-pub const DEFAULT_RATE_LIMIT_MAX_QUEUE: usize = 256;
+pub(crate) const DEFAULT_RATE_LIMIT_MAX_QUEUE: usize = 256;
 /// The shortest inbound API key accepted: anything shorter can be guessed.
-pub const MIN_API_KEY_LEN: usize = 16;
+pub(crate) const MIN_API_KEY_LEN: usize = 16;
 
 /// A configuration error; every one names where it comes from (the file, or "environment") and the
 /// key at fault.
@@ -126,7 +126,7 @@ pub struct Config {
 }
 
 /// The prefix segment that names a partner's customer tenant.
-pub const TENANT_PLACEHOLDER: &str = "{tenant}";
+pub(crate) const TENANT_PLACEHOLDER: &str = "{tenant}";
 
 /// One validated route (`[[routes]]`): which path prefix goes to which upstream with which
 /// credential and scope. What runs (its token keys and limiter) is built from it by `route`.

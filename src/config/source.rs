@@ -13,7 +13,7 @@ use crate::digest::content_fingerprint;
 pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// A borrowed [`Env`].
-pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub(crate) type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// A configuration's origin, with the command-line overrides and environment it is read with.
 #[derive(Clone)]

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::env::from_env;
 use super::*;
 use crate::route::{Route, Routes};
 

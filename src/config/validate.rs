@@ -8,17 +8,17 @@ use std::time::Duration;
 use url::Url;
 
 use super::checks::{check_prefix, normalize_authority};
-use super::validator::Validator;
 use super::credentials::Context;
 use super::tls;
+use super::validator::Validator;
 
 use super::{
     Api, Cloud, Config, ConfigError, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_LISTEN,
     DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES,
     DEFAULT_RATE_LIMIT_MAX_QUEUE, DEFAULT_RATE_LIMIT_MAX_WAIT, DEFAULT_REPLAY_MAX_BODY_BYTES,
     DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_TIMEOUT, DEFAULT_UPSTREAM_CONNECT_TIMEOUT,
-    DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_WATCH_INTERVAL, MIN_API_KEY_LEN, Overrides,
-    RawConfig, RawRoute, RawServer, RouteConfig, Server, TENANT_PLACEHOLDER,
+    DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_WATCH_INTERVAL, MIN_API_KEY_LEN, Overrides, RawConfig,
+    RawRoute, RawServer, RouteConfig, Server, TENANT_PLACEHOLDER,
 };
 use crate::access::Access;
 use crate::credential::{ClientAuth, Credential};
@@ -342,5 +342,4 @@ impl Validator<'_> {
             rate_limit,
         })
     }
-
 }

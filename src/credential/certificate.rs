@@ -121,11 +121,6 @@ impl Certificate {
         Ok(certificate)
     }
 
-    /// The base64url SHA-256 thumbprint of the certificate (the `x5t#S256` header value).
-    pub fn thumbprint_sha256(&self) -> &str {
-        &self.x5t_s256
-    }
-
     /// What identifies this certificate credential: the certificate and the algorithm (the key
     /// must match the certificate, so it adds nothing).
     pub(crate) fn fingerprint_material(&self) -> (&str, AssertionAlgorithm) {

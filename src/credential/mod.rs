@@ -8,7 +8,7 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 
-pub use certificate::{AssertionAlgorithm, Certificate, CertificateError};
+pub(crate) use certificate::{AssertionAlgorithm, Certificate};
 
 use crate::secret::Secret;
 use crate::state::TokenFile;

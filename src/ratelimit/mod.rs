@@ -126,7 +126,7 @@ impl RateLimitSpec {
 
 /// Why a request may not go now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// Waiting would take longer than `max_wait`; the client should come back after this long.
     TooLong {
         /// How long the request would have had to wait.
@@ -141,7 +141,7 @@ pub enum Refusal {
 
 /// What `acquire` did, for metrics: whether the request had to wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
+pub(crate) enum Admission {
     /// The request went at once.
     Immediate,
     /// The request went after waiting this long.
@@ -150,7 +150,7 @@ pub enum Admission {
 
 /// One route's limiter. Shared by all requests of the route (`&self` methods; Send + Sync).
 #[derive(Debug)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     limits: Limits,
     max_wait: Duration,
     max_queue: usize,
@@ -234,7 +234,7 @@ impl RateLimiter {
     /// A limiter with `limits`; a request waits at most `max_wait`, and at most `max_queue` requests
     /// wait at once. A window whose limit is `None` or zero is not limited ([`RateLimitSpec::resolve`]
     /// refuses zero, so a validated config never has one).
-    pub fn new(limits: Limits, max_wait: Duration, max_queue: usize) -> Self {
+    pub(crate) fn new(limits: Limits, max_wait: Duration, max_queue: usize) -> Self {
         const MINUTE: Duration = Duration::from_secs(60);
         const HOUR: Duration = Duration::from_secs(60 * 60);
         let now = Instant::now();
@@ -259,7 +259,12 @@ impl RateLimiter {
 
     /// Whether this limiter was made with these settings, so that a reload can keep it (with its
     /// spent allowance and any hold) rather than start afresh.
-    pub fn has_settings(&self, limits: Limits, max_wait: Duration, max_queue: usize) -> bool {
+    pub(crate) fn has_settings(
+        &self,
+        limits: Limits,
+        max_wait: Duration,
+        max_queue: usize,
+    ) -> bool {
         self.limits == limits && self.max_wait == max_wait && self.max_queue == max_queue
     }
 
@@ -269,7 +274,7 @@ impl RateLimiter {
     /// waiting is refused when a hold set meanwhile would keep it beyond `max_wait`. A request that
     /// waited and then is cancelled (its future dropped) gives its place back; the bucket cell it
     /// reserved stays used.
-    pub async fn acquire(&self) -> Result<Admission, Refusal> {
+    pub(crate) async fn acquire(&self) -> Result<Admission, Refusal> {
         let arrived = Instant::now();
         let Some(slot) = self.reserve(arrived)? else {
             return Ok(Admission::Immediate);
@@ -322,7 +327,7 @@ impl RateLimiter {
     /// Holds the route until `until` (after an upstream 429 with Retry-After): later `acquire`s wait
     /// until then (or are refused when that is beyond `max_wait`). A later call never shortens an
     /// existing hold.
-    pub fn hold_until(&self, until: std::time::Instant) {
+    pub(crate) fn hold_until(&self, until: std::time::Instant) {
         let until = Instant::from_std(until);
         let mut state = self.state();
         state.held_until = Some(state.held_until.map_or(until, |held| held.max(until)));

@@ -18,7 +18,7 @@ impl Links {
     /// The response with the links of its body rewritten. When the upstream declared a length and
     /// the whole body comes in the first frame within `wait`, it is rewritten at once and keeps a
     /// (new) Content-Length; otherwise the body streams and goes out chunked.
-    pub async fn response(
+    pub(crate) async fn response(
         self,
         mut parts: http::response::Parts,
         mut body: Incoming,

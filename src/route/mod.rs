@@ -13,15 +13,15 @@ use crate::config::{RouteConfig, TENANT_PLACEHOLDER};
 use crate::credential::{ClientAuth, Credential};
 use crate::error::ProxyError;
 use crate::metrics::{Metrics, RouteMetrics};
-use crate::ratelimit::{Limits, RateLimiter, UNLIMITED};
+use crate::ratelimit::{RateLimiter, UNLIMITED};
 use crate::token::{AccessToken, TokenError, TokenKey};
 use crate::upstream::Upstream;
 /// The request header that names a partner's customer tenant on routes with `tenant_header`; it is
 /// never forwarded.
-pub const TENANT_HEADER: HeaderName = HeaderName::from_static("x-tenant-id");
+pub(crate) const TENANT_HEADER: HeaderName = HeaderName::from_static("x-tenant-id");
 /// Where a route's requests get their `Authorization` from.
 #[derive(Debug)]
-pub enum Tenancy {
+pub(crate) enum Tenancy {
     /// The one token of the credential's tenant.
     Fixed(TokenKey),
     /// A token in the customer tenant each request names (partner context): by the prefix's
@@ -37,7 +37,7 @@ pub enum Tenancy {
 impl Tenancy {
     /// Where the requests of a route with `credential`, `scope` and `tenant_header` get their
     /// `Authorization` from. Fails only for an API token a header cannot carry.
-    pub fn new(
+    pub(crate) fn new(
         credential: &Credential,
         scope: &Arc<str>,
         tenant_header: bool,
@@ -57,7 +57,7 @@ impl Tenancy {
 
     /// Every token a route with this tenancy can use that the proxy can know in advance: its one
     /// token, or one per customer tenant of a partner credential.
-    pub fn token_keys(&self, credential: &Credential, scope: &Arc<str>) -> Vec<TokenKey> {
+    pub(crate) fn token_keys(&self, credential: &Credential, scope: &Arc<str>) -> Vec<TokenKey> {
         match self {
             Self::Fixed(key) => vec![key.clone()],
             Self::PerRequest { .. } => credential
@@ -79,27 +79,25 @@ pub struct Route {
     /// The prefix split at its `{tenant}` segment: (before, after); `after` is `None` without one.
     pattern: (String, Option<String>),
     /// The preset it was configured from, if any.
-    pub api: Option<Api>,
+    pub(crate) api: Option<Api>,
     /// Where requests go.
     pub upstream: Upstream,
     /// The token scope.
-    pub scope: Arc<str>,
+    pub(crate) scope: Arc<str>,
     /// The credential tokens are obtained with.
-    pub credential: Arc<Credential>,
+    pub(crate) credential: Arc<Credential>,
     /// Where the `Authorization` comes from.
-    pub tenancy: Tenancy,
+    pub(crate) tenancy: Tenancy,
     /// The allow-lists, if any.
-    pub access: Option<Access>,
+    pub(crate) access: Option<Access>,
     /// Whether absolute links to the upstreams in JSON bodies and `Location` are rewritten to the
     /// proxy.
-    pub rewrite_links: bool,
+    pub(crate) rewrite_links: bool,
     /// The largest request body accepted (413 beyond it), if limited.
-    pub max_body_bytes: Option<u64>,
-    /// The client-side rate limits, if any.
-    pub rate_limit: Option<Limits>,
+    pub(crate) max_body_bytes: Option<u64>,
     /// The limiter: the rate limits, and the hold after an upstream 429 (every route has one).
     /// Shared, so that a reload that leaves the route's limits as they were keeps its state.
-    pub limiter: Arc<RateLimiter>,
+    pub(crate) limiter: Arc<RateLimiter>,
     metrics: OnceLock<RouteMetrics>,
 }
 
@@ -108,7 +106,7 @@ impl Route {
     /// from each request (`tenant_header` allows `X-Tenant-Id`); a legacy API token is the same for
     /// every request; any other credential has one token per scope. Fails only for an API token a
     /// header cannot carry, which validation refuses first.
-    pub fn new(config: RouteConfig, limiter: Arc<RateLimiter>) -> Result<Self, TokenError> {
+    pub(crate) fn new(config: RouteConfig, limiter: Arc<RateLimiter>) -> Result<Self, TokenError> {
         let RouteConfig {
             prefix,
             api,
@@ -119,7 +117,7 @@ impl Route {
             access,
             rewrite_links,
             max_body_bytes,
-            rate_limit,
+            rate_limit: _,
         } = config;
         let tenancy = Tenancy::new(&credential, &scope, tenant_header)?;
         let pattern = match prefix.split_once(TENANT_PLACEHOLDER) {
@@ -137,14 +135,13 @@ impl Route {
             access,
             rewrite_links,
             max_body_bytes,
-            rate_limit,
             limiter,
             metrics: OnceLock::new(),
         })
     }
 
     /// The token cache key for this route's token in `tenant` (one of the credential's).
-    pub fn token_key(&self, tenant: Arc<str>) -> TokenKey {
+    pub(crate) fn token_key(&self, tenant: Arc<str>) -> TokenKey {
         TokenKey::new(&self.credential, tenant, self.scope.clone())
     }
 
@@ -155,7 +152,7 @@ impl Route {
     }
 
     /// Whether the prefix has a `{tenant}` segment.
-    pub fn has_tenant_segment(&self) -> bool {
+    pub(crate) fn has_tenant_segment(&self) -> bool {
         self.pattern.1.is_some()
     }
 
@@ -184,7 +181,7 @@ impl Route {
     }
 
     /// The prefix with `tenant` in its `{tenant}` segment, as clients address it.
-    pub fn concrete_prefix(&self, tenant: Option<&str>) -> String {
+    pub(crate) fn concrete_prefix(&self, tenant: Option<&str>) -> String {
         match (&self.pattern, tenant) {
             ((before, Some(after)), Some(tenant)) => format!("{before}{tenant}{after}"),
             _ => self.prefix.clone(),
@@ -192,13 +189,13 @@ impl Route {
     }
 
     /// This route's metric handles, resolved on first use.
-    pub fn metrics(&self, metrics: &Metrics) -> &RouteMetrics {
+    pub(crate) fn metrics(&self, metrics: &Metrics) -> &RouteMetrics {
         self.metrics.get_or_init(|| metrics.route(&self.prefix))
     }
 }
 
 /// Where a request's `Authorization` comes from.
-pub enum Source<'r> {
+pub(crate) enum Source<'r> {
     /// The token cache, under this key.
     Cache(Cow<'r, TokenKey>),
     /// A static token.
@@ -209,7 +206,7 @@ impl Route {
     /// The token source of a request: the route's, or for a partner route, the customer tenant's that
     /// the request names (its `{tenant}` segment, or `X-Tenant-Id` where allowed), which must be one of
     /// the credential's (else 403, before any token request).
-    pub fn source(
+    pub(crate) fn source(
         &self,
         segment: Option<&str>,
         headers: &HeaderMap,
@@ -284,7 +281,7 @@ impl Routes {
 
     /// The table of the routes `routes` describe, each with the limiter `limiter` gives it (a
     /// reload hands over the running route's where it can be kept).
-    pub fn build(
+    pub(crate) fn build(
         routes: Vec<RouteConfig>,
         mut limiter: impl FnMut(&RouteConfig) -> Arc<RateLimiter>,
     ) -> Result<Self, TokenError> {

@@ -40,7 +40,7 @@ impl std::fmt::Debug for AccessToken {
 
 impl AccessToken {
     /// The token of a token response whose request was sent at `sent_at`.
-    pub fn new(
+    pub(crate) fn new(
         response: TokenResponse,
         sent_at: Instant,
         sent_at_wall: SystemTime,
@@ -73,7 +73,7 @@ impl AccessToken {
 
     /// A legacy Defender for Cloud Apps API token, sent as `Authorization: Token <key>`. It does not
     /// expire as far as the proxy can tell; it is replaced when the configuration changes.
-    pub fn api_token(key: &crate::secret::Secret) -> Result<Self, TokenError> {
+    pub(crate) fn api_token(key: &crate::secret::Secret) -> Result<Self, TokenError> {
         let mut authorization =
             HeaderValue::try_from(format!("Token {}", key.expose())).map_err(|_| {
                 TokenError::Malformed("the API token has characters a header cannot carry".into())
@@ -99,7 +99,7 @@ impl AccessToken {
     }
 
     /// How long until the token expires (zero once it has).
-    pub fn expires_in(&self) -> Duration {
+    pub(crate) fn expires_in(&self) -> Duration {
         self.expires_at.saturating_duration_since(Instant::now())
     }
 

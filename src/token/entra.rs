@@ -23,7 +23,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A successful token response, reduced to what the cache needs.
 #[derive(Debug)]
-pub struct TokenResponse {
+pub(crate) struct TokenResponse {
     /// The access token.
     pub access_token: Secret,
     /// Its lifetime from when the request was sent.
@@ -115,7 +115,7 @@ impl<'de> Deserialize<'de> for Seconds {
 }
 
 /// How an app proves its identity in the client credentials grant.
-pub enum Proof<'a> {
+pub(crate) enum Proof<'a> {
     /// A client secret
     /// (<https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow>).
     Secret(&'a Secret),
@@ -159,7 +159,7 @@ impl EntraClient {
 
     /// Requests an app-only token for `scope` in `tenant` with the client credentials grant, the
     /// app proving its identity with `proof`.
-    pub async fn client_credentials(
+    pub(crate) async fn client_credentials(
         &self,
         credential: &Credential,
         tenant: &str,
@@ -264,7 +264,7 @@ pub(super) fn refusal(
 }
 
 /// The v2 token endpoint of `tenant` at `authority`.
-pub fn token_endpoint(authority: &str, tenant: &str) -> String {
+pub(crate) fn token_endpoint(authority: &str, tenant: &str) -> String {
     format!("{authority}/{tenant}/oauth2/v2.0/token")
 }
 

@@ -7,7 +7,7 @@ use super::EntraRejection;
 
 impl TokenError {
     /// The failure's name in the token request metric.
-    pub fn outcome(&self) -> &'static str {
+    pub(crate) fn outcome(&self) -> &'static str {
         match self {
             Self::Rejected(_) => "rejected",
             Self::Throttled { .. } => "throttled",
@@ -95,7 +95,7 @@ pub enum TokenError {
 impl TokenError {
     /// What to do about this error, when that is known: sign in (for `credential`), or the hint for
     /// Entra's AADSTS code.
-    pub fn hint(&self, credential: &str) -> Option<String> {
+    pub(crate) fn hint(&self, credential: &str) -> Option<String> {
         match self {
             Self::LoginRequired(_) => Some(format!(
                 "run `defender-token-proxy login {credential}` to sign in"
@@ -109,7 +109,7 @@ impl TokenError {
     }
 
     /// The Entra refusal behind this error, if there is one.
-    pub fn rejection(&self) -> Option<&EntraRejection> {
+    pub(crate) fn rejection(&self) -> Option<&EntraRejection> {
         match self {
             Self::Rejected(r)
             | Self::Throttled { rejection: r, .. }

@@ -25,13 +25,13 @@ const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 const DEFAULT_DEVICE_CODE_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
 /// The scopes of a user sign-in for `scope`.
-pub fn user_scope(scope: &str) -> String {
+pub(crate) fn user_scope(scope: &str) -> String {
     format!("{scope} {OFFLINE_ACCESS}")
 }
 
 impl EntraClient {
     /// A token for `scope` in `tenant` with `credential`, by whatever grant its type uses.
-    pub async fn acquire(
+    pub(crate) async fn acquire(
         &self,
         credential: &Credential,
         tenant: &str,
@@ -190,7 +190,7 @@ impl EntraClient {
 
     /// Starts a device code sign-in for `scope` plus `offline_access` (RFC 8628;
     /// <https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-device-code>).
-    pub async fn device_code(
+    pub(crate) async fn device_code(
         &self,
         credential: &Credential,
         scope: &str,
@@ -228,7 +228,7 @@ impl EntraClient {
 
     /// One poll of a device code sign-in. Entra's "not yet" answers come back as
     /// [`TokenError::Rejected`] with `authorization_pending` or `slow_down`.
-    pub async fn poll_device_code(
+    pub(crate) async fn poll_device_code(
         &self,
         credential: &Credential,
         code: &DeviceCode,
@@ -244,7 +244,7 @@ impl EntraClient {
 
     /// Redeems an authorization code with its PKCE verifier
     /// (<https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow>).
-    pub async fn redeem_code(
+    pub(crate) async fn redeem_code(
         &self,
         credential: &Credential,
         code: &Secret,
@@ -268,7 +268,7 @@ impl EntraClient {
 
 /// A started device code sign-in.
 #[derive(Debug)]
-pub struct DeviceCode {
+pub(crate) struct DeviceCode {
     device_code: Secret,
     /// The code the user enters.
     pub user_code: String,

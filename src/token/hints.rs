@@ -3,7 +3,7 @@
 //! so that `check` and error bodies say what to do.
 
 /// What to do about AADSTS `code`, when it is a common one.
-pub fn hint(code: u32) -> Option<&'static str> {
+pub(crate) fn hint(code: u32) -> Option<&'static str> {
     Some(match code {
         7000215 => {
             "the client secret is wrong: copy the secret's Value (not its ID) from Certificates & secrets"

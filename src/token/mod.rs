@@ -17,10 +17,12 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub use access::AccessToken;
-pub use entra::{EntraClient, EntraRejection, TokenResponse, token_endpoint};
+pub use entra::EntraClient;
+pub use entra::EntraRejection;
+pub(crate) use entra::{TokenResponse, token_endpoint};
 pub use error::TokenError;
-pub use grant::{DeviceCode, user_scope};
-pub use hints::hint;
+pub(crate) use grant::user_scope;
+pub(crate) use hints::hint;
 
 use crate::credential::Credential;
 use crate::metrics::{Metrics, TokenLabel};
@@ -49,7 +51,7 @@ pub struct TokenKey {
 
 impl TokenKey {
     /// The key for `credential`'s tokens in `tenant` for `scope`.
-    pub fn new(credential: &Credential, tenant: Arc<str>, scope: Arc<str>) -> Self {
+    pub(crate) fn new(credential: &Credential, tenant: Arc<str>, scope: Arc<str>) -> Self {
         Self {
             credential: credential.name.clone(),
             fingerprint: credential.fingerprint,
@@ -59,7 +61,7 @@ impl TokenKey {
     }
 
     /// The key's metric labels.
-    pub fn label(&self) -> TokenLabel<'_> {
+    pub(crate) fn label(&self) -> TokenLabel<'_> {
         TokenLabel {
             credential: &self.credential,
             tenant: &self.tenant,
@@ -124,7 +126,7 @@ impl Slot {
 
 /// A cache entry's state, for readiness, status and metrics.
 #[derive(Debug, Clone, Default)]
-pub struct TokenStatus {
+pub(crate) struct TokenStatus {
     /// The usable token, if one is cached.
     pub token: Option<Arc<AccessToken>>,
     /// The last request's failure, if the last request failed.
@@ -133,7 +135,7 @@ pub struct TokenStatus {
 
 impl TokenStatus {
     /// `valid` (a usable token is cached), `failing` (the last request failed) or `none`.
-    pub fn state(&self) -> &'static str {
+    pub(crate) fn state(&self) -> &'static str {
         match (&self.token, &self.last_error) {
             (Some(_), _) => "valid",
             (None, Some(_)) => "failing",
@@ -214,7 +216,7 @@ impl TokenCache {
     }
 
     /// The state of `key`'s entry, without requesting anything.
-    pub fn status(&self, key: &TokenKey) -> TokenStatus {
+    pub(crate) fn status(&self, key: &TokenKey) -> TokenStatus {
         let Some(slot) = self.slots.get(key) else {
             return TokenStatus::default();
         };
@@ -233,7 +235,7 @@ impl TokenCache {
     /// [`TokenCache::token`] gets a fresh one. Returns whether to retry: true when the token was
     /// dropped now or had already been replaced; false when a token for this entry was dropped
     /// less than [`FORCED_REFRESH_INTERVAL`] ago (the 401 then goes to the client).
-    pub fn invalidate(&self, key: &TokenKey, token: &Arc<AccessToken>) -> bool {
+    pub(crate) fn invalidate(&self, key: &TokenKey, token: &Arc<AccessToken>) -> bool {
         let Some(slot) = self.slots.get(key) else {
             return true;
         };
@@ -267,7 +269,7 @@ impl TokenCache {
     }
 
     /// Drops every entry `keep` rejects: on reload, the tokens of credentials that changed or went.
-    pub fn retain(&self, keep: impl Fn(&TokenKey) -> bool) -> usize {
+    pub(crate) fn retain(&self, keep: impl Fn(&TokenKey) -> bool) -> usize {
         let stale: Vec<Arc<TokenKey>> = self
             .slots
             .iter()
