@@ -393,4 +393,8 @@ impl Config {
 #[cfg(test)]
 mod credential_tests;
 #[cfg(test)]
+mod env_tests;
+#[cfg(test)]
+mod route_tests;
+#[cfg(test)]
 mod tests;

@@ -299,6 +299,9 @@ where
 }
 
 /// `2026-11-22T22:41:32.430555Z ` (UTC, microseconds), as tracing-subscriber's `SystemTime` timer.
+/// Written by hand rather than with `humantime::format_rfc3339_micros`, which panics on a clock set
+/// before 1970, fails past year 9999 (tracing-subscriber prints both) and goes through `core::fmt`
+/// on every log line.
 fn write_timestamp(writer: &mut impl Write, now: SystemTime) -> fmt::Result {
     let (secs, micros) = match now.duration_since(UNIX_EPOCH) {
         Ok(since) => (
