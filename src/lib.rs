@@ -14,7 +14,7 @@
 //! - [`screen`]: browser, Host and request-target checks; [`inbound`]: API keys.
 //! - [`admin`]: `/-/healthy`, `/-/ready`, `/-/metrics`, `/-/status`;
 //!   [`reload`]: live reload; [`metrics`]: Prometheus metrics; [`telemetry`]: logging.
-//! - [`sim`]: simulated Entra ID and Defender APIs for the demo and the tests; [`demo`]: the demo.
+//! - [`demo`] (the `demo` feature): the demo, on the simulator of the `defender-sim` crate.
 
 pub mod admin;
 pub mod app;
@@ -22,6 +22,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod credential;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
 pub mod inbound;
@@ -36,7 +37,6 @@ pub mod screen;
 pub mod secret;
 pub mod server;
 pub mod signal;
-pub mod sim;
 pub mod state;
 pub mod telemetry;
 pub mod token;

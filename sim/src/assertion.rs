@@ -220,14 +220,17 @@ pub(super) mod tests {
     use jsonwebtoken::{EncodingKey, Header};
     use serde_json::json;
 
-    /// The test certificate and its PKCS#8 key (tests/fixtures/app-cert.pem).
-    pub(in crate::sim) fn fixture() -> Vec<u8> {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/app-cert.pem");
+    /// The test certificate and its PKCS#8 key (the repository's tests/fixtures/app-cert.pem).
+    pub(crate) fn fixture() -> Vec<u8> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/app-cert.pem"
+        );
         std::fs::read(path).expect("read tests/fixtures/app-cert.pem")
     }
 
     /// A PS256 assertion with `x5t#S256`, as MSAL builds it.
-    pub(in crate::sim) fn assertion(
+    pub(crate) fn assertion(
         pem: &[u8],
         client_id: &str,
         aud: &str,
@@ -242,7 +245,7 @@ pub(super) mod tests {
         let cert = RegisteredCertificate::from_pem(pem).expect("certificate");
         let mut header = Header::new(Algorithm::PS256);
         header.x5t_s256 = Some(cert.x5t_s256);
-        let now = crate::sim::token::now_ms() as i64 / 1000;
+        let now = crate::token::now_ms() as i64 / 1000;
         let claims = json!({"aud": aud, "iss": client_id, "sub": client_id, "jti": jti,
                             "nbf": now, "iat": now, "exp": now + exp_in});
         jsonwebtoken::encode(&header, &claims, &key).expect("sign assertion")
@@ -250,7 +253,7 @@ pub(super) mod tests {
 
     fn check(token: &str) -> Result<(), AssertionRejection> {
         let cert = RegisteredCertificate::from_pem(&fixture()).expect("certificate");
-        let now = crate::sim::token::now_ms() as i64 / 1000;
+        let now = crate::token::now_ms() as i64 / 1000;
         verify(
             token,
             &cert,

@@ -98,7 +98,7 @@ pub(super) mod tests {
     use serde_json::json;
 
     /// An unsigned-in-spirit assertion as a cluster would project it (the signature part is junk: it is not checked).
-    pub(in crate::sim) fn federated_assertion(claims: &Value) -> String {
+    pub(crate) fn federated_assertion(claims: &Value) -> String {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","kid":"cluster-key"}"#);
         let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
         format!("{header}.{payload}.c2lnbmF0dXJl")
@@ -156,15 +156,15 @@ pub(super) mod tests {
 
     #[tokio::test]
     async fn workload_identity_exchange_issues_an_app_token_and_records_the_jti() {
-        use crate::sim::test_support::{MDE_SCOPE, get_json, token_request};
-        use crate::sim::{Sim, SimClient, SimOptions};
+        use crate::test_support::{MDE_SCOPE, get_json, token_request};
+        use crate::{Sim, SimClient, SimOptions};
         let client_id = "cccccccc-0000-4000-8000-000000000005";
         let options = SimOptions {
             clients: vec![SimClient::federated(client_id, ISSUER, SUBJECT)],
             ..SimOptions::default()
         };
         let sim = Sim::start(options).await.expect("sim");
-        let now = crate::sim::token::now_ms() as i64 / 1000;
+        let now = crate::token::now_ms() as i64 / 1000;
         let sim = &sim;
         let request = |assertion: String| async move {
             let fields = [

@@ -77,8 +77,8 @@ impl Directory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::Sim;
-    use crate::sim::test_support::{CLIENT_ID, MDE_SCOPE, SECRET, get_json, token_request_for};
+    use crate::Sim;
+    use crate::test_support::{CLIENT_ID, MDE_SCOPE, SECRET, get_json, token_request_for};
 
     const CUSTOMER_ID: &str = "0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f";
 

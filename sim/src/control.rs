@@ -292,7 +292,7 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::SimOptions;
+    use crate::SimOptions;
 
     fn control() -> SimControl {
         let directory = Directory::new(&SimOptions::default());
