@@ -14,6 +14,8 @@ use serde::Deserialize;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
+use super::sync::lock;
+
 /// Entra accepts five minutes of clock skew.
 const CLOCK_SKEW_SECS: i64 = 300;
 /// Entra's documented maximum assertion lifetime ("5-10 minutes after nbf at most").
@@ -135,10 +137,7 @@ pub(super) struct ReplayGuard {
 impl ReplayGuard {
     /// Records `jti`; false if it was already seen.
     fn first_use(&self, jti: &str, exp: i64, now: i64) -> bool {
-        let mut seen = self
-            .seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut seen = lock(&self.seen);
         seen.retain(|_, seen_exp| *seen_exp + CLOCK_SKEW_SECS >= now);
         seen.insert(jti.to_owned(), exp).is_none()
     }

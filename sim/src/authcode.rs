@@ -16,9 +16,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-use super::control::lock;
-use super::entra::TokenRequest;
 use super::entra_error::EntraError;
+use super::request::TokenRequest;
+use super::sync::lock;
 use super::token::now_ms;
 use super::user::{UserScope, first_refresh_token, random_string, user_token_response};
 use super::{Credential, SimState};

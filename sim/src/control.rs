@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use super::device::DeviceCodes;
 use super::directory::Directory;
 use super::refresh::RefreshTokens;
+use super::sync::lock;
 
 /// What the simulated Entra token endpoint does instead of (or before) answering normally.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,13 +281,6 @@ impl SimControl {
     pub(super) fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
     }
-}
-
-/// The guarded values are plain data that cannot be left half-updated, so a poisoned lock is still usable.
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -20,21 +20,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 use super::SimState;
-use super::data::{Dataset, rfc3339};
-use super::token::{AccessClaims, Api, TokenRejection, now_ms};
+use super::data::Dataset;
+use super::server::{ApiServer, Caller, error};
+use super::token::{Api, TokenRejection};
 use super::{mdca, testing};
 
 /// Largest `$top` the Defender APIs accept.
 const MAX_TOP: usize = 10_000;
-
-/// One simulated API server.
-#[derive(Debug)]
-pub(super) struct ApiServer {
-    pub(super) api: Api,
-    /// "http://127.0.0.1:PORT", the root absolute links are built on.
-    pub(super) root: String,
-    pub(super) sim: Arc<SimState>,
-}
 
 /// Routes of one API server, behind the token check.
 pub(super) fn router(api: Api, root: String, sim: Arc<SimState>) -> Router {
@@ -92,15 +84,6 @@ async fn not_found(State(server): State<Arc<ApiServer>>) -> Response {
         "NotFound",
         "The requested resource was not found.",
     )
-}
-
-/// Who a request authenticated as; the token check puts it in the request's extensions.
-#[derive(Debug, Clone)]
-pub(super) enum Caller {
-    /// An Entra access token (app or user).
-    Bearer(Box<AccessClaims>),
-    /// A legacy MDCA API token.
-    ApiToken,
 }
 
 /// The caller of a request to `server`: MDCA's `Token` scheme is checked against the configured keys; every
@@ -161,19 +144,6 @@ async fn authorize(
             response
         }
     }
-}
-
-/// An error in the API's own shape: Defender's `{"error":{code,message,target}}` or Graph's with `innerError`.
-pub(super) fn error(api: Api, status: StatusCode, code: &str, message: &str) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let body = match api {
-        Api::Graph => json!({"error": {"code": code, "message": message, "innerError": {
-            "date": rfc3339(now_ms() / 1000), "request-id": request_id, "client-request-id": request_id}}}),
-        Api::Mde | Api::Xdr | Api::Mdca => {
-            json!({"error": {"code": code, "message": message, "target": request_id}})
-        }
-    };
-    (status, Json(body)).into_response()
 }
 
 fn context_url(server: &ApiServer, entity_set: &str) -> String {

@@ -20,9 +20,9 @@ use serde_json::json;
 use tokio::sync::Notify;
 
 use super::SimState;
-use super::control::lock;
-use super::entra::{TokenRequest, parse_form};
 use super::entra_error::EntraError;
+use super::request::{TokenRequest, parse_form};
+use super::sync::lock;
 use super::token::now_ms;
 use super::user::{UserScope, first_refresh_token, random_string, user_token_response};
 

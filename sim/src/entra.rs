@@ -5,7 +5,6 @@
 //! then the grant's own parameters. Authenticating before the scope is looked at means a caller without valid
 //! credentials learns nothing about resources.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -21,7 +20,7 @@ use serde_json::Map;
 use super::device::DEVICE_CODE_GRANT;
 use super::entra_error::EntraError;
 use super::issue::{Principal, Subject, mint, token_response};
-use super::options::SimTenant;
+use super::request::{TokenRequest, is_form, parse_form};
 use super::token::{Api, now_ms};
 use super::{
     Credential, EntraFault, RegisteredClient, SimState, assertion, authcode, device, federated,
@@ -97,31 +96,6 @@ async fn token(
     }
 }
 
-/// A token request that passed the checks every grant shares.
-pub(super) struct TokenRequest<'a> {
-    pub(super) state: &'a SimState,
-    /// The tenant the path named.
-    pub(super) tenant: &'a SimTenant,
-    pub(super) client: &'a RegisteredClient,
-    form: HashMap<String, String>,
-}
-
-impl TokenRequest<'_> {
-    /// A form parameter; an empty value counts as absent, as in Entra.
-    pub(super) fn param(&self, name: &str) -> Option<&str> {
-        self.form
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
-    }
-
-    /// A form parameter the grant cannot do without.
-    pub(super) fn required(&self, name: &str) -> Result<&str, EntraError> {
-        self.param(name)
-            .ok_or_else(|| EntraError::missing_parameter(name))
-    }
-}
-
 fn grant(
     state: &SimState,
     tenant_name: &str,
@@ -170,12 +144,7 @@ fn grant(
         param("client_assertion_type"),
         param("client_assertion"),
     )?;
-    let request = TokenRequest {
-        state,
-        tenant,
-        client,
-        form,
-    };
+    let request = TokenRequest::new(state, tenant, client, form);
     let response = match grant_type.as_str() {
         DEVICE_CODE_GRANT => device::redeem(&request)?,
         "authorization_code" => authcode::redeem(&request)?,
@@ -269,36 +238,6 @@ fn single_resource(scope: &str) -> Result<String, EntraError> {
         [one] => Ok((*one).to_owned()),
         _ => Err(EntraError::multiple_resources()),
     }
-}
-
-/// The form body. Without the form content type Entra reads no parameters, which surfaces as a missing
-/// `grant_type`; a repeated parameter is refused.
-pub(super) fn parse_form(
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<HashMap<String, String>, EntraError> {
-    let mut form = HashMap::new();
-    if is_form(headers) {
-        for (name, value) in url::form_urlencoded::parse(body) {
-            if form.insert(name.to_string(), value.into_owned()).is_some() {
-                return Err(EntraError::malformed_request(&format!(
-                    "The parameter '{name}' is duplicated."
-                )));
-            }
-        }
-    }
-    Ok(form)
-}
-
-fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        })
 }
 
 /// HTTP Basic client credentials (RFC 6749 §2.3.1: both parts are form-urlencoded before base64).

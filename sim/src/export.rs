@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::defender::ApiServer;
+use super::server::ApiServer;
 
 /// The "via files" export answer (protocol.md 7.4): download links on Azure Storage, which carry
 /// their own SAS signature and must reach the client untouched, next to this API's own links.

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::defender::{ApiServer, Caller, error};
+use super::server::{ApiServer, Caller, error};
 use super::token::TokenRejection;
 
 /// MDCA's default and maximum `limit` for API-token callers.

@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::response::Response;
 
-use super::control::lock;
-use super::entra::TokenRequest;
 use super::entra_error::EntraError;
+use super::request::TokenRequest;
+use super::sync::lock;
 use super::user::{UserScope, random_string, user_token_response};
 
 /// Every refresh token issued, with its family.

@@ -19,8 +19,8 @@ use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::defender::{ApiServer, Caller, error};
 use super::export;
+use super::server::{ApiServer, Caller, error};
 
 /// Size of each chunk `/_sim/bytes` sends.
 const CHUNK: usize = 64 * 1024;

@@ -7,9 +7,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 use super::directory::DirectoryUser;
-use super::entra::TokenRequest;
 use super::entra_error::EntraError;
 use super::issue::{Principal, Subject, mint, token_response};
+use super::request::TokenRequest;
 use super::token::Api;
 
 /// The OpenID Connect scopes that may accompany the one resource's permissions.
