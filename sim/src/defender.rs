@@ -22,8 +22,10 @@ use serde_json::{Map, Value, json};
 use super::SimState;
 use super::data::Dataset;
 use super::server::{ApiServer, Caller, error};
+#[cfg(any(test, feature = "test-hooks"))]
+use super::testing;
 use super::token::{Api, TokenRejection};
-use super::{mdca, testing};
+use super::{export, mdca};
 
 /// Largest `$top` the Defender APIs accept.
 const MAX_TOP: usize = 10_000;
@@ -57,8 +59,14 @@ pub(super) fn router(api: Api, root: String, sim: Arc<SimState>) -> Router {
             get(mdca::alerts_get).post(mdca::alerts_post),
         ),
     };
+    // Every server answers MDE's "via files" export, for link rewriting tests on any route.
+    let routes = routes.route(
+        "/api/machines/SoftwareVulnerabilitiesExport",
+        get(export::export),
+    );
+    #[cfg(any(test, feature = "test-hooks"))]
+    let routes = routes.merge(testing::routes());
     routes
-        .merge(testing::routes())
         .fallback(not_found)
         // `layer` (not `route_layer`) so unknown paths are also counted and need a token, as on the real APIs.
         .layer(middleware::from_fn_with_state(
@@ -111,8 +119,8 @@ async fn authorize(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let control = &server.sim.control;
-    control.record_api_request();
+    #[cfg(any(test, feature = "test-hooks"))]
+    server.sim.control.record_api_request();
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -123,7 +131,11 @@ async fn authorize(
             next.run(request).await
         }
         Err(rejection) => {
-            control.record_unauthorized(matches!(rejection, TokenRejection::Expired));
+            #[cfg(any(test, feature = "test-hooks"))]
+            server
+                .sim
+                .control
+                .record_unauthorized(matches!(rejection, TokenRejection::Expired));
             let (code, prefix) = match server.api {
                 Api::Graph => (
                     "InvalidAuthenticationToken",

@@ -56,6 +56,7 @@ impl Directory {
 
     /// The key per-tenant counters and switches use: the canonical GUID of a known tenant, else the lower-cased
     /// name (so requests to an unknown tenant are still counted under the name they used).
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(super) fn tenant_key(&self, name: &str) -> String {
         self.tenant(name)
             .map_or_else(|| name.to_ascii_lowercase(), |t| t.id.to_ascii_lowercase())

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::Response;
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -19,12 +19,13 @@ use serde_json::Map;
 
 use super::device::DEVICE_CODE_GRANT;
 use super::entra_error::EntraError;
+#[cfg(any(test, feature = "test-hooks"))]
+use super::fault;
 use super::issue::{Principal, Subject, mint, token_response};
-use super::request::{TokenRequest, is_form, parse_form};
+use super::request::{TokenRequest, parse_form};
 use super::token::{Api, now_ms};
 use super::{
-    Credential, EntraFault, RegisteredClient, SimState, assertion, authcode, device, federated,
-    refresh, user,
+    Credential, RegisteredClient, SimState, assertion, authcode, device, federated, refresh, user,
 };
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -56,36 +57,9 @@ async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    // Counted before faults and checks, so the per-tenant and per-grant counts add up to `token_requests`.
-    let grant_type = is_form(&headers)
-        .then(|| url::form_urlencoded::parse(&body).find(|(name, _)| name == "grant_type"))
-        .flatten()
-        .map(|(_, value)| value);
-    state
-        .control
-        .record_token_request(state.directory.tenant_key(&tenant), grant_type.as_deref());
-    match state.control.fault() {
-        None => {}
-        Some(EntraFault::Delay(delay)) => tokio::time::sleep(delay).await,
-        Some(EntraFault::ServerError) => {
-            return EntraError::server_error().into_response(&state.authority);
-        }
-        Some(EntraFault::Throttled { retry_after }) => {
-            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-            return EntraError::throttled(secs).into_response(&state.authority);
-        }
-        Some(EntraFault::MalformedJson) => {
-            let content_type = [(header::CONTENT_TYPE, "application/json; charset=utf-8")];
-            return (
-                StatusCode::OK,
-                content_type,
-                "<html><body>upstream connect error</body></html>",
-            )
-                .into_response();
-        }
-        Some(EntraFault::RejectAll { code }) => {
-            return EntraError::from_code(code).into_response(&state.authority);
-        }
+    #[cfg(any(test, feature = "test-hooks"))]
+    if let Some(response) = fault::token_endpoint(&state, &tenant, &headers, &body).await {
+        return response;
     }
     match grant(&state, &tenant, &headers, &body) {
         Ok(response) => response,
@@ -106,6 +80,7 @@ fn grant(
         .directory
         .tenant(tenant_name)
         .ok_or_else(|| EntraError::tenant_not_found(tenant_name))?;
+    #[cfg(any(test, feature = "test-hooks"))]
     if let Some(code) = state
         .control
         .refusal(&state.directory.tenant_key(tenant_name))
@@ -152,9 +127,13 @@ fn grant(
         "password" => user::password(&request)?,
         _ => client_credentials(&request)?,
     };
+    #[cfg(any(test, feature = "test-hooks"))]
     if let Some(jti) = federated_jti {
         state.control.record_federated_assertion(jti);
     }
+    // Only the test hooks keep the assertion's `jti`.
+    #[cfg(not(any(test, feature = "test-hooks")))]
+    let _ = federated_jti;
     Ok(response)
 }
 

@@ -219,6 +219,7 @@ impl EntraError {
     }
 
     /// `EntraFault::Throttled`: AADSTS90055 TenantThrottlingError, with `Retry-After`.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(super) fn throttled(retry_after_secs: u64) -> Self {
         let mut error = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -232,6 +233,7 @@ impl EntraError {
 
     /// `EntraFault::RejectAll`: Entra's status and `error` value for well-known codes; anything else is a 400
     /// `invalid_request` with a generic description.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(super) fn from_code(code: u32) -> Self {
         let (status, error, description) = match code {
             7000215 => (
@@ -322,6 +324,7 @@ impl EntraError {
 impl EntraError {
     /// The managed-identity endpoints' error body, `{error, error_description}` (protocol.md 5.2), with this
     /// error's status and `Retry-After`.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(super) fn into_identity_response(self) -> Response {
         let body = json!({"error": self.error, "error_description": self.to_string()});
         self.with_retry_after((self.status, Json(body)).into_response())

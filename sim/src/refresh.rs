@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+#[cfg(any(test, feature = "test-hooks"))]
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::response::Response;
@@ -21,6 +22,8 @@ use super::user::{UserScope, random_string, user_token_response};
 #[derive(Debug, Default)]
 pub(super) struct RefreshTokens {
     inner: Mutex<Inner>,
+    /// How often a rotated-out token was presented (only tests read it).
+    #[cfg(any(test, feature = "test-hooks"))]
     reuses: AtomicU64,
 }
 
@@ -72,11 +75,13 @@ impl RefreshTokens {
     }
 
     /// Makes every token issued so far answer AADSTS50173, as after a password reset.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(super) fn revoke_all(&self) {
         lock(&self.inner).epoch += 1;
     }
 
     /// How often a rotated-out token was presented.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(super) fn reuses(&self) -> u64 {
         self.reuses.load(Ordering::SeqCst)
     }
@@ -106,6 +111,7 @@ impl RefreshTokens {
         }
         if !newest {
             family.reused = true;
+            #[cfg(any(test, feature = "test-hooks"))]
             self.reuses.fetch_add(1, Ordering::SeqCst);
         }
         if family.reused {

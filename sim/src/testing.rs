@@ -43,10 +43,6 @@ pub(super) fn routes() -> Router<Arc<ApiServer>> {
         .route("/_sim/headers", get(headers))
         .route("/_sim/links", get(export::links))
         .route("/_sim/whoami", get(whoami))
-        .route(
-            "/api/machines/SoftwareVulnerabilitiesExport",
-            get(export::export),
-        )
 }
 
 /// The caller the token check let in: the scheme and, for a bearer token, the claims that tell app from user
