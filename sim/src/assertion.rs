@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use sha1::Sha1;
@@ -26,8 +26,8 @@ const MAX_LIFETIME_SECS: i64 = 600;
 pub(super) enum CertificateError {
     #[error("the PEM has no CERTIFICATE block")]
     NoCertificateBlock,
-    #[error("the CERTIFICATE block is not valid base64")]
-    InvalidBase64(#[source] base64::DecodeError),
+    #[error("the PEM is not valid")]
+    InvalidPem(#[source] pem::PemError),
     #[error("the certificate does not hold a usable RSA public key")]
     UnsupportedKey(#[source] jsonwebtoken::errors::Error),
 }
@@ -50,28 +50,17 @@ impl std::fmt::Debug for RegisteredCertificate {
 impl RegisteredCertificate {
     /// Reads the first CERTIFICATE block of a PEM (other blocks, such as the private key, are ignored).
     pub(super) fn from_pem(pem: &[u8]) -> Result<Self, CertificateError> {
-        const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-        const END: &str = "-----END CERTIFICATE-----";
-        let text = String::from_utf8_lossy(pem);
-        let start = text
-            .find(BEGIN)
+        let blocks = pem::parse_many(pem).map_err(CertificateError::InvalidPem)?;
+        let certificate = blocks
+            .iter()
+            .find(|block| block.tag() == "CERTIFICATE")
             .ok_or(CertificateError::NoCertificateBlock)?;
-        let len = text[start..]
-            .find(END)
-            .ok_or(CertificateError::NoCertificateBlock)?;
-        let block = &text[start..start + len + END.len()];
-        let b64: String = block[BEGIN.len()..len]
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        let der = STANDARD
-            .decode(b64)
-            .map_err(CertificateError::InvalidBase64)?;
-        let key = DecodingKey::from_rsa_pem(block.as_bytes())
+        let der = certificate.contents();
+        let key = DecodingKey::from_rsa_pem(pem::encode(certificate).as_bytes())
             .map_err(CertificateError::UnsupportedKey)?;
         Ok(Self {
-            x5t: URL_SAFE_NO_PAD.encode(Sha1::digest(&der)),
-            x5t_s256: URL_SAFE_NO_PAD.encode(Sha256::digest(&der)),
+            x5t: URL_SAFE_NO_PAD.encode(Sha1::digest(der)),
+            x5t_s256: URL_SAFE_NO_PAD.encode(Sha256::digest(der)),
             key,
         })
     }
