@@ -203,10 +203,10 @@ impl SimControl {
             .unwrap_or(0)
     }
 
-    /// `Some(code)`: every token request in `tenant` (GUID or domain) fails from now on with that AADSTS code's
-    /// Entra error, e.g. 65001 (consent missing) or 700016 (app not in tenant) as a customer without consent
-    /// answers (protocol.md 4.3). Checked after the tenant exists and before anything about the grant. `None`
-    /// stops refusing. Applies to the token endpoint only.
+    /// `Some(code)`: every token request in `tenant` (GUID or domain) fails from now on with that AADSTS code's Entra
+    /// error, e.g. 65001 (consent missing) or 700016 (app not in tenant) as a customer without consent answers
+    /// (<https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes>). Checked after the tenant
+    /// exists and before anything about the grant. `None` stops refusing. Applies to the token endpoint only.
     pub fn refuse_tenant(&self, tenant: &str, code: Option<u32>) {
         let key = self.directory.tenant_key(tenant);
         let mut refused = lock(&self.hooks.refused_tenants);

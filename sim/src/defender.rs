@@ -1,10 +1,10 @@
 //! The simulated Defender for Endpoint, Defender XDR, Graph security and Defender for Cloud Apps APIs.
 //!
-//! Each API has its own listener. Every request is counted and must carry a bearer token issued for that API's
-//! resource (the `/_sim/*` test endpoints included), app or user token alike; MDCA also takes a legacy API token
-//! as `Authorization: Token <key>` (protocol.md 1.4). Lists use OData paging with absolute `@odata.nextLink`s on the
-//! server's own root, as the real services do; MDCA pages by request body instead. Other OData options
-//! (`$filter`, `$orderby`, `$select`) are accepted and ignored.
+//! Each API has its own listener. Every request is counted and must carry a bearer token issued for that API's resource
+//! (the `/_sim/*` test endpoints included), app or user token alike; MDCA also takes a legacy API token as
+//! `Authorization: Token <key>` (<https://learn.microsoft.com/en-us/defender-cloud-apps/api-tokens-legacy>). Lists use
+//! OData paging with absolute `@odata.nextLink`s on the server's own root, as the real services do; MDCA pages by
+//! request body instead. Other OData options (`$filter`, `$orderby`, `$select`) are accepted and ignored.
 
 use std::sync::Arc;
 

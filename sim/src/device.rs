@@ -1,10 +1,11 @@
-//! The device code flow (RFC 8628, protocol.md 3.1): `POST /{tenant}/oauth2/v2.0/devicecode`, the codes it hands
-//! out, and their redemption with `grant_type=urn:ietf:params:oauth:grant-type:device_code`.
+//! The device code flow (RFC 8628; <https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-device-code>):
+//! `POST /{tenant}/oauth2/v2.0/devicecode`, the codes it hands out, and their redemption with
+//! `grant_type=urn:ietf:params:oauth:grant-type:device_code`.
 //!
-//! Nobody opens a browser here: tests play the user through `SimControl` (wait for a code, approve or decline it;
-//! with the test hooks also expire it or make the next polls answer `slow_down`). Any registered client may ask for a code; redeeming it
-//! authenticates the client like every grant, so a public client presents nothing and a confidential one its
-//! credential.
+//! Nobody opens a browser here: tests play the user through `SimControl` (wait for a code, approve or decline it; with
+//! the test hooks also expire it or make the next polls answer `slow_down`). Any registered client may ask for a code;
+//! redeeming it authenticates the client like every grant, so a public client presents nothing and a confidential one
+//! its credential.
 
 use std::sync::Arc;
 use std::sync::Mutex;

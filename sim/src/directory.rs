@@ -1,5 +1,6 @@
-//! The directory of the simulated Entra: which tenants exist (the home tenant and a partner's customers,
-//! protocol.md 4.3) and which users can sign in.
+//! The directory of the simulated Entra: which tenants exist (the home tenant and a partner's customers:
+//! <https://learn.microsoft.com/en-us/defender-endpoint/api/exposed-apis-create-app-partners>) and which users can sign
+//! in.
 
 use super::data::stable_uuid;
 use super::options::{SimOptions, SimTenant, SimUser};

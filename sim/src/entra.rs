@@ -179,7 +179,8 @@ fn authenticate(
     }
 }
 
-/// Client credentials (protocol.md 2.2–2.4): an app token; public clients have no credential to use it with.
+/// Client credentials (<https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow>):
+/// an app token; public clients have no credential to use it with.
 fn client_credentials(request: &TokenRequest<'_>) -> Result<Response, EntraError> {
     let TokenRequest { state, client, .. } = request;
     if matches!(client.credential, Credential::Public) {

@@ -20,8 +20,10 @@ use serde_json::json;
 
 use super::server::ApiServer;
 
-/// The "via files" export answer (protocol.md 7.4): download links on Azure Storage, which carry
-/// their own SAS signature and must reach the client untouched, next to this API's own links.
+/// The "via files" export answer
+/// (<https://learn.microsoft.com/en-us/defender-endpoint/api/get-assessment-methods-properties>): download links on
+/// Azure Storage, which carry their own SAS signature and must reach the client untouched, next to this API's own
+/// links.
 pub(super) async fn export(State(server): State<Arc<ApiServer>>) -> Response {
     let storage =
         "https://wdatpexport.blob.core.windows.net/export-6f1d0a52/SoftwareVulnerabilities";

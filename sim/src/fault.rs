@@ -13,8 +13,8 @@ use super::control::EntraFault;
 use super::entra_error::EntraError;
 use super::request::is_form;
 
-/// The token endpoint's hooks, before anything else: counts the request, then applies the injected fault (`Some` answers in
-/// place of the endpoint).
+/// The token endpoint's hooks, before anything else: counts the request, then applies the injected fault (`Some`
+/// answers in place of the endpoint).
 pub(super) async fn token_endpoint(
     state: &SimState,
     tenant: &str,

@@ -1,10 +1,12 @@
-//! Federated credentials (workload identity federation, protocol.md 2.4 and 5.1): checking the `client_assertion`
-//! an external issuer (e.g. a Kubernetes cluster) signed against the issuer and subject registered on the app.
+//! Federated credentials (workload identity federation:
+//! <https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow>,
+//! <https://azure.github.io/azure-workload-identity/docs/>): checking the `client_assertion` an external issuer (e.g. a
+//! Kubernetes cluster) signed against the issuer and subject registered on the app.
 //!
 //! The signature is NOT verified: Entra fetches the issuer's OIDC keys, and the simulator has no cluster to fetch
 //! them from. Only the claims are checked: `iss`, `sub`, `aud` must match the registration (mismatch: AADSTS70021)
 //! and `exp` must be in the future, without clock skew so that tests can present a just-expired token
-//! (AADSTS700024, the "stale token file" failure of protocol.md 5.1).
+//! (AADSTS700024, the failure of a workload that keeps presenting a stale token file).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -1,6 +1,8 @@
-//! The managed-identity token server (protocol.md 5.2, 5.3): one listener answering both Azure IMDS
-//! (`GET /metadata/identity/oauth2/token`, header `Metadata: true`) and App Service
-//! (`GET /msi/token`, header `X-IDENTITY-HEADER`), each in its own response shape.
+//! The managed-identity token server
+//! (<https://learn.microsoft.com/en-us/entra/identity/managed-identities-azure-resources/how-to-use-vm-token>,
+//! <https://learn.microsoft.com/en-us/azure/app-service/overview-managed-identity>): one listener answering both Azure
+//! IMDS (`GET /metadata/identity/oauth2/token`, header `Metadata: true`) and App Service (`GET /msi/token`, header
+//! `X-IDENTITY-HEADER`), each in its own response shape.
 //!
 //! The system-assigned identity (`SimOptions::SYSTEM_IDENTITY_CLIENT_ID`) answers when a request names none;
 //! user-assigned ones are chosen by `client_id` (or by their object id as `object_id` / `principal_id`). Tokens are

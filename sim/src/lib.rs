@@ -254,8 +254,8 @@ enum Credential {
 }
 
 impl Credential {
-    /// The `appidacr` claim: how the client authenticated (protocol.md 7.7: 0 public, 1 secret, 2 certificate or
-    /// assertion).
+    /// The `appidacr` claim: how the client authenticated (0 public, 1 secret, 2 certificate or assertion;
+    /// <https://learn.microsoft.com/en-us/entra/identity-platform/access-token-claims-reference>).
     fn appidacr(&self) -> &'static str {
         match self {
             Self::Public => "0",

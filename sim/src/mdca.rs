@@ -1,5 +1,6 @@
 //! What only the Defender for Cloud Apps server does: its alerts list, paged by `skip`/`limit` (in the query or the
-//! body), and its legacy API token, `Authorization: Token <key>` (protocol.md 1.4), accepted on every endpoint.
+//! body), and its legacy API token, `Authorization: Token <key>`, accepted on every endpoint
+//! (<https://learn.microsoft.com/en-us/defender-cloud-apps/api-tokens-legacy>).
 
 use std::sync::Arc;
 

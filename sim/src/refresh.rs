@@ -1,5 +1,5 @@
-//! Refresh tokens (protocol.md 3.3): opaque strings bound to a client and a user, not to a resource or tenant, and
-//! the `refresh_token` grant.
+//! Refresh tokens (<https://learn.microsoft.com/en-us/entra/identity-platform/refresh-tokens>): opaque strings bound to
+//! a client and a user, not to a resource or tenant, and the `refresh_token` grant.
 //!
 //! Every use rotates the token: the answer carries a new one and the old one is dead. Entra itself leaves old
 //! tokens valid; the simulator is stricter so that a proxy which forgets to store the newest token is caught:

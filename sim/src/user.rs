@@ -1,5 +1,6 @@
-//! What the user grants share (protocol.md 3): their scope parameter, the user-token answer with its optional
-//! refresh and ID tokens, and the password grant (ROPC, protocol.md 3.4), the simplest of them.
+//! What the user grants share: their scope parameter, the user-token answer with its optional refresh and ID tokens,
+//! and the password grant (ROPC, <https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth-ropc>), the
+//! simplest of them.
 
 use axum::response::Response;
 use base64::Engine;
@@ -74,7 +75,8 @@ pub(super) fn random_string(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(random)
 }
 
-/// A new refresh-token family for `user`, if the scope asked for `offline_access` (protocol.md 3.3).
+/// A new refresh-token family for `user`, if the scope asked for `offline_access`
+/// (<https://learn.microsoft.com/en-us/entra/identity-platform/refresh-tokens>).
 pub(super) fn first_refresh_token(
     request: &TokenRequest<'_>,
     user: &DirectoryUser,
