@@ -16,10 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use defender_sim::{Sim, SimOptions};
 use defender_token_proxy::config::{Config, Overrides};
 use defender_token_proxy::metrics::Metrics;
 use defender_token_proxy::route::Routes;
-use defender_token_proxy::sim::{Sim, SimOptions};
 use defender_token_proxy::token::{EntraClient, TokenCache};
 
 const SECRET_VAR: &str = "BENCH_CLIENT_SECRET";

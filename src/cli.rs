@@ -12,9 +12,11 @@ use crate::check::{self, CommandError, Target};
 use crate::cloud::Api;
 use crate::config::{Config, ConfigError, ConfigSource, Overrides};
 use crate::credential::ClientAuth;
+#[cfg(feature = "demo")]
+use crate::demo;
 use crate::telemetry::{self, LogFormat};
 use crate::token::EntraClient;
-use crate::{app, demo, login, signal};
+use crate::{app, login, signal};
 
 /// The exit code for a configuration the proxy refuses.
 const EXIT_CONFIG: u8 = 2;
@@ -128,6 +130,7 @@ pub enum Command {
     },
     /// Try the proxy with no Azure account: simulated Entra ID and Defender APIs behind the real
     /// proxy, with curl commands to paste.
+    #[cfg(feature = "demo")]
     Demo {
         /// Where the proxy listens.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
@@ -141,6 +144,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     let outcome = match cli.command {
         Command::Serve { listen } => serve(cli.config, Overrides { listen }).await,
         Command::Healthcheck { url, timeout } => return healthcheck(&url, timeout).await,
+        #[cfg(feature = "demo")]
         Command::Demo { listen } => {
             if cli.config.is_some() {
                 tracing::warn!("demo builds its own configuration; --config is ignored");

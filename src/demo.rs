@@ -5,10 +5,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use defender_sim::{Sim, SimClientAuth, SimOptions};
 use tokio::net::TcpListener;
 
 use crate::config::{Config, Overrides};
-use crate::sim::{Sim, SimClientAuth, SimOptions};
 use crate::{app, signal};
 
 /// The environment variable name the demo config reads its client secret from (served from memory,

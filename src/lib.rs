@@ -56,9 +56,9 @@ mod app;
 
 // The commands.
 mod check;
+#[cfg(feature = "demo")]
 mod demo;
 pub mod login;
-pub mod sim;
 
 pub mod cli;
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use defender_sim::{Sim, SimClient, SimOptions, SimTenant};
 use defender_token_proxy::config::{ConfigSource, Env, Overrides};
-use defender_token_proxy::sim::{Sim, SimClient, SimOptions, SimTenant};
 use serde_json::Value;
 
 use crate::support::{CLIENT_ID, SECRET, TestProxy, client, eventually};

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use defender_token_proxy::sim::{EntraFault, Sim, SimOptions};
+use defender_sim::{EntraFault, Sim, SimOptions};
 use serde_json::Value;
 
 use crate::support::{TestProxy, mde_config};

@@ -1,7 +1,7 @@
 //! Forwarding: the request target byte for byte, the token in place of inbound credentials, header
 //! hygiene both ways, the upstream's Host, and redirects handed to the client.
 
-use defender_token_proxy::sim::SimOptions;
+use defender_sim::SimOptions;
 use serde_json::Value;
 
 use crate::support::{TestProxy, client, echoed, raw_body, raw_request};

@@ -1,6 +1,6 @@
 //! Health endpoints: `/-/healthy` for the process, `/-/ready` for the truth about tokens.
 
-use defender_token_proxy::sim::SimOptions;
+use defender_sim::SimOptions;
 use serde_json::Value;
 
 use crate::support::{TestProxy, standard_config};

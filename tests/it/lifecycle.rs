@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use defender_token_proxy::sim::{Sim, SimOptions};
+use defender_sim::{Sim, SimOptions};
 use serde_json::Value;
 
 use crate::support::{BinaryProxy, client, eventually, mde_config};

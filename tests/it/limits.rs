@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use defender_token_proxy::sim::SimOptions;
+use defender_sim::SimOptions;
 use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

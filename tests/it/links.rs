@@ -2,7 +2,7 @@
 //! come back pointing at the proxy, foreign links (storage downloads) stay as they are, and large
 //! JSON bodies are rewritten as they stream.
 
-use defender_token_proxy::sim::SimOptions;
+use defender_sim::SimOptions;
 use futures_util::StreamExt;
 use serde_json::Value;
 

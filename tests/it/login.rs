@@ -7,10 +7,10 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use defender_sim::{Sim, SimClient, SimOptions, SimTenant};
 use defender_token_proxy::config::{Config, ConfigSource, Env, Overrides};
 use defender_token_proxy::credential::ClientAuth;
 use defender_token_proxy::login::{self, LoginError};
-use defender_token_proxy::sim::{Sim, SimClient, SimOptions, SimTenant};
 use defender_token_proxy::token::EntraClient;
 use tokio::io::{AsyncBufReadExt, BufReader};
 

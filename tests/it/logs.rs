@@ -2,7 +2,7 @@
 //! token or a secret. A separate process, because tracing caches which call sites are enabled
 //! process-wide, so a subscriber scoped to one test in a shared binary misses events.
 
-use defender_token_proxy::sim::{Sim, SimOptions};
+use defender_sim::{Sim, SimOptions};
 use serde_json::Value;
 
 use crate::support::{BinaryProxy, CLIENT_ID, SECRET, client, echoed, standard_config};

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use defender_sim::{Sim, SimClient, SimOptions};
 use defender_token_proxy::config::{ConfigSource, Overrides};
-use defender_token_proxy::sim::{Sim, SimClient, SimOptions};
 use serde_json::Value;
 
 use crate::support::{CLIENT_ID, SECRET, TestProxy, client, echoed, eventually, mde_config};

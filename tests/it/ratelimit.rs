@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use defender_token_proxy::sim::SimOptions;
+use defender_sim::SimOptions;
 use futures_util::future::join_all;
 use serde_json::Value;
 

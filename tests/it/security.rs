@@ -2,7 +2,7 @@
 //! enforces route allow-lists, all before any token is fetched. Each test's credential is broken,
 //! so a check that ran after the token fetch would answer 502, not the refusal asserted here.
 
-use defender_token_proxy::sim::SimOptions;
+use defender_sim::SimOptions;
 use serde_json::Value;
 
 use crate::support::{TestProxy, client, mde_config, raw_request};

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use defender_token_proxy::sim::SimOptions;
+use defender_sim::SimOptions;
 use futures_util::StreamExt;
 
 use crate::support::{TestProxy, client, resident_bytes};

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use defender_sim::{Sim, SimControl, SimOptions};
 use defender_token_proxy::config::{Config, ConfigSource, Overrides};
-use defender_token_proxy::sim::{Sim, SimControl, SimOptions};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use defender_sim::{Sim, SimOptions};
 use defender_token_proxy::config::{ConfigSource, Overrides};
-use defender_token_proxy::sim::{Sim, SimOptions};
 use serde_json::Value;
 
 use crate::support::{SECRET, TestProxy, eventually, mde_config};

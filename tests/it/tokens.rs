@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use defender_token_proxy::sim::{EntraFault, SimClient, SimOptions};
+use defender_sim::{EntraFault, SimClient, SimOptions};
 use futures_util::future::join_all;
 
 use crate::support::{CLIENT_ID, TestProxy, client, eventually, standard_config};

@@ -46,8 +46,8 @@ impl Api {
     }
 }
 
-/// Claims of an issued access token, modelled on Entra v1 tokens: app tokens carry `roles`, user tokens `scp`,
-/// `upn` and `name` (protocol.md 7.7).
+/// Claims of an issued access token, modelled on Entra v1 tokens: app tokens carry `roles`, user tokens `scp`, `upn`
+/// and `name` (<https://learn.microsoft.com/en-us/entra/identity-platform/access-token-claims-reference>).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct AccessClaims {
     pub(super) aud: String,

@@ -1,5 +1,6 @@
-//! The directory of the simulated Entra: which tenants exist (the home tenant and a partner's customers,
-//! protocol.md 4.3) and which users can sign in.
+//! The directory of the simulated Entra: which tenants exist (the home tenant and a partner's customers:
+//! <https://learn.microsoft.com/en-us/defender-endpoint/api/exposed-apis-create-app-partners>) and which users can sign
+//! in.
 
 use super::data::stable_uuid;
 use super::options::{SimOptions, SimTenant, SimUser};
@@ -56,6 +57,7 @@ impl Directory {
 
     /// The key per-tenant counters and switches use: the canonical GUID of a known tenant, else the lower-cased
     /// name (so requests to an unknown tenant are still counted under the name they used).
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(super) fn tenant_key(&self, name: &str) -> String {
         self.tenant(name)
             .map_or_else(|| name.to_ascii_lowercase(), |t| t.id.to_ascii_lowercase())
@@ -77,8 +79,8 @@ impl Directory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::Sim;
-    use crate::sim::test_support::{CLIENT_ID, MDE_SCOPE, SECRET, get_json, token_request_for};
+    use crate::Sim;
+    use crate::test_support::{CLIENT_ID, MDE_SCOPE, SECRET, get_json, token_request_for};
 
     const CUSTOMER_ID: &str = "0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f";
 

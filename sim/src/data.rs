@@ -3,6 +3,8 @@
 //! Field names follow the public API docs (MDE alert/machine, XDR incident, Graph `alert`/`incident`, MDCA alert).
 //! The values are invented but stable, so tests can assert counts and ids.
 
+use std::time::{Duration, UNIX_EPOCH};
+
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
 
@@ -144,35 +146,20 @@ impl Dataset {
     }
 }
 
-/// Formats unix seconds as RFC 3339 UTC with Defender's seven fractional digits.
+/// Formats unix seconds as RFC 3339 UTC with Defender's seven fractional digits ("2026-11-22T20:02:12.0000000Z").
 pub(super) fn rfc3339(unix_secs: u64) -> String {
-    let (date, h, m, s) = utc_parts(unix_secs);
-    format!("{date}T{h:02}:{m:02}:{s:02}.0000000Z")
+    let seconds = utc_seconds(unix_secs);
+    format!("{}.0000000Z", seconds.trim_end_matches('Z'))
 }
 
 /// Formats unix seconds the way Entra's error bodies do ("2026-11-22 20:02:12Z").
 pub(super) fn entra_timestamp(unix_secs: u64) -> String {
-    let (date, h, m, s) = utc_parts(unix_secs);
-    format!("{date} {h:02}:{m:02}:{s:02}Z")
+    utc_seconds(unix_secs).replacen('T', " ", 1)
 }
 
-fn utc_parts(unix_secs: u64) -> (String, u64, u64, u64) {
-    let rem = unix_secs % 86_400;
-    // Howard Hinnant's days-to-civil algorithm; the crate has no date library and needs only this.
-    let z = (unix_secs / 86_400) as i64 + 719_468;
-    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (
-        format!("{year:04}-{month:02}-{day:02}"),
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-    )
+/// Unix seconds as RFC 3339 UTC to the second ("2026-11-22T20:02:12Z").
+fn utc_seconds(unix_secs: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix_secs)).to_string()
 }
 
 /// Stable pseudo-random hex derived from a label (ids must not change between runs).

@@ -1,5 +1,6 @@
 //! What only the Defender for Cloud Apps server does: its alerts list, paged by `skip`/`limit` (in the query or the
-//! body), and its legacy API token, `Authorization: Token <key>` (protocol.md 1.4), accepted on every endpoint.
+//! body), and its legacy API token, `Authorization: Token <key>`, accepted on every endpoint
+//! (<https://learn.microsoft.com/en-us/defender-cloud-apps/api-tokens-legacy>).
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::defender::{ApiServer, Caller, error};
+use super::server::{ApiServer, Caller, error};
 use super::token::TokenRejection;
 
 /// MDCA's default and maximum `limit` for API-token callers.

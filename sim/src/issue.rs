@@ -1,5 +1,7 @@
-//! What goes into an access token (app or user, protocol.md 7.7) and the token endpoint's success body
-//! (protocol.md 2.6); shared by every grant and by the managed-identity server.
+//! What goes into an access token (app or user:
+//! <https://learn.microsoft.com/en-us/entra/identity-platform/access-token-claims-reference>) and the token endpoint's
+//! success body (<https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow>); shared
+//! by every grant and by the managed-identity server.
 
 use std::time::Duration;
 

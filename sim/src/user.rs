@@ -1,5 +1,6 @@
-//! What the user grants share (protocol.md 3): their scope parameter, the user-token answer with its optional
-//! refresh and ID tokens, and the password grant (ROPC, protocol.md 3.4), the simplest of them.
+//! What the user grants share: their scope parameter, the user-token answer with its optional refresh and ID tokens,
+//! and the password grant (ROPC, <https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth-ropc>), the
+//! simplest of them.
 
 use axum::response::Response;
 use base64::Engine;
@@ -7,9 +8,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 use super::directory::DirectoryUser;
-use super::entra::TokenRequest;
 use super::entra_error::EntraError;
 use super::issue::{Principal, Subject, mint, token_response};
+use super::request::TokenRequest;
 use super::token::Api;
 
 /// The OpenID Connect scopes that may accompany the one resource's permissions.
@@ -74,7 +75,8 @@ pub(super) fn random_string(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(random)
 }
 
-/// A new refresh-token family for `user`, if the scope asked for `offline_access` (protocol.md 3.3).
+/// A new refresh-token family for `user`, if the scope asked for `offline_access`
+/// (<https://learn.microsoft.com/en-us/entra/identity-platform/refresh-tokens>).
 pub(super) fn first_refresh_token(
     request: &TokenRequest<'_>,
     user: &DirectoryUser,

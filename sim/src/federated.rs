@@ -1,10 +1,12 @@
-//! Federated credentials (workload identity federation, protocol.md 2.4 and 5.1): checking the `client_assertion`
-//! an external issuer (e.g. a Kubernetes cluster) signed against the issuer and subject registered on the app.
+//! Federated credentials (workload identity federation:
+//! <https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow>,
+//! <https://azure.github.io/azure-workload-identity/docs/>): checking the `client_assertion` an external issuer (e.g. a
+//! Kubernetes cluster) signed against the issuer and subject registered on the app.
 //!
 //! The signature is NOT verified: Entra fetches the issuer's OIDC keys, and the simulator has no cluster to fetch
 //! them from. Only the claims are checked: `iss`, `sub`, `aud` must match the registration (mismatch: AADSTS70021)
 //! and `exp` must be in the future, without clock skew so that tests can present a just-expired token
-//! (AADSTS700024, the "stale token file" failure of protocol.md 5.1).
+//! (AADSTS700024, the failure of a workload that keeps presenting a stale token file).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -98,7 +100,7 @@ pub(super) mod tests {
     use serde_json::json;
 
     /// An unsigned-in-spirit assertion as a cluster would project it (the signature part is junk: it is not checked).
-    pub(in crate::sim) fn federated_assertion(claims: &Value) -> String {
+    pub(crate) fn federated_assertion(claims: &Value) -> String {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","kid":"cluster-key"}"#);
         let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
         format!("{header}.{payload}.c2lnbmF0dXJl")
@@ -156,15 +158,15 @@ pub(super) mod tests {
 
     #[tokio::test]
     async fn workload_identity_exchange_issues_an_app_token_and_records_the_jti() {
-        use crate::sim::test_support::{MDE_SCOPE, get_json, token_request};
-        use crate::sim::{Sim, SimClient, SimOptions};
+        use crate::test_support::{MDE_SCOPE, get_json, token_request};
+        use crate::{Sim, SimClient, SimOptions};
         let client_id = "cccccccc-0000-4000-8000-000000000005";
         let options = SimOptions {
             clients: vec![SimClient::federated(client_id, ISSUER, SUBJECT)],
             ..SimOptions::default()
         };
         let sim = Sim::start(options).await.expect("sim");
-        let now = crate::sim::token::now_ms() as i64 / 1000;
+        let now = crate::token::now_ms() as i64 / 1000;
         let sim = &sim;
         let request = |assertion: String| async move {
             let fields = [

@@ -1,21 +1,29 @@
 //! Documents full of absolute links, for link rewriting: MDE's "via files" export answer (storage
 //! download links next to the API's own) and a streamed document of any size.
 
+#[cfg(any(test, feature = "test-hooks"))]
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Json;
+#[cfg(any(test, feature = "test-hooks"))]
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+#[cfg(any(test, feature = "test-hooks"))]
+use axum::extract::Query;
+use axum::extract::State;
+#[cfg(any(test, feature = "test-hooks"))]
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+#[cfg(any(test, feature = "test-hooks"))]
 use serde::Deserialize;
 use serde_json::json;
 
-use super::defender::ApiServer;
+use super::server::ApiServer;
 
-/// The "via files" export answer (protocol.md 7.4): download links on Azure Storage, which carry
-/// their own SAS signature and must reach the client untouched, next to this API's own links.
+/// The "via files" export answer
+/// (<https://learn.microsoft.com/en-us/defender-endpoint/api/get-assessment-methods-properties>): download links on
+/// Azure Storage, which carry their own SAS signature and must reach the client untouched, next to this API's own
+/// links.
 pub(super) async fn export(State(server): State<Arc<ApiServer>>) -> Response {
     let storage =
         "https://wdatpexport.blob.core.windows.net/export-6f1d0a52/SoftwareVulnerabilities";
@@ -30,13 +38,15 @@ pub(super) async fn export(State(server): State<Arc<ApiServer>>) -> Response {
     .into_response()
 }
 
+#[cfg(any(test, feature = "test-hooks"))]
 #[derive(Deserialize)]
 pub(super) struct LinksQuery {
     count: u64,
 }
 
 /// A streamed JSON document of `count` entries, each with this server's own absolute link (some in
-/// JSON's escaped-slash form) and a foreign storage link, generated as it is sent.
+/// JSON's escaped-slash form) and a foreign storage link, generated as it is sent (`/_sim/links`).
+#[cfg(any(test, feature = "test-hooks"))]
 pub(super) async fn links(
     State(server): State<Arc<ApiServer>>,
     Query(LinksQuery { count }): Query<LinksQuery>,

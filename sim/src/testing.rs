@@ -19,8 +19,8 @@ use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::defender::{ApiServer, Caller, error};
 use super::export;
+use super::server::{ApiServer, Caller, error};
 
 /// Size of each chunk `/_sim/bytes` sends.
 const CHUNK: usize = 64 * 1024;
@@ -43,10 +43,6 @@ pub(super) fn routes() -> Router<Arc<ApiServer>> {
         .route("/_sim/headers", get(headers))
         .route("/_sim/links", get(export::links))
         .route("/_sim/whoami", get(whoami))
-        .route(
-            "/api/machines/SoftwareVulnerabilitiesExport",
-            get(export::export),
-        )
 }
 
 /// The caller the token check let in: the scheme and, for a bearer token, the claims that tell app from user

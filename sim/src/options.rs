@@ -10,9 +10,9 @@ pub struct SimOptions {
     pub tenant_id: String,
     /// Home tenant domain, e.g. "contoso.onmicrosoft.com" (matched case-insensitively).
     pub tenant_domain: String,
-    /// Further tenants the simulated Entra issues tokens in (a partner app's customers, protocol.md 4.3). Every
-    /// client and user is known in every tenant, as if consent had been granted; `SimControl::refuse_tenant`
-    /// takes it away.
+    /// Further tenants the simulated Entra issues tokens in (a partner app's customers:
+    /// <https://learn.microsoft.com/en-us/defender-endpoint/api/exposed-apis-create-app-partners>). Every client and
+    /// user is known in every tenant, as if consent had been granted; `SimControl::refuse_tenant` takes it away.
     pub customer_tenants: Vec<SimTenant>,
     /// The app registrations allowed to request tokens.
     pub clients: Vec<SimClient>,
@@ -35,9 +35,11 @@ pub struct SimOptions {
     /// Client ids of user-assigned managed identities. The system-assigned identity, whose client id is
     /// `SimOptions::SYSTEM_IDENTITY_CLIENT_ID`, always exists.
     pub managed_identities: Vec<String>,
-    /// The value App Service's `X-IDENTITY-HEADER` must carry (its `IDENTITY_HEADER`, protocol.md 5.3).
+    /// The value App Service's `X-IDENTITY-HEADER` must carry (its `IDENTITY_HEADER`:
+    /// <https://learn.microsoft.com/en-us/azure/app-service/overview-managed-identity>).
     pub identity_header: String,
-    /// Legacy MDCA API tokens the MDCA server accepts as `Authorization: Token <key>` (protocol.md 1.4).
+    /// Legacy MDCA API tokens the MDCA server accepts as `Authorization: Token <key>`
+    /// (<https://learn.microsoft.com/en-us/defender-cloud-apps/api-tokens-legacy>).
     pub mdca_api_tokens: Vec<String>,
 }
 
@@ -131,11 +133,13 @@ pub enum SimClientAuth {
     Secret(String),
     /// A certificate in PEM; only its CERTIFICATE block is used (the private key, if present, is ignored).
     Certificate(Vec<u8>),
-    /// A public client (protocol.md 3.1–3.4): it has no credential and must not present one. It may use the device
-    /// code, authorization code (with PKCE), refresh token and password grants, not client credentials.
+    /// A public client: it has no credential and must not present one (AADSTS700025,
+    /// <https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes>). It may use the device code,
+    /// authorization code (with PKCE), refresh token and password grants, not client credentials.
     Public,
-    /// Workload identity federation (protocol.md 2.4, 5.1): client credentials with a `client_assertion` JWT from
-    /// another issuer whose `iss` and `sub` match these and whose `aud` is `api://AzureADTokenExchange`.
+    /// Workload identity federation (<https://azure.github.io/azure-workload-identity/docs/>): client credentials with
+    /// a `client_assertion` JWT from another issuer whose `iss` and `sub` match these and whose `aud` is
+    /// `api://AzureADTokenExchange`.
     Federated {
         /// The external issuer, e.g. a cluster's OIDC issuer URL.
         issuer: String,

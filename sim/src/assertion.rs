@@ -8,11 +8,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
+
+use super::sync::lock;
 
 /// Entra accepts five minutes of clock skew.
 const CLOCK_SKEW_SECS: i64 = 300;
@@ -24,8 +26,8 @@ const MAX_LIFETIME_SECS: i64 = 600;
 pub(super) enum CertificateError {
     #[error("the PEM has no CERTIFICATE block")]
     NoCertificateBlock,
-    #[error("the CERTIFICATE block is not valid base64")]
-    InvalidBase64(#[source] base64::DecodeError),
+    #[error("the PEM is not valid")]
+    InvalidPem(#[source] pem::PemError),
     #[error("the certificate does not hold a usable RSA public key")]
     UnsupportedKey(#[source] jsonwebtoken::errors::Error),
 }
@@ -48,28 +50,17 @@ impl std::fmt::Debug for RegisteredCertificate {
 impl RegisteredCertificate {
     /// Reads the first CERTIFICATE block of a PEM (other blocks, such as the private key, are ignored).
     pub(super) fn from_pem(pem: &[u8]) -> Result<Self, CertificateError> {
-        const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-        const END: &str = "-----END CERTIFICATE-----";
-        let text = String::from_utf8_lossy(pem);
-        let start = text
-            .find(BEGIN)
+        let blocks = pem::parse_many(pem).map_err(CertificateError::InvalidPem)?;
+        let certificate = blocks
+            .iter()
+            .find(|block| block.tag() == "CERTIFICATE")
             .ok_or(CertificateError::NoCertificateBlock)?;
-        let len = text[start..]
-            .find(END)
-            .ok_or(CertificateError::NoCertificateBlock)?;
-        let block = &text[start..start + len + END.len()];
-        let b64: String = block[BEGIN.len()..len]
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        let der = STANDARD
-            .decode(b64)
-            .map_err(CertificateError::InvalidBase64)?;
-        let key = DecodingKey::from_rsa_pem(block.as_bytes())
+        let der = certificate.contents();
+        let key = DecodingKey::from_rsa_pem(pem::encode(certificate).as_bytes())
             .map_err(CertificateError::UnsupportedKey)?;
         Ok(Self {
-            x5t: URL_SAFE_NO_PAD.encode(Sha1::digest(&der)),
-            x5t_s256: URL_SAFE_NO_PAD.encode(Sha256::digest(&der)),
+            x5t: URL_SAFE_NO_PAD.encode(Sha1::digest(der)),
+            x5t_s256: URL_SAFE_NO_PAD.encode(Sha256::digest(der)),
             key,
         })
     }
@@ -135,10 +126,7 @@ pub(super) struct ReplayGuard {
 impl ReplayGuard {
     /// Records `jti`; false if it was already seen.
     fn first_use(&self, jti: &str, exp: i64, now: i64) -> bool {
-        let mut seen = self
-            .seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut seen = lock(&self.seen);
         seen.retain(|_, seen_exp| *seen_exp + CLOCK_SKEW_SECS >= now);
         seen.insert(jti.to_owned(), exp).is_none()
     }
@@ -220,14 +208,17 @@ pub(super) mod tests {
     use jsonwebtoken::{EncodingKey, Header};
     use serde_json::json;
 
-    /// The test certificate and its PKCS#8 key (tests/fixtures/app-cert.pem).
-    pub(in crate::sim) fn fixture() -> Vec<u8> {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/app-cert.pem");
+    /// The test certificate and its PKCS#8 key (the repository's tests/fixtures/app-cert.pem).
+    pub(crate) fn fixture() -> Vec<u8> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/app-cert.pem"
+        );
         std::fs::read(path).expect("read tests/fixtures/app-cert.pem")
     }
 
     /// A PS256 assertion with `x5t#S256`, as MSAL builds it.
-    pub(in crate::sim) fn assertion(
+    pub(crate) fn assertion(
         pem: &[u8],
         client_id: &str,
         aud: &str,
@@ -242,7 +233,7 @@ pub(super) mod tests {
         let cert = RegisteredCertificate::from_pem(pem).expect("certificate");
         let mut header = Header::new(Algorithm::PS256);
         header.x5t_s256 = Some(cert.x5t_s256);
-        let now = crate::sim::token::now_ms() as i64 / 1000;
+        let now = crate::token::now_ms() as i64 / 1000;
         let claims = json!({"aud": aud, "iss": client_id, "sub": client_id, "jti": jti,
                             "nbf": now, "iat": now, "exp": now + exp_in});
         jsonwebtoken::encode(&header, &claims, &key).expect("sign assertion")
@@ -250,7 +241,7 @@ pub(super) mod tests {
 
     fn check(token: &str) -> Result<(), AssertionRejection> {
         let cert = RegisteredCertificate::from_pem(&fixture()).expect("certificate");
-        let now = crate::sim::token::now_ms() as i64 / 1000;
+        let now = crate::token::now_ms() as i64 / 1000;
         verify(
             token,
             &cert,

@@ -1,10 +1,10 @@
 //! The simulated Defender for Endpoint, Defender XDR, Graph security and Defender for Cloud Apps APIs.
 //!
-//! Each API has its own listener. Every request is counted and must carry a bearer token issued for that API's
-//! resource (the `/_sim/*` test endpoints included), app or user token alike; MDCA also takes a legacy API token
-//! as `Authorization: Token <key>` (protocol.md 1.4). Lists use OData paging with absolute `@odata.nextLink`s on the
-//! server's own root, as the real services do; MDCA pages by request body instead. Other OData options
-//! (`$filter`, `$orderby`, `$select`) are accepted and ignored.
+//! Each API has its own listener. Every request is counted and must carry a bearer token issued for that API's resource
+//! (the `/_sim/*` test endpoints included), app or user token alike; MDCA also takes a legacy API token as
+//! `Authorization: Token <key>` (<https://learn.microsoft.com/en-us/defender-cloud-apps/api-tokens-legacy>). Lists use
+//! OData paging with absolute `@odata.nextLink`s on the server's own root, as the real services do; MDCA pages by
+//! request body instead. Other OData options (`$filter`, `$orderby`, `$select`) are accepted and ignored.
 
 use std::sync::Arc;
 
@@ -20,21 +20,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 use super::SimState;
-use super::data::{Dataset, rfc3339};
-use super::token::{AccessClaims, Api, TokenRejection, now_ms};
-use super::{mdca, testing};
+use super::data::Dataset;
+use super::server::{ApiServer, Caller, error};
+#[cfg(any(test, feature = "test-hooks"))]
+use super::testing;
+use super::token::{Api, TokenRejection};
+use super::{export, mdca};
 
 /// Largest `$top` the Defender APIs accept.
 const MAX_TOP: usize = 10_000;
-
-/// One simulated API server.
-#[derive(Debug)]
-pub(super) struct ApiServer {
-    pub(super) api: Api,
-    /// "http://127.0.0.1:PORT", the root absolute links are built on.
-    pub(super) root: String,
-    pub(super) sim: Arc<SimState>,
-}
 
 /// Routes of one API server, behind the token check.
 pub(super) fn router(api: Api, root: String, sim: Arc<SimState>) -> Router {
@@ -65,8 +59,14 @@ pub(super) fn router(api: Api, root: String, sim: Arc<SimState>) -> Router {
             get(mdca::alerts_get).post(mdca::alerts_post),
         ),
     };
+    // Every server answers MDE's "via files" export, for link rewriting tests on any route.
+    let routes = routes.route(
+        "/api/machines/SoftwareVulnerabilitiesExport",
+        get(export::export),
+    );
+    #[cfg(any(test, feature = "test-hooks"))]
+    let routes = routes.merge(testing::routes());
     routes
-        .merge(testing::routes())
         .fallback(not_found)
         // `layer` (not `route_layer`) so unknown paths are also counted and need a token, as on the real APIs.
         .layer(middleware::from_fn_with_state(
@@ -94,15 +94,6 @@ async fn not_found(State(server): State<Arc<ApiServer>>) -> Response {
     )
 }
 
-/// Who a request authenticated as; the token check puts it in the request's extensions.
-#[derive(Debug, Clone)]
-pub(super) enum Caller {
-    /// An Entra access token (app or user).
-    Bearer(Box<AccessClaims>),
-    /// A legacy MDCA API token.
-    ApiToken,
-}
-
 /// The caller of a request to `server`: MDCA's `Token` scheme is checked against the configured keys; every
 /// other value must be a valid bearer token for this API.
 fn authenticate(
@@ -128,8 +119,8 @@ async fn authorize(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let control = &server.sim.control;
-    control.record_api_request();
+    #[cfg(any(test, feature = "test-hooks"))]
+    server.sim.control.record_api_request();
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -140,7 +131,11 @@ async fn authorize(
             next.run(request).await
         }
         Err(rejection) => {
-            control.record_unauthorized(matches!(rejection, TokenRejection::Expired));
+            #[cfg(any(test, feature = "test-hooks"))]
+            server
+                .sim
+                .control
+                .record_unauthorized(matches!(rejection, TokenRejection::Expired));
             let (code, prefix) = match server.api {
                 Api::Graph => (
                     "InvalidAuthenticationToken",
@@ -161,19 +156,6 @@ async fn authorize(
             response
         }
     }
-}
-
-/// An error in the API's own shape: Defender's `{"error":{code,message,target}}` or Graph's with `innerError`.
-pub(super) fn error(api: Api, status: StatusCode, code: &str, message: &str) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let body = match api {
-        Api::Graph => json!({"error": {"code": code, "message": message, "innerError": {
-            "date": rfc3339(now_ms() / 1000), "request-id": request_id, "client-request-id": request_id}}}),
-        Api::Mde | Api::Xdr | Api::Mdca => {
-            json!({"error": {"code": code, "message": message, "target": request_id}})
-        }
-    };
-    (status, Json(body)).into_response()
 }
 
 fn context_url(server: &ApiServer, entity_set: &str) -> String {

@@ -1,5 +1,5 @@
-//! Refresh tokens (protocol.md 3.3): opaque strings bound to a client and a user, not to a resource or tenant, and
-//! the `refresh_token` grant.
+//! Refresh tokens (<https://learn.microsoft.com/en-us/entra/identity-platform/refresh-tokens>): opaque strings bound to
+//! a client and a user, not to a resource or tenant, and the `refresh_token` grant.
 //!
 //! Every use rotates the token: the answer carries a new one and the old one is dead. Entra itself leaves old
 //! tokens valid; the simulator is stricter so that a proxy which forgets to store the newest token is caught:
@@ -8,19 +8,22 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+#[cfg(any(test, feature = "test-hooks"))]
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::response::Response;
 
-use super::control::lock;
-use super::entra::TokenRequest;
 use super::entra_error::EntraError;
+use super::request::TokenRequest;
+use super::sync::lock;
 use super::user::{UserScope, random_string, user_token_response};
 
 /// Every refresh token issued, with its family.
 #[derive(Debug, Default)]
 pub(super) struct RefreshTokens {
     inner: Mutex<Inner>,
+    /// How often a rotated-out token was presented (only tests read it).
+    #[cfg(any(test, feature = "test-hooks"))]
     reuses: AtomicU64,
 }
 
@@ -72,11 +75,13 @@ impl RefreshTokens {
     }
 
     /// Makes every token issued so far answer AADSTS50173, as after a password reset.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(super) fn revoke_all(&self) {
         lock(&self.inner).epoch += 1;
     }
 
     /// How often a rotated-out token was presented.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(super) fn reuses(&self) -> u64 {
         self.reuses.load(Ordering::SeqCst)
     }
@@ -106,6 +111,7 @@ impl RefreshTokens {
         }
         if !newest {
             family.reused = true;
+            #[cfg(any(test, feature = "test-hooks"))]
             self.reuses.fetch_add(1, Ordering::SeqCst);
         }
         if family.reused {

@@ -1,4 +1,5 @@
-//! The authorization code flow with PKCE and a loopback redirect (protocol.md 3.2): `GET
+//! The authorization code flow with PKCE and a loopback redirect
+//! (<https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow>): `GET
 //! /{tenant}/oauth2/v2.0/authorize`, which signs a user in at once, and `grant_type=authorization_code`.
 //!
 //! There is no login page: the user named by `login_hint` (else the first configured user) approves at once and the
@@ -16,14 +17,14 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-use super::control::lock;
-use super::entra::TokenRequest;
 use super::entra_error::EntraError;
+use super::request::TokenRequest;
+use super::sync::lock;
 use super::token::now_ms;
 use super::user::{UserScope, first_refresh_token, random_string, user_token_response};
 use super::{Credential, SimState};
 
-/// "Typically, they expire after about 10 minutes" (protocol.md 3.2).
+/// "Typically, they expire after about 10 minutes" (the authorization code flow page, above).
 const CODE_LIFETIME: Duration = Duration::from_secs(600);
 
 /// Authorization codes handed out, until redeemed (a redeemed code stays, to answer its reuse with 54005).

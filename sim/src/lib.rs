@@ -6,16 +6,24 @@
 //! - `options`: the public `SimOptions` and what it lists (tenants, clients, users). `directory`: tenants and users
 //!   as the servers look them up.
 //! - `entra`, `entra_error`: the token endpoint with the checks every grant shares and client credentials; its
-//!   error bodies. `assertion`: certificate client assertions. `federated`: workload identity assertions.
+//!   error bodies. `request`: the token request each grant gets, and form parsing. `assertion`: certificate client
+//!   assertions. `federated`: workload identity assertions.
 //! - User grants: `user` (scopes, the user-token answer, the password grant), `device` (device code flow),
 //!   `authcode` (authorize endpoint, authorization code with PKCE), `refresh` (rotating refresh tokens).
 //! - `issue`: what goes into an access token and the success body. `token`: the resources the simulator knows;
 //!   signing and checking access tokens.
-//! - `defender`: one API server per resource, with the token check, OData paging and data endpoints. `mdca`: what
-//!   only the MDCA server does (body paging, legacy API token).
-//! - `testing`: `/_sim/*` endpoints (echo, streaming, status codes, headers, whoami) for proxy behaviour tests.
+//! - `defender`: one API server per resource, with the token check, OData paging and data endpoints. `server`: the
+//!   API server as its handlers see it, and the APIs' error shape. `mdca`: what only the MDCA server does (body
+//!   paging, legacy API token). `export`: MDE's "via files" export answer.
 //! - `identity`: the managed-identity server (IMDS and App Service shapes).
-//! - `data`: the generated records. `control`: counters and switches shared by all servers.
+//! - `data`: the generated records. `control`: the state shared by all servers. `sync`: the locking rule.
+//!
+//! # Test hooks
+//! The `test-hooks` feature (always on in this crate's own tests) adds what tests drive the simulator with:
+//! `testing`, the `/_sim/*` endpoints (echo, streaming, status codes, headers, whoami) for proxy behaviour tests;
+//! `fault`, request counting and the injected `EntraFault` in front of the token endpoint and the managed-identity
+//! server; and on `SimControl` the counters only tests read and the switches (faults, revocation, refused tenants,
+//! device code expiry and `slow_down`).
 //!
 //! Every server listens on `127.0.0.1:0`; nothing here talks to the network beyond loopback.
 
@@ -29,12 +37,18 @@ mod directory;
 mod entra;
 mod entra_error;
 mod export;
+#[cfg(any(test, feature = "test-hooks"))]
+mod fault;
 mod federated;
 mod identity;
 mod issue;
 mod mdca;
 mod options;
 mod refresh;
+mod request;
+mod server;
+mod sync;
+#[cfg(any(test, feature = "test-hooks"))]
 mod testing;
 mod token;
 mod user;
@@ -49,7 +63,9 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use control::{EntraFault, SimControl};
+#[cfg(any(test, feature = "test-hooks"))]
+pub use control::EntraFault;
+pub use control::SimControl;
 pub use options::{SimClient, SimClientAuth, SimOptions, SimTenant, SimUser};
 
 use assertion::{RegisteredCertificate, ReplayGuard};
@@ -181,7 +197,8 @@ impl Sim {
             .collect()
     }
 
-    /// Counters and switches shared by all servers of this simulator.
+    /// The state shared by all servers of this simulator: the user's side of the device code flow and, with the
+    /// `test-hooks` feature, counters and switches.
     pub fn control(&self) -> Arc<SimControl> {
         Arc::clone(&self.control)
     }
@@ -237,8 +254,8 @@ enum Credential {
 }
 
 impl Credential {
-    /// The `appidacr` claim: how the client authenticated (protocol.md 7.7: 0 public, 1 secret, 2 certificate or
-    /// assertion).
+    /// The `appidacr` claim: how the client authenticated (0 public, 1 secret, 2 certificate or assertion;
+    /// <https://learn.microsoft.com/en-us/entra/identity-platform/access-token-claims-reference>).
     fn appidacr(&self) -> &'static str {
         match self {
             Self::Public => "0",

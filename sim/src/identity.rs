@@ -1,6 +1,8 @@
-//! The managed-identity token server (protocol.md 5.2, 5.3): one listener answering both Azure IMDS
-//! (`GET /metadata/identity/oauth2/token`, header `Metadata: true`) and App Service
-//! (`GET /msi/token`, header `X-IDENTITY-HEADER`), each in its own response shape.
+//! The managed-identity token server
+//! (<https://learn.microsoft.com/en-us/entra/identity/managed-identities-azure-resources/how-to-use-vm-token>,
+//! <https://learn.microsoft.com/en-us/azure/app-service/overview-managed-identity>): one listener answering both Azure
+//! IMDS (`GET /metadata/identity/oauth2/token`, header `Metadata: true`) and App Service (`GET /msi/token`, header
+//! `X-IDENTITY-HEADER`), each in its own response shape.
 //!
 //! The system-assigned identity (`SimOptions::SYSTEM_IDENTITY_CLIENT_ID`) answers when a request names none;
 //! user-assigned ones are chosen by `client_id` (or by their object id as `object_id` / `principal_id`). Tokens are
@@ -11,19 +13,21 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+#[cfg(any(test, feature = "test-hooks"))]
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
+use super::SimState;
 use super::data::stable_uuid;
-use super::entra_error::EntraError;
+#[cfg(any(test, feature = "test-hooks"))]
+use super::fault;
 use super::issue::{Minted, Principal, Subject, mint};
 use super::options::SimOptions;
 use super::token::Api;
-use super::{EntraFault, SimState};
 
 /// One managed identity: its client id and the object id of its service principal.
 #[derive(Debug)]
@@ -49,45 +53,16 @@ pub(super) fn register(user_assigned: &[String]) -> HashMap<String, ManagedIdent
 
 /// Routes of the managed-identity server.
 pub(super) fn router(state: Arc<SimState>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/metadata/identity/oauth2/token", get(imds))
-        .route("/msi/token", get(app_service))
-        // `layer` (not `route_layer`) so that requests to unknown paths are counted too.
-        .layer(middleware::from_fn_with_state(
-            Arc::clone(&state),
-            count_and_fault,
-        ))
-        .with_state(state)
-}
-
-async fn count_and_fault(
-    State(state): State<Arc<SimState>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    state.control.record_identity_request();
-    let error = match state.control.fault() {
-        None => return next.run(request).await,
-        Some(EntraFault::Delay(delay)) => {
-            tokio::time::sleep(delay).await;
-            return next.run(request).await;
-        }
-        Some(EntraFault::MalformedJson) => {
-            let content_type = [(header::CONTENT_TYPE, "application/json; charset=utf-8")];
-            return (
-                StatusCode::OK,
-                content_type,
-                "<html><body>upstream connect error</body></html>",
-            )
-                .into_response();
-        }
-        Some(EntraFault::ServerError) => EntraError::server_error(),
-        Some(EntraFault::Throttled { retry_after }) => {
-            EntraError::throttled(retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0))
-        }
-        Some(EntraFault::RejectAll { code }) => EntraError::from_code(code),
-    };
-    error.into_identity_response()
+        .route("/msi/token", get(app_service));
+    // `layer` (not `route_layer`) so that requests to unknown paths are counted too.
+    #[cfg(any(test, feature = "test-hooks"))]
+    let router = router.layer(middleware::from_fn_with_state(
+        Arc::clone(&state),
+        fault::identity_server,
+    ));
+    router.with_state(state)
 }
 
 /// An error in the managed-identity endpoints' `{error, error_description}` shape.

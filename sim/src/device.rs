@@ -1,13 +1,15 @@
-//! The device code flow (RFC 8628, protocol.md 3.1): `POST /{tenant}/oauth2/v2.0/devicecode`, the codes it hands
-//! out, and their redemption with `grant_type=urn:ietf:params:oauth:grant-type:device_code`.
+//! The device code flow (RFC 8628; <https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-device-code>):
+//! `POST /{tenant}/oauth2/v2.0/devicecode`, the codes it hands out, and their redemption with
+//! `grant_type=urn:ietf:params:oauth:grant-type:device_code`.
 //!
-//! Nobody opens a browser here: tests play the user through `SimControl` (wait for a code, approve or decline it,
-//! expire it, make the next polls answer `slow_down`). Any registered client may ask for a code; redeeming it
-//! authenticates the client like every grant, so a public client presents nothing and a confidential one its
-//! credential.
+//! Nobody opens a browser here: tests play the user through `SimControl` (wait for a code, approve or decline it; with
+//! the test hooks also expire it or make the next polls answer `slow_down`). Any registered client may ask for a code;
+//! redeeming it authenticates the client like every grant, so a public client presents nothing and a confidential one
+//! its credential.
 
 use std::sync::Arc;
 use std::sync::Mutex;
+#[cfg(any(test, feature = "test-hooks"))]
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -20,9 +22,9 @@ use serde_json::json;
 use tokio::sync::Notify;
 
 use super::SimState;
-use super::control::lock;
-use super::entra::{TokenRequest, parse_form};
 use super::entra_error::EntraError;
+use super::request::{TokenRequest, parse_form};
+use super::sync::lock;
 use super::token::now_ms;
 use super::user::{UserScope, first_refresh_token, random_string, user_token_response};
 
@@ -37,6 +39,8 @@ const USER_CODE_LETTERS: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
 pub(super) struct DeviceCodes {
     codes: Mutex<Vec<DeviceCode>>,
     issued: Notify,
+    /// Polls still to answer `slow_down` (a test switch).
+    #[cfg(any(test, feature = "test-hooks"))]
     slow_down: AtomicU32,
 }
 
@@ -59,6 +63,7 @@ enum CodeState {
     },
     Declined,
     /// `SimControl::expire_device_codes` (the lifetime passing is checked against `expires_ms`).
+    #[cfg(any(test, feature = "test-hooks"))]
     Expired,
     Redeemed,
 }
@@ -111,6 +116,7 @@ impl DeviceCodes {
     }
 
     /// Every code not redeemed yet answers `expired_token` from now on.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(super) fn expire_all(&self) {
         for code in lock(&self.codes).iter_mut() {
             if matches!(code.state, CodeState::Pending | CodeState::Approved { .. }) {
@@ -120,10 +126,12 @@ impl DeviceCodes {
     }
 
     /// The next `polls` polls answer `slow_down`.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(super) fn set_slow_down(&self, polls: u32) {
         self.slow_down.store(polls, Ordering::SeqCst);
     }
 
+    #[cfg(any(test, feature = "test-hooks"))]
     fn take_slow_down(&self) -> bool {
         self.slow_down
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -187,6 +195,7 @@ impl DeviceCodes {
                 54005,
                 "The device code was already redeemed, please retry with a new valid code or use an existing refresh token.",
             )),
+            #[cfg(any(test, feature = "test-hooks"))]
             CodeState::Expired => Err(expired()),
             _ if now >= code.expires_ms => Err(expired()),
             CodeState::Declined => Err(EntraError::user_grant(
@@ -271,6 +280,7 @@ fn start(
 /// The device code grant: a poll, answered with the user's token once the user approved.
 pub(super) fn redeem(request: &TokenRequest<'_>) -> Result<Response, EntraError> {
     let codes = &request.state.control.device_codes;
+    #[cfg(any(test, feature = "test-hooks"))]
     if codes.take_slow_down() {
         return Err(EntraError::user_grant(
             "slow_down",

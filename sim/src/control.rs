@@ -1,20 +1,28 @@
-//! Shared run-time state of a `Sim`: request counters, the injected Entra fault, the token lifetime and revocation,
-//! refused tenants, and the records tests read back (federated assertions).
+//! Shared run-time state of a `Sim`: the token lifetime and revocation generation, the device code and refresh
+//! token stores, the user's side of the device code flow and, with the test hooks, request counters, the injected
+//! Entra fault, refused tenants and the records tests read back (federated assertions).
 //!
 //! Tests hold an `Arc<SimControl>` and change behaviour while the servers run, so everything here takes `&self`.
 
+#[cfg(any(test, feature = "test-hooks"))]
 use std::collections::HashMap;
+use std::sync::Arc;
+#[cfg(any(test, feature = "test-hooks"))]
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[cfg(any(test, feature = "test-hooks"))]
 use tokio::sync::Notify;
 
 use super::device::DeviceCodes;
 use super::directory::Directory;
 use super::refresh::RefreshTokens;
+#[cfg(any(test, feature = "test-hooks"))]
+use super::sync::lock;
 
 /// What the simulated Entra token endpoint does instead of (or before) answering normally.
+#[cfg(any(test, feature = "test-hooks"))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntraFault {
     /// 500 with an Entra-shaped `temporarily_unavailable` body (AADSTS90033, a transient service error).
@@ -35,21 +43,32 @@ pub enum EntraFault {
     },
 }
 
-/// Counters and switches shared by every simulated server of one `Sim`.
+/// Run-time state shared by every simulated server of one `Sim`, and the user's side of the device code flow
+/// (nobody opens a browser here). With the `test-hooks` feature also counters and switches for tests.
 #[derive(Debug)]
 pub struct SimControl {
+    /// Tokens carry the generation they were issued in; revocation bumps it.
+    generation: AtomicU64,
+    token_lifetime: Duration,
+    directory: Arc<Directory>,
+    pub(super) device_codes: DeviceCodes,
+    pub(super) refresh_tokens: RefreshTokens,
+    #[cfg(any(test, feature = "test-hooks"))]
+    hooks: Hooks,
+}
+
+/// What only the test hooks read or set.
+#[cfg(any(test, feature = "test-hooks"))]
+#[derive(Debug, Default)]
+struct Hooks {
     token_requests: AtomicU64,
     api_requests: AtomicU64,
     identity_requests: AtomicU64,
     unauthorized: AtomicU64,
     expired_tokens_seen: AtomicU64,
-    /// Tokens carry the generation they were issued in; revocation bumps it.
-    generation: AtomicU64,
     fault: Mutex<Option<EntraFault>>,
-    token_lifetime: Mutex<Duration>,
     token_request_seen: Notify,
     open_streams: AtomicU64,
-    directory: Arc<Directory>,
     /// Token requests per tenant key (`Directory::tenant_key`).
     tenant_requests: Mutex<HashMap<String, u64>>,
     /// Token requests per `grant_type` value, as sent.
@@ -57,138 +76,19 @@ pub struct SimControl {
     /// AADSTS code every token request in a tenant (by tenant key) fails with.
     refused_tenants: Mutex<HashMap<String, u32>>,
     federated_assertions: Mutex<Vec<String>>,
-    pub(super) device_codes: DeviceCodes,
-    pub(super) refresh_tokens: RefreshTokens,
 }
 
 impl SimControl {
     pub(super) fn new(token_lifetime: Duration, directory: Arc<Directory>) -> Self {
         Self {
+            generation: AtomicU64::new(0),
+            token_lifetime,
             directory,
-            tenant_requests: Mutex::default(),
-            grant_requests: Mutex::default(),
-            refused_tenants: Mutex::default(),
-            federated_assertions: Mutex::default(),
             device_codes: DeviceCodes::default(),
             refresh_tokens: RefreshTokens::default(),
-            open_streams: AtomicU64::new(0),
-            token_requests: AtomicU64::new(0),
-            api_requests: AtomicU64::new(0),
-            identity_requests: AtomicU64::new(0),
-            unauthorized: AtomicU64::new(0),
-            expired_tokens_seen: AtomicU64::new(0),
-            generation: AtomicU64::new(0),
-            fault: Mutex::new(None),
-            token_lifetime: Mutex::new(token_lifetime),
-            token_request_seen: Notify::new(),
+            #[cfg(any(test, feature = "test-hooks"))]
+            hooks: Hooks::default(),
         }
-    }
-
-    /// POSTs received by the token endpoint, whatever their outcome (faults included).
-    pub fn token_requests(&self) -> u64 {
-        self.token_requests.load(Ordering::SeqCst)
-    }
-
-    /// Requests received by any Defender, Graph or MDCA server.
-    pub fn api_requests(&self) -> u64 {
-        self.api_requests.load(Ordering::SeqCst)
-    }
-
-    /// Requests received by the managed-identity server (IMDS and App Service alike, whatever their outcome).
-    pub fn identity_requests(&self) -> u64 {
-        self.identity_requests.load(Ordering::SeqCst)
-    }
-
-    /// `/_sim/bytes` bodies being sent right now: a proxy that stops reading the upstream when its
-    /// client goes away brings this back to zero.
-    pub fn open_streams(&self) -> u64 {
-        self.open_streams.load(Ordering::SeqCst)
-    }
-
-    pub(super) fn stream_opened(&self) {
-        self.open_streams.fetch_add(1, Ordering::SeqCst);
-    }
-
-    pub(super) fn stream_closed(&self) {
-        self.open_streams.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    /// API requests refused with 401 (missing, malformed, wrong-audience, expired or revoked token).
-    pub fn unauthorized(&self) -> u64 {
-        self.unauthorized.load(Ordering::SeqCst)
-    }
-
-    /// Of the refused API requests, how many carried an otherwise valid token that had expired.
-    pub fn expired_tokens_seen(&self) -> u64 {
-        self.expired_tokens_seen.load(Ordering::SeqCst)
-    }
-
-    /// Sets what the token endpoint and the managed-identity server do for every following request (the latter
-    /// answers in its own `{error, error_description}` shape); `None` restores normal behaviour.
-    pub fn set_fault(&self, fault: Option<EntraFault>) {
-        *lock(&self.fault) = fault;
-    }
-
-    /// Changes the lifetime of tokens issued from now on (already issued tokens keep theirs).
-    pub fn set_token_lifetime(&self, lifetime: Duration) {
-        *lock(&self.token_lifetime) = lifetime;
-    }
-
-    /// Makes every token issued so far invalid: the APIs answer 401 to them from now on.
-    pub fn revoke_all_tokens(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// Resolves to `true` once the token endpoint has received at least `n` requests, or to `false` after `deadline`.
-    pub async fn wait_for_token_requests(&self, n: u64, deadline: Duration) -> bool {
-        let reached = async {
-            loop {
-                // Register interest before checking, so an increment between the check and the await is not lost.
-                let notified = self.token_request_seen.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                if self.token_requests() >= n {
-                    return;
-                }
-                notified.await;
-            }
-        };
-        tokio::time::timeout(deadline, reached).await.is_ok()
-    }
-
-    /// Token-endpoint requests whose path named `tenant` (by GUID or domain, case-insensitively; both count for the
-    /// same tenant). An unknown tenant is counted under the name used.
-    pub fn token_requests_in(&self, tenant: &str) -> u64 {
-        let key = self.directory.tenant_key(tenant);
-        lock(&self.tenant_requests).get(&key).copied().unwrap_or(0)
-    }
-
-    /// Token-endpoint requests with this exact `grant_type` value (e.g. "client_credentials", "refresh_token",
-    /// "urn:ietf:params:oauth:grant-type:device_code", "authorization_code", "password"), whatever their outcome.
-    pub fn grant_requests(&self, grant_type: &str) -> u64 {
-        lock(&self.grant_requests)
-            .get(grant_type)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// `Some(code)`: every token request in `tenant` (GUID or domain) fails from now on with that AADSTS code's
-    /// Entra error, e.g. 65001 (consent missing) or 700016 (app not in tenant) as a customer without consent
-    /// answers (protocol.md 4.3). Checked after the tenant exists and before anything about the grant. `None`
-    /// stops refusing. Applies to the token endpoint only.
-    pub fn refuse_tenant(&self, tenant: &str, code: Option<u32>) {
-        let key = self.directory.tenant_key(tenant);
-        let mut refused = lock(&self.refused_tenants);
-        match code {
-            Some(code) => refused.insert(key, code),
-            None => refused.remove(&key),
-        };
-    }
-
-    /// The `jti` of every federated (workload identity) assertion accepted, oldest first; an assertion without
-    /// `jti` is recorded as "".
-    pub fn federated_assertions(&self) -> Vec<String> {
-        lock(&self.federated_assertions).clone()
     }
 
     /// The user code of the newest device code still waiting for the user (not approved, declined, expired or
@@ -213,6 +113,115 @@ impl SimControl {
         self.device_codes.decide(user_code, None)
     }
 
+    pub(super) fn token_lifetime(&self) -> Duration {
+        self.token_lifetime
+    }
+
+    pub(super) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+}
+
+/// The test hooks: counters only tests read, fault injection and switches, and what the servers record for them.
+#[cfg(any(test, feature = "test-hooks"))]
+impl SimControl {
+    /// POSTs received by the token endpoint, whatever their outcome (faults included).
+    pub fn token_requests(&self) -> u64 {
+        self.hooks.token_requests.load(Ordering::SeqCst)
+    }
+
+    /// Requests received by any Defender, Graph or MDCA server.
+    pub fn api_requests(&self) -> u64 {
+        self.hooks.api_requests.load(Ordering::SeqCst)
+    }
+
+    /// Requests received by the managed-identity server (IMDS and App Service alike, whatever their outcome).
+    pub fn identity_requests(&self) -> u64 {
+        self.hooks.identity_requests.load(Ordering::SeqCst)
+    }
+
+    /// `/_sim/bytes` bodies being sent right now: a proxy that stops reading the upstream when its
+    /// client goes away brings this back to zero.
+    pub fn open_streams(&self) -> u64 {
+        self.hooks.open_streams.load(Ordering::SeqCst)
+    }
+
+    /// API requests refused with 401 (missing, malformed, wrong-audience, expired or revoked token).
+    pub fn unauthorized(&self) -> u64 {
+        self.hooks.unauthorized.load(Ordering::SeqCst)
+    }
+
+    /// Of the refused API requests, how many carried an otherwise valid token that had expired.
+    pub fn expired_tokens_seen(&self) -> u64 {
+        self.hooks.expired_tokens_seen.load(Ordering::SeqCst)
+    }
+
+    /// Sets what the token endpoint and the managed-identity server do for every following request (the latter
+    /// answers in its own `{error, error_description}` shape); `None` restores normal behaviour.
+    pub fn set_fault(&self, fault: Option<EntraFault>) {
+        *lock(&self.hooks.fault) = fault;
+    }
+
+    /// Makes every token issued so far invalid: the APIs answer 401 to them from now on.
+    pub fn revoke_all_tokens(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Resolves to `true` once the token endpoint has received at least `n` requests, or to `false` after `deadline`.
+    pub async fn wait_for_token_requests(&self, n: u64, deadline: Duration) -> bool {
+        let reached = async {
+            loop {
+                // Register interest before checking, so an increment between the check and the await is not lost.
+                let notified = self.hooks.token_request_seen.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.token_requests() >= n {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(deadline, reached).await.is_ok()
+    }
+
+    /// Token-endpoint requests whose path named `tenant` (by GUID or domain, case-insensitively; both count for the
+    /// same tenant). An unknown tenant is counted under the name used.
+    pub fn token_requests_in(&self, tenant: &str) -> u64 {
+        let key = self.directory.tenant_key(tenant);
+        lock(&self.hooks.tenant_requests)
+            .get(&key)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Token-endpoint requests with this exact `grant_type` value (e.g. "client_credentials", "refresh_token",
+    /// "urn:ietf:params:oauth:grant-type:device_code", "authorization_code", "password"), whatever their outcome.
+    pub fn grant_requests(&self, grant_type: &str) -> u64 {
+        lock(&self.hooks.grant_requests)
+            .get(grant_type)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// `Some(code)`: every token request in `tenant` (GUID or domain) fails from now on with that AADSTS code's Entra
+    /// error, e.g. 65001 (consent missing) or 700016 (app not in tenant) as a customer without consent answers
+    /// (<https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes>). Checked after the tenant
+    /// exists and before anything about the grant. `None` stops refusing. Applies to the token endpoint only.
+    pub fn refuse_tenant(&self, tenant: &str, code: Option<u32>) {
+        let key = self.directory.tenant_key(tenant);
+        let mut refused = lock(&self.hooks.refused_tenants);
+        match code {
+            Some(code) => refused.insert(key, code),
+            None => refused.remove(&key),
+        };
+    }
+
+    /// The `jti` of every federated (workload identity) assertion accepted, oldest first; an assertion without
+    /// `jti` is recorded as "".
+    pub fn federated_assertions(&self) -> Vec<String> {
+        lock(&self.hooks.federated_assertions).clone()
+    }
+
     /// The next `polls` device-code polls (of any code) answer 400 `slow_down`; 0 stops that.
     pub fn set_slow_down(&self, polls: u32) {
         self.device_codes.set_slow_down(polls);
@@ -235,64 +244,61 @@ impl SimControl {
         self.refresh_tokens.reuses()
     }
 
+    pub(super) fn stream_opened(&self) {
+        self.hooks.open_streams.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(super) fn stream_closed(&self) {
+        self.hooks.open_streams.fetch_sub(1, Ordering::SeqCst);
+    }
+
     pub(super) fn record_token_request(&self, tenant_key: String, grant_type: Option<&str>) {
-        *lock(&self.tenant_requests).entry(tenant_key).or_default() += 1;
+        *lock(&self.hooks.tenant_requests)
+            .entry(tenant_key)
+            .or_default() += 1;
         if let Some(grant_type) = grant_type {
-            *lock(&self.grant_requests)
+            *lock(&self.hooks.grant_requests)
                 .entry(grant_type.to_owned())
                 .or_default() += 1;
         }
-        self.token_requests.fetch_add(1, Ordering::SeqCst);
-        self.token_request_seen.notify_waiters();
+        self.hooks.token_requests.fetch_add(1, Ordering::SeqCst);
+        self.hooks.token_request_seen.notify_waiters();
     }
 
     pub(super) fn refusal(&self, tenant_key: &str) -> Option<u32> {
-        lock(&self.refused_tenants).get(tenant_key).copied()
+        lock(&self.hooks.refused_tenants).get(tenant_key).copied()
     }
 
     pub(super) fn record_federated_assertion(&self, jti: String) {
-        lock(&self.federated_assertions).push(jti);
+        lock(&self.hooks.federated_assertions).push(jti);
     }
 
     pub(super) fn record_identity_request(&self) {
-        self.identity_requests.fetch_add(1, Ordering::SeqCst);
+        self.hooks.identity_requests.fetch_add(1, Ordering::SeqCst);
     }
 
     pub(super) fn record_api_request(&self) {
-        self.api_requests.fetch_add(1, Ordering::SeqCst);
+        self.hooks.api_requests.fetch_add(1, Ordering::SeqCst);
     }
 
     pub(super) fn record_unauthorized(&self, expired: bool) {
-        self.unauthorized.fetch_add(1, Ordering::SeqCst);
+        self.hooks.unauthorized.fetch_add(1, Ordering::SeqCst);
         if expired {
-            self.expired_tokens_seen.fetch_add(1, Ordering::SeqCst);
+            self.hooks
+                .expired_tokens_seen
+                .fetch_add(1, Ordering::SeqCst);
         }
     }
 
     pub(super) fn fault(&self) -> Option<EntraFault> {
-        lock(&self.fault).clone()
+        lock(&self.hooks.fault).clone()
     }
-
-    pub(super) fn token_lifetime(&self) -> Duration {
-        *lock(&self.token_lifetime)
-    }
-
-    pub(super) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
-    }
-}
-
-/// The guarded values are plain data that cannot be left half-updated, so a poisoned lock is still usable.
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::SimOptions;
+    use crate::SimOptions;
 
     fn control() -> SimControl {
         let directory = Directory::new(&SimOptions::default());

@@ -105,8 +105,8 @@ impl EntraError {
         )
     }
 
-    /// A 400 of the user grants (protocol.md 3.1–3.4), whose `error` values say what the client should do next:
-    /// `invalid_grant` (sign in again) or the device flow's `authorization_pending`, `slow_down`,
+    /// A 400 of the user grants (RFC 6749 §5.2, RFC 8628 §3.5), whose `error` values say what the client should do
+    /// next: `invalid_grant` (sign in again) or the device flow's `authorization_pending`, `slow_down`,
     /// `authorization_declined`, `expired_token`, `bad_verification_code`.
     pub(super) fn user_grant(
         error: &'static str,
@@ -140,7 +140,8 @@ impl EntraError {
         self.error
     }
 
-    /// A public client presented a secret or an assertion (protocol.md 3.2).
+    /// A public client presented a secret or an assertion (AADSTS700025,
+    /// <https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes>).
     pub(super) fn public_client_with_credential() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
@@ -219,6 +220,7 @@ impl EntraError {
     }
 
     /// `EntraFault::Throttled`: AADSTS90055 TenantThrottlingError, with `Retry-After`.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(super) fn throttled(retry_after_secs: u64) -> Self {
         let mut error = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -232,6 +234,7 @@ impl EntraError {
 
     /// `EntraFault::RejectAll`: Entra's status and `error` value for well-known codes; anything else is a 400
     /// `invalid_request` with a generic description.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(super) fn from_code(code: u32) -> Self {
         let (status, error, description) = match code {
             7000215 => (
@@ -320,8 +323,10 @@ impl EntraError {
 }
 
 impl EntraError {
-    /// The managed-identity endpoints' error body, `{error, error_description}` (protocol.md 5.2), with this
-    /// error's status and `Retry-After`.
+    /// The managed-identity endpoints' error body, `{error, error_description}`
+    /// (<https://learn.microsoft.com/en-us/entra/identity/managed-identities-azure-resources/how-to-use-vm-token>),
+    /// with this error's status and `Retry-After`.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(super) fn into_identity_response(self) -> Response {
         let body = json!({"error": self.error, "error_description": self.to_string()});
         self.with_retry_after((self.status, Json(body)).into_response())

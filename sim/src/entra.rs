@@ -5,14 +5,13 @@
 //! then the grant's own parameters. Authenticating before the scope is looked at means a caller without valid
 //! credentials learns nothing about resources.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::Response;
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -20,12 +19,13 @@ use serde_json::Map;
 
 use super::device::DEVICE_CODE_GRANT;
 use super::entra_error::EntraError;
+#[cfg(any(test, feature = "test-hooks"))]
+use super::fault;
 use super::issue::{Principal, Subject, mint, token_response};
-use super::options::SimTenant;
+use super::request::{TokenRequest, parse_form};
 use super::token::{Api, now_ms};
 use super::{
-    Credential, EntraFault, RegisteredClient, SimState, assertion, authcode, device, federated,
-    refresh, user,
+    Credential, RegisteredClient, SimState, assertion, authcode, device, federated, refresh, user,
 };
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -57,36 +57,9 @@ async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    // Counted before faults and checks, so the per-tenant and per-grant counts add up to `token_requests`.
-    let grant_type = is_form(&headers)
-        .then(|| url::form_urlencoded::parse(&body).find(|(name, _)| name == "grant_type"))
-        .flatten()
-        .map(|(_, value)| value);
-    state
-        .control
-        .record_token_request(state.directory.tenant_key(&tenant), grant_type.as_deref());
-    match state.control.fault() {
-        None => {}
-        Some(EntraFault::Delay(delay)) => tokio::time::sleep(delay).await,
-        Some(EntraFault::ServerError) => {
-            return EntraError::server_error().into_response(&state.authority);
-        }
-        Some(EntraFault::Throttled { retry_after }) => {
-            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-            return EntraError::throttled(secs).into_response(&state.authority);
-        }
-        Some(EntraFault::MalformedJson) => {
-            let content_type = [(header::CONTENT_TYPE, "application/json; charset=utf-8")];
-            return (
-                StatusCode::OK,
-                content_type,
-                "<html><body>upstream connect error</body></html>",
-            )
-                .into_response();
-        }
-        Some(EntraFault::RejectAll { code }) => {
-            return EntraError::from_code(code).into_response(&state.authority);
-        }
+    #[cfg(any(test, feature = "test-hooks"))]
+    if let Some(response) = fault::token_endpoint(&state, &tenant, &headers, &body).await {
+        return response;
     }
     match grant(&state, &tenant, &headers, &body) {
         Ok(response) => response,
@@ -94,31 +67,6 @@ async fn token(
             tracing::debug!(code = err.code(), "simulated Entra refused a token request");
             err.into_response(&state.authority)
         }
-    }
-}
-
-/// A token request that passed the checks every grant shares.
-pub(super) struct TokenRequest<'a> {
-    pub(super) state: &'a SimState,
-    /// The tenant the path named.
-    pub(super) tenant: &'a SimTenant,
-    pub(super) client: &'a RegisteredClient,
-    form: HashMap<String, String>,
-}
-
-impl TokenRequest<'_> {
-    /// A form parameter; an empty value counts as absent, as in Entra.
-    pub(super) fn param(&self, name: &str) -> Option<&str> {
-        self.form
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
-    }
-
-    /// A form parameter the grant cannot do without.
-    pub(super) fn required(&self, name: &str) -> Result<&str, EntraError> {
-        self.param(name)
-            .ok_or_else(|| EntraError::missing_parameter(name))
     }
 }
 
@@ -132,6 +80,7 @@ fn grant(
         .directory
         .tenant(tenant_name)
         .ok_or_else(|| EntraError::tenant_not_found(tenant_name))?;
+    #[cfg(any(test, feature = "test-hooks"))]
     if let Some(code) = state
         .control
         .refusal(&state.directory.tenant_key(tenant_name))
@@ -170,12 +119,7 @@ fn grant(
         param("client_assertion_type"),
         param("client_assertion"),
     )?;
-    let request = TokenRequest {
-        state,
-        tenant,
-        client,
-        form,
-    };
+    let request = TokenRequest::new(state, tenant, client, form);
     let response = match grant_type.as_str() {
         DEVICE_CODE_GRANT => device::redeem(&request)?,
         "authorization_code" => authcode::redeem(&request)?,
@@ -183,9 +127,13 @@ fn grant(
         "password" => user::password(&request)?,
         _ => client_credentials(&request)?,
     };
+    #[cfg(any(test, feature = "test-hooks"))]
     if let Some(jti) = federated_jti {
         state.control.record_federated_assertion(jti);
     }
+    // Only the test hooks keep the assertion's `jti`.
+    #[cfg(not(any(test, feature = "test-hooks")))]
+    let _ = federated_jti;
     Ok(response)
 }
 
@@ -231,7 +179,8 @@ fn authenticate(
     }
 }
 
-/// Client credentials (protocol.md 2.2–2.4): an app token; public clients have no credential to use it with.
+/// Client credentials (<https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow>):
+/// an app token; public clients have no credential to use it with.
 fn client_credentials(request: &TokenRequest<'_>) -> Result<Response, EntraError> {
     let TokenRequest { state, client, .. } = request;
     if matches!(client.credential, Credential::Public) {
@@ -269,36 +218,6 @@ fn single_resource(scope: &str) -> Result<String, EntraError> {
         [one] => Ok((*one).to_owned()),
         _ => Err(EntraError::multiple_resources()),
     }
-}
-
-/// The form body. Without the form content type Entra reads no parameters, which surfaces as a missing
-/// `grant_type`; a repeated parameter is refused.
-pub(super) fn parse_form(
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<HashMap<String, String>, EntraError> {
-    let mut form = HashMap::new();
-    if is_form(headers) {
-        for (name, value) in url::form_urlencoded::parse(body) {
-            if form.insert(name.to_string(), value.into_owned()).is_some() {
-                return Err(EntraError::malformed_request(&format!(
-                    "The parameter '{name}' is duplicated."
-                )));
-            }
-        }
-    }
-    Ok(form)
-}
-
-fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        })
 }
 
 /// HTTP Basic client credentials (RFC 6749 §2.3.1: both parts are form-urlencoded before base64).
