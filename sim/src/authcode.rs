@@ -7,7 +7,7 @@
 //! client, a redirect URI that is not loopback) answer a 400 page; the others travel in the redirect.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
@@ -21,30 +21,12 @@ use super::entra_error::EntraError;
 use super::request::TokenRequest;
 use super::sync::lock;
 use super::token::now_ms;
-use super::user::{UserScope, first_refresh_token, random_string, user_token_response};
-use super::{Credential, SimState};
+use super::user::{UserScope, first_refresh_token, user_token_response};
+use crate::random::random_string;
+use crate::state::{AuthCode, Credential, SimState};
 
 /// "Typically, they expire after about 10 minutes" (the authorization code flow page, above).
 const CODE_LIFETIME: Duration = Duration::from_secs(600);
-
-/// Authorization codes handed out, until redeemed (a redeemed code stays, to answer its reuse with 54005).
-#[derive(Debug, Default)]
-pub(super) struct AuthCodes {
-    codes: Mutex<HashMap<String, AuthCode>>,
-}
-
-#[derive(Debug)]
-struct AuthCode {
-    client_key: String,
-    tenant_id: String,
-    redirect_uri: String,
-    /// The S256 `code_challenge`, when the client sent one.
-    challenge: Option<String>,
-    scope: String,
-    username: String,
-    issued_ms: u64,
-    redeemed: bool,
-}
 
 /// `GET /{tenant}/oauth2/v2.0/authorize`.
 pub(super) async fn authorize(

@@ -15,11 +15,11 @@ use std::time::Duration;
 #[cfg(any(test, feature = "test-hooks"))]
 use tokio::sync::Notify;
 
-use super::device::DeviceCodes;
 use super::directory::Directory;
-use super::refresh::RefreshTokens;
 #[cfg(any(test, feature = "test-hooks"))]
 use super::sync::lock;
+use crate::device_codes::DeviceCodes;
+use crate::refresh_tokens::RefreshTokens;
 
 /// What the simulated Entra token endpoint does instead of (or before) answering normally.
 #[cfg(any(test, feature = "test-hooks"))]

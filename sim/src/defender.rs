@@ -19,13 +19,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
-use super::SimState;
 use super::data::Dataset;
 use super::server::{ApiServer, Caller, error};
 #[cfg(any(test, feature = "test-hooks"))]
 use super::testing;
 use super::token::{Api, TokenRejection};
 use super::{export, mdca};
+use crate::state::SimState;
 
 /// Largest `$top` the Defender APIs accept.
 const MAX_TOP: usize = 10_000;

@@ -24,9 +24,8 @@ use super::fault;
 use super::issue::{Principal, Subject, mint, token_response};
 use super::request::{TokenRequest, parse_form};
 use super::token::{Api, now_ms};
-use super::{
-    Credential, RegisteredClient, SimState, assertion, authcode, device, federated, refresh, user,
-};
+use super::{assertion, authcode, device, federated, refresh, user};
+use crate::state::{Credential, RegisteredClient, SimState};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 

@@ -8,10 +8,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::SimState;
 use super::control::EntraFault;
 use super::entra_error::EntraError;
 use super::request::is_form;
+use crate::state::SimState;
 
 /// The token endpoint's hooks, before anything else: counts the request, then applies the injected fault (`Some`
 /// answers in place of the endpoint).

@@ -21,35 +21,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-use super::SimState;
-use super::data::stable_uuid;
 #[cfg(any(test, feature = "test-hooks"))]
 use super::fault;
 use super::issue::{Minted, Principal, Subject, mint};
 use super::options::SimOptions;
 use super::token::Api;
-
-/// One managed identity: its client id and the object id of its service principal.
-#[derive(Debug)]
-pub(super) struct ManagedIdentity {
-    client_id: String,
-    oid: String,
-}
-
-/// The system-assigned identity and the user-assigned ones, keyed by lower-case client id.
-pub(super) fn register(user_assigned: &[String]) -> HashMap<String, ManagedIdentity> {
-    std::iter::once(SimOptions::SYSTEM_IDENTITY_CLIENT_ID)
-        .chain(user_assigned.iter().map(String::as_str))
-        .map(|client_id| {
-            let key = client_id.to_ascii_lowercase();
-            let identity = ManagedIdentity {
-                client_id: client_id.to_owned(),
-                oid: stable_uuid(&format!("managed-identity-{key}")),
-            };
-            (key, identity)
-        })
-        .collect()
-}
+use crate::state::SimState;
 
 /// Routes of the managed-identity server.
 pub(super) fn router(state: Arc<SimState>) -> Router {

@@ -9,10 +9,10 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::SimState;
 use super::directory::DirectoryUser;
 use super::entra_error::EntraError;
 use super::token::{AccessClaims, now_ms};
+use crate::state::SimState;
 
 /// Who a token is for.
 pub(super) struct Subject<'a> {

@@ -9,14 +9,19 @@
 //!   error bodies. `request`: the token request each grant gets, and form parsing. `assertion`: certificate client
 //!   assertions. `federated`: workload identity assertions.
 //! - User grants: `user` (scopes, the user-token answer, the password grant), `device` (device code flow),
-//!   `authcode` (authorize endpoint, authorization code with PKCE), `refresh` (rotating refresh tokens).
+//!   `authcode` (authorize endpoint, authorization code with PKCE), `refresh` (rotating refresh tokens); the
+//!   codes and tokens they hand out are kept in `device_codes` and `refresh_tokens`, made with `random`.
 //! - `issue`: what goes into an access token and the success body. `token`: the resources the simulator knows;
 //!   signing and checking access tokens.
 //! - `defender`: one API server per resource, with the token check, OData paging and data endpoints. `server`: the
 //!   API server as its handlers see it, and the APIs' error shape. `mdca`: what only the MDCA server does (body
 //!   paging, legacy API token). `export`: MDE's "via files" export answer.
 //! - `identity`: the managed-identity server (IMDS and App Service shapes).
-//! - `data`: the generated records. `control`: the state shared by all servers. `sync`: the locking rule.
+//! - `state`: what the servers of one simulator share (clients, identities, codes, keys, data). `data`: the
+//!   generated records. `control`: the switches and counters shared by all servers. `sync`: the locking rule.
+//!
+//! Every module imports only modules below it: the servers and grants import `state`, `request` and the stores,
+//! never the other way round.
 //!
 //! # Test hooks
 //! The `test-hooks` feature (always on in this crate's own tests) adds what tests drive the simulator with:
@@ -33,6 +38,7 @@ mod control;
 mod data;
 mod defender;
 mod device;
+mod device_codes;
 mod directory;
 mod entra;
 mod entra_error;
@@ -44,20 +50,21 @@ mod identity;
 mod issue;
 mod mdca;
 mod options;
+mod random;
 mod refresh;
+mod refresh_tokens;
 mod request;
 mod server;
+mod state;
 mod sync;
 #[cfg(any(test, feature = "test-hooks"))]
 mod testing;
 mod token;
 mod user;
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
@@ -68,10 +75,10 @@ pub use control::EntraFault;
 pub use control::SimControl;
 pub use options::{SimClient, SimClientAuth, SimOptions, SimTenant, SimUser};
 
-use assertion::{RegisteredCertificate, ReplayGuard};
-use authcode::AuthCodes;
+use assertion::ReplayGuard;
 use data::Dataset;
 use directory::Directory;
+use state::{AuthCodes, SimState, register};
 use token::{Api, TokenKeys};
 
 /// A running simulator. Dropping it stops every server it started.
@@ -107,7 +114,7 @@ impl Sim {
             device_code_interval: options.device_code_interval,
             device_code_lifetime: options.device_code_lifetime,
             auth_codes: AuthCodes::default(),
-            managed_identities: identity::register(&options.managed_identities),
+            managed_identities: state::register_identities(&options.managed_identities),
             identity_header: options.identity_header,
             refresh_in: options.refresh_in,
             numbers_as_strings: options.numbers_as_strings,
@@ -211,102 +218,6 @@ impl Drop for Sim {
             task.abort();
         }
     }
-}
-
-/// Everything the servers of one `Sim` share.
-#[derive(Debug)]
-struct SimState {
-    directory: Arc<Directory>,
-    /// Keyed by lower-case client id: Entra compares application ids case-insensitively.
-    clients: HashMap<String, RegisteredClient>,
-    /// Keys the MDCA server accepts with the `Token` scheme.
-    mdca_api_tokens: Vec<String>,
-    device_code_interval: Duration,
-    device_code_lifetime: Duration,
-    auth_codes: AuthCodes,
-    /// Keyed by lower-case client id; includes the system-assigned identity.
-    managed_identities: HashMap<String, identity::ManagedIdentity>,
-    identity_header: String,
-    refresh_in: Option<Duration>,
-    numbers_as_strings: bool,
-    roles: Vec<String>,
-    page_size: usize,
-    keys: TokenKeys,
-    replay: ReplayGuard,
-    control: Arc<SimControl>,
-    authority: String,
-    data: Dataset,
-}
-
-#[derive(Debug)]
-struct RegisteredClient {
-    client_id: String,
-    /// Stable object id of the client's service principal (the `oid` claim).
-    oid: String,
-    credential: Credential,
-}
-
-enum Credential {
-    Secret(String),
-    Certificate(RegisteredCertificate),
-    Public,
-    Federated { issuer: String, subject: String },
-}
-
-impl Credential {
-    /// The `appidacr` claim: how the client authenticated (0 public, 1 secret, 2 certificate or assertion;
-    /// <https://learn.microsoft.com/en-us/entra/identity-platform/access-token-claims-reference>).
-    fn appidacr(&self) -> &'static str {
-        match self {
-            Self::Public => "0",
-            Self::Secret(_) => "1",
-            Self::Certificate(_) | Self::Federated { .. } => "2",
-        }
-    }
-}
-
-impl std::fmt::Debug for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Secret(_) => f.write_str("Secret([redacted])"),
-            Self::Certificate(cert) => cert.fmt(f),
-            Self::Public => f.write_str("Public"),
-            Self::Federated { issuer, subject } => f
-                .debug_struct("Federated")
-                .field("issuer", issuer)
-                .field("subject", subject)
-                .finish(),
-        }
-    }
-}
-
-fn register(clients: Vec<SimClient>) -> io::Result<HashMap<String, RegisteredClient>> {
-    clients
-        .into_iter()
-        .map(|client| {
-            let credential = match client.auth {
-                SimClientAuth::Secret(secret) => Credential::Secret(secret),
-                SimClientAuth::Certificate(pem) => Credential::Certificate(
-                    RegisteredCertificate::from_pem(&pem)
-                        .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?,
-                ),
-                SimClientAuth::Public => Credential::Public,
-                SimClientAuth::Federated { issuer, subject } => {
-                    Credential::Federated { issuer, subject }
-                }
-            };
-            let oid = data::stable_uuid(&format!(
-                "service-principal-{}",
-                client.client_id.to_ascii_lowercase()
-            ));
-            let registered = RegisteredClient {
-                oid,
-                client_id: client.client_id,
-                credential,
-            };
-            Ok((registered.client_id.to_ascii_lowercase(), registered))
-        })
-        .collect()
 }
 
 async fn bind() -> io::Result<TcpListener> {

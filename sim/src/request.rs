@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, header};
 
 use super::entra_error::EntraError;
 use super::options::SimTenant;
-use super::{RegisteredClient, SimState};
+use crate::state::{RegisteredClient, SimState};
 
 /// A token request that passed the checks every grant shares.
 pub(super) struct TokenRequest<'a> {

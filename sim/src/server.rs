@@ -8,9 +8,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::SimState;
 use super::data::rfc3339;
 use super::token::{AccessClaims, Api, now_ms};
+use crate::state::SimState;
 
 /// One simulated API server.
 #[derive(Debug)]

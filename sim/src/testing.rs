@@ -218,7 +218,7 @@ struct PatternBody {
     remaining: u64,
     /// When `remaining` falls to this, the body fails: the connection is reset mid-body.
     reset_at: Option<u64>,
-    control: Arc<super::SimControl>,
+    control: Arc<crate::control::SimControl>,
 }
 
 impl Drop for PatternBody {

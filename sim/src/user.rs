@@ -3,8 +3,6 @@
 //! simplest of them.
 
 use axum::response::Response;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 use super::directory::DirectoryUser;
@@ -64,15 +62,6 @@ impl UserScope {
     fn openid(&self) -> bool {
         self.oidc.iter().any(|s| s == "openid")
     }
-}
-
-/// A random opaque string of `bytes` random bytes (from v4 UUIDs, i.e. the OS random source), base64url.
-pub(super) fn random_string(bytes: usize) -> String {
-    let random: Vec<u8> = std::iter::repeat_with(|| *uuid::Uuid::new_v4().as_bytes())
-        .flatten()
-        .take(bytes)
-        .collect();
-    URL_SAFE_NO_PAD.encode(random)
 }
 
 /// A new refresh-token family for `user`, if the scope asked for `offline_access`
