@@ -1,6 +1,6 @@
 //! The user context: `login` by device code or in the browser, the stored sign-in (private,
-//! rotated, surviving restarts), the proxy's 401 when nobody is signed in, `logout`, and the
-//! `check`, `token` and `consent-url` commands, run as the real binary.
+//! rotated, surviving restarts), the proxy's 401 when nobody is signed in, and `logout`, run as
+//! the real binary.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -17,12 +17,12 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::support::{BinaryProxy, CLIENT_ID, SECRET, TestProxy, client};
 
 const PUBLIC: &str = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d";
-const ANALYST: &str = "analyst@contoso.onmicrosoft.com";
+pub(crate) const ANALYST: &str = "analyst@contoso.onmicrosoft.com";
 const MDE_SCOPE: &str = "https://api.securitycenter.microsoft.com/.default";
 
 /// A simulator with a public client, the default app and a customer tenant; device codes may be
 /// polled at once.
-async fn sim() -> Sim {
+pub(crate) async fn sim() -> Sim {
     Sim::start(SimOptions {
         clients: vec![
             SimClient::public(PUBLIC),
@@ -42,7 +42,7 @@ async fn sim() -> Sim {
 /// A scratch directory with a config file: credential `user` (device_code, state in `state/`) on
 /// /mde, `app` (client secret) on /graph, and `partner` (the home tenant and Fabrikam) on
 /// /customers/{tenant}/xdr.
-fn workspace(sim: &Sim) -> (PathBuf, PathBuf) {
+pub(crate) fn workspace(sim: &Sim) -> (PathBuf, PathBuf) {
     let dir = std::env::temp_dir().join(format!("dtp-login-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("proxy.toml");
@@ -115,7 +115,7 @@ fn load(config: &Path) -> Config {
 }
 
 /// Signs `user` in in-process with the device code flow, approving as the analyst.
-async fn sign_in(sim: &Sim, config: &Path) -> Result<login::SignedIn, LoginError> {
+pub(crate) async fn sign_in(sim: &Sim, config: &Path) -> Result<login::SignedIn, LoginError> {
     let config = load(config);
     let credential = config.credentials["user"].clone();
     let ClientAuth::User(file) = &credential.auth else {
@@ -146,7 +146,7 @@ fn binary() -> tokio::process::Command {
 }
 
 /// Runs the binary with `args` to completion; returns its exit code, stdout and stderr.
-async fn run(config: &Path, args: &[&str]) -> (i32, String, String) {
+pub(crate) async fn run(config: &Path, args: &[&str]) -> (i32, String, String) {
     let output = binary()
         .arg("--config")
         .arg(config)
@@ -378,113 +378,4 @@ async fn login_in_the_browser_uses_pkce_and_a_loopback_redirect() {
     );
     assert!(state_file(&dir).exists());
     assert_eq!(sim.control().grant_requests("authorization_code"), 1);
-}
-
-#[tokio::test]
-async fn check_reports_every_credential_and_tenant_and_names_the_aadsts_code_of_a_failure() {
-    let sim = sim().await;
-    let (_dir, config) = workspace(&sim);
-    sign_in(&sim, &config).await.unwrap();
-    let (code, stdout, stderr) = run(&config, &["check"]).await;
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains(&format!("signed in as {ANALYST}")),
-        "{stdout}"
-    );
-    assert!(stdout.contains("permissions: Alert.Read.All"), "{stdout}");
-    assert!(
-        stdout.contains("tenant fabrikam.onmicrosoft.com"),
-        "{stdout}"
-    );
-    assert!(
-        !stdout.contains("eyJ") && !stderr.contains("eyJ"),
-        "no token is printed"
-    );
-
-    sim.control()
-        .refuse_tenant("fabrikam.onmicrosoft.com", Some(65001));
-    let (code, stdout, _) = run(&config, &["check"]).await;
-    assert_eq!(code, 1, "{stdout}");
-    let failure = stdout
-        .lines()
-        .skip_while(|l| !l.starts_with("FAIL"))
-        .take(3)
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(failure.contains("fabrikam.onmicrosoft.com"), "{stdout}");
-    assert!(failure.contains("AADSTS65001"), "{stdout}");
-    assert!(failure.contains("hint: consent"), "{stdout}");
-}
-
-#[tokio::test]
-async fn token_prints_one_access_token_and_consent_url_the_admin_consent_link() {
-    let sim = sim().await;
-    let (_dir, config) = workspace(&sim);
-    let (code, stdout, stderr) = run(&config, &["token", "app", "--api", "graph"]).await;
-    assert_eq!(code, 0, "{stderr}");
-    let token = stdout.trim();
-    assert_eq!(token.split('.').count(), 3, "{stdout}");
-    let graph = client()
-        .get(format!("{}/_sim/whoami", sim.graph()))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(graph.status(), 200, "the token is for Graph");
-
-    let (code, _, stderr) = run(&config, &["token", "partner"]).await;
-    assert_eq!(code, 1);
-    assert!(stderr.contains("--tenant"), "{stderr}");
-
-    let (code, stdout, stderr) = run(
-        &config,
-        &[
-            "consent-url",
-            "partner",
-            "--tenant",
-            "woodgrove.onmicrosoft.com",
-        ],
-    )
-    .await;
-    assert_eq!(code, 0, "{stderr}");
-    let url = url::Url::parse(stdout.trim()).unwrap();
-    assert_eq!(url.path(), "/woodgrove.onmicrosoft.com/v2.0/adminconsent");
-    let query: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
-    assert_eq!(query["client_id"], CLIENT_ID);
-    assert_eq!(
-        query["scope"],
-        "https://api.security.microsoft.com/.default"
-    );
-    assert_eq!(query["redirect_uri"], "https://portal.azure.com");
-}
-
-#[tokio::test]
-async fn check_works_from_the_azure_variables_alone() {
-    let sim = sim().await;
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_defender-token-proxy"))
-        .arg("check")
-        .env_clear()
-        .env("AZURE_TENANT_ID", "contoso.onmicrosoft.com")
-        .env("AZURE_CLIENT_ID", CLIENT_ID)
-        .env("AZURE_CLIENT_SECRET", SECRET)
-        .env("AZURE_AUTHORITY_HOST", sim.authority())
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    // One token per preset route: /mde, /xdr and /graph.
-    let ok = stdout
-        .lines()
-        .filter(|l| l.starts_with("ok    env "))
-        .count();
-    assert_eq!(ok, 3, "{stdout}");
-    assert!(
-        stdout.contains("scope https://graph.microsoft.com/.default"),
-        "{stdout}"
-    );
 }

@@ -1,6 +1,7 @@
 //! The integration tests: the real proxy (`run` on port 0) in front of the simulated Entra ID and
 //! Defender APIs, driven over HTTP.
 
+mod commands;
 mod contexts;
 mod demo;
 mod deploy;
@@ -14,6 +15,7 @@ mod login;
 mod logs;
 mod operations;
 mod ratelimit;
+mod reload;
 mod security;
 mod streaming;
 mod support;
