@@ -46,7 +46,7 @@ pub struct Limits {
 }
 
 /// The presets, with the limits Microsoft documents (sources below).
-const PRESETS: [(&str, Limits); 6] = [
+const PRESETS: [(&str, Limits); 7] = [
     // Most Defender for Endpoint APIs (list alerts, isolate machine, indicators); see e.g.
     // https://learn.microsoft.com/en-us/defender-endpoint/api/get-alerts.
     ("mde", limits(Some(100), Some(1500))),
@@ -55,6 +55,11 @@ const PRESETS: [(&str, Limits); 6] = [
     // `POST /api/advancedhunting/run` documents "at least 45 calls per minute per tenant"
     // (https://learn.microsoft.com/en-us/defender-xdr/api-advanced-hunting).
     ("advanced-hunting", limits(Some(45), Some(1500))),
+    // Graph `POST /security/runHuntingQuery`, where advanced hunting is moving (the MDE and XDR
+    // APIs above stop returning data on 2027-02-01): "up to at least 45 calls per minute per
+    // tenant", varying with tenant size; no hourly figure is documented in English
+    // (https://learn.microsoft.com/en-us/graph/api/resources/security-api-overview).
+    ("graph-hunting", limits(Some(45), None)),
     // Defender XDR list incidents (https://learn.microsoft.com/en-us/defender-xdr/api-list-incidents).
     ("xdr-incidents", limits(Some(50), Some(1500))),
     // Defender for Cloud Apps: "30 requests per minute per tenant" for all API requests
@@ -86,6 +91,7 @@ impl RateLimitSpec {
     /// |---|---|---|
     /// | `mde` | 100/min and 1,500/h | most Defender for Endpoint APIs ([list alerts]) |
     /// | `advanced-hunting` | 45/min and 1,500/h | MDE `/api/advancedqueries/run` ([MDE advanced hunting]) and XDR `/api/advancedhunting/run` ([XDR advanced hunting]) |
+    /// | `graph-hunting` | 45/min | Graph `/security/runHuntingQuery` ([Graph security API]) |
     /// | `xdr-incidents` | 50/min and 1,500/h | Defender XDR incidents ([list incidents]) |
     /// | `mdca` | 30/min | Defender for Cloud Apps ([Cloud Apps API]) |
     /// | `graph-security` | 150/min | Microsoft Graph security API ([Graph throttling limits]) |
@@ -94,6 +100,7 @@ impl RateLimitSpec {
     /// [list alerts]: https://learn.microsoft.com/en-us/defender-endpoint/api/get-alerts
     /// [MDE advanced hunting]: https://learn.microsoft.com/en-us/defender-endpoint/api/run-advanced-query-api
     /// [XDR advanced hunting]: https://learn.microsoft.com/en-us/defender-xdr/api-advanced-hunting
+    /// [Graph security API]: https://learn.microsoft.com/en-us/graph/api/resources/security-api-overview
     /// [list incidents]: https://learn.microsoft.com/en-us/defender-xdr/api-list-incidents
     /// [Cloud Apps API]: https://learn.microsoft.com/en-us/defender-cloud-apps/api-introduction
     /// [Graph throttling limits]: https://learn.microsoft.com/en-us/graph/throttling-limits

@@ -333,6 +333,7 @@ fn every_preset_resolves_to_its_documented_limits() {
     let expected = [
         ("mde", Some(100), Some(1500)),
         ("advanced-hunting", Some(45), Some(1500)),
+        ("graph-hunting", Some(45), None),
         ("xdr-incidents", Some(50), Some(1500)),
         ("mdca", Some(30), None),
         ("graph-security", Some(150), None),
@@ -355,7 +356,7 @@ fn unknown_preset_is_refused_naming_the_known_ones() {
         .unwrap_err();
     assert_eq!(
         error,
-        "unknown rate limit preset \"defender\" (known: mde, advanced-hunting, \
+        "unknown rate limit preset \"defender\" (known: mde, advanced-hunting, graph-hunting, \
          xdr-incidents, mdca, graph-security, live-response)"
     );
 }
