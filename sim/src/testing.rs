@@ -1,6 +1,6 @@
 //! `/_sim/*` endpoints, mounted on every API server (behind its token check), for proxy behaviour tests:
-//! request echo, large streamed bodies, slow answers, arbitrary status codes, redirects, hop-by-hop headers, and
-//! `whoami` (who the token check let in).
+//! request echo, large streamed bodies, slow answers, arbitrary status codes, redirects, hop-by-hop headers, broken
+//! gzip bodies, and `whoami` (who the token check let in).
 
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
@@ -43,6 +43,53 @@ pub(super) fn routes() -> Router<Arc<ApiServer>> {
         .route("/_sim/headers", get(headers))
         .route("/_sim/links", get(export::links))
         .route("/_sim/whoami", get(whoami))
+        .route("/_sim/gzip/{fault}", get(broken_gzip))
+}
+
+/// A JSON page announced as `Content-Encoding: gzip` that cannot be decoded: `truncated` is a gzip stream cut off
+/// in the middle of its `@odata.nextLink` (inside this server's root, after its first port digit), `corrupt` a gzip
+/// header followed by bytes that are no deflate data. Either way with a `Content-Length` that matches what is
+/// sent, so only decoding fails, not the transfer.
+async fn broken_gzip(State(server): State<Arc<ApiServer>>, Path(fault): Path<String>) -> Response {
+    // Member header: magic, deflate, no flags, no time, no extra flags, unknown OS (RFC 1952 section 2.3).
+    const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    let mut body = HEADER.to_vec();
+    match fault.as_str() {
+        "truncated" => {
+            let page = format!(
+                r#"{{"value":[{{"id":"da0"}}],"@odata.nextLink":"{}/api/alerts?$skiptoken=b2Zmc2V0OjE"}}"#,
+                server.root
+            );
+            let Ok(len) = u16::try_from(page.len()) else {
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            };
+            // One final stored block (RFC 1951 section 3.2.4): BFINAL=1, BTYPE=00, LEN, NLEN, then the bytes as
+            // they are; cut where the link's host ends and its port begins, and no trailer.
+            body.push(1);
+            body.extend_from_slice(&len.to_le_bytes());
+            body.extend_from_slice(&(!len).to_le_bytes());
+            let link = page.find(&server.root).unwrap_or_default();
+            let port = server.root.rfind(':').map_or(0, |colon| colon + 2);
+            body.extend_from_slice(&page.as_bytes()[..link + port]);
+        }
+        "corrupt" => body.extend_from_slice(&[0xff; 64]),
+        _ => {
+            return error(
+                server.api,
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "The fault must be 'truncated' or 'corrupt'.",
+            );
+        }
+    }
+    let mut response = Body::from(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    response
 }
 
 /// The caller the token check let in: the scheme and, for a bearer token, the claims that tell app from user
