@@ -185,6 +185,28 @@ async fn a_gzip_body_passes_byte_for_byte_on_a_route_that_keeps_its_links() {
 }
 
 #[tokio::test]
+async fn a_gzip_body_that_is_not_json_stays_compressed_for_a_client_that_takes_gzip_and_is_decoded_for_others()
+ {
+    let proxy = TestProxy::start_mde(SimOptions::default()).await;
+    let url = format!("{}/mde/_sim/gzip/text", proxy.url);
+    let expected = format!("plain text, not JSON: {}/api/alerts\n", proxy.sim.mde()).repeat(20);
+    let (encoding, _, body) = get(&url, PYTHON_ACCEPT).await;
+    assert_eq!(encoding.as_deref(), Some("gzip"), "passed compressed");
+    assert_eq!(
+        String::from_utf8(body).unwrap(),
+        expected,
+        "and not rewritten"
+    );
+    let (encoding, length, body) = get(&url, "").await;
+    assert_eq!(encoding, None, "decoded for a client that did not ask");
+    assert!(
+        length.is_none_or(|length| length == body.len() as u64),
+        "{length:?}"
+    );
+    assert_eq!(String::from_utf8(body).unwrap(), expected);
+}
+
+#[tokio::test]
 async fn a_gzip_body_that_does_not_decode_ends_the_response_with_an_error_and_no_link_half_sent() {
     let proxy = TestProxy::start_mde(SimOptions::default()).await;
     for (fault, accept) in [

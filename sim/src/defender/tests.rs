@@ -369,9 +369,17 @@ async fn graph_alerts_page_with_absolute_next_links_and_are_found_by_id() {
 }
 
 #[tokio::test]
-async fn sim_gzip_faults_are_announced_as_gzip_and_do_not_decode() {
+async fn sim_gzip_bodies_are_announced_as_gzip_and_decode_whole_or_fail() {
     let sim = Sim::start(SimOptions::default()).await.expect("sim");
     let token = access_token(&sim, MDE_SCOPE).await;
+    let url = format!("{}/_sim/gzip/text", sim.mde());
+    let (status, encoding, body) = get_encoded(&url, &token, "identity").await;
+    assert_eq!((status, encoding.as_deref()), (200, Some("gzip")));
+    let text = String::from_utf8(gunzip(&body).await.expect("a whole gzip stream")).expect("utf-8");
+    assert!(
+        text.starts_with(&format!("plain text, not JSON: {}/api/alerts\n", sim.mde())),
+        "{text}"
+    );
     for fault in ["truncated", "corrupt"] {
         let url = format!("{}/_sim/gzip/{fault}", sim.mde());
         let response = http()
