@@ -15,6 +15,7 @@ mod access;
 mod client;
 mod cloud;
 mod digest;
+mod encoding;
 pub mod headers;
 pub mod metrics;
 mod ratelimit;

@@ -1,6 +1,7 @@
 //! Forwarding: a request goes to its route's upstream with the route's token in place of any inbound
 //! credentials, both bodies streamed, and hop-by-hop and cookie headers dropped both ways
-//! (RFC 9110 section 7.6.1).
+//! (RFC 9110 section 7.6.1). On a route that rewrites links the upstream is asked for gzip, and
+//! what it gzips is decoded as it streams where the links need it or the client cannot take it.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,11 +9,13 @@ use std::time::Instant;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use http::header::{self, HeaderMap};
+use futures_util::TryStreamExt;
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Extensions, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 
+use crate::encoding::{Coding, accepts_gzip, gunzip};
 use crate::error::ProxyError;
 use crate::headers::{filter_request_headers, filter_response_headers};
 use crate::live::{AppState, Live};
@@ -155,7 +158,16 @@ async fn forward_request(
     // The pooled client picks HTTP/1.1 or HTTP/2 per connection; the inbound version is irrelevant.
     parts.version = Version::HTTP_11;
     parts.extensions = Extensions::new();
+    // Rewriting needs the body's text. The upstream is asked for gzip, whatever the client asked
+    // for (so the hop from Microsoft stays compressed), and what comes back gzipped is decoded
+    // below; the client's own answer decides only what happens to bodies that are not rewritten.
+    let client_gzip = links.is_some() && accepts_gzip(&parts.headers);
     filter_request_headers(&mut parts.headers);
+    if links.is_some() {
+        parts
+            .headers
+            .insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+    }
 
     // A small body is buffered so that the request can be replayed once with a fresh token if the
     // upstream refuses this one (a token can be revoked before it expires).
@@ -205,10 +217,53 @@ async fn forward_request(
     {
         parts.headers.insert(header::LOCATION, location);
     }
-    if is_json(&parts.headers) && !parts.headers.contains_key(header::CONTENT_ENCODING) {
-        return Ok(links.response(parts, body, live.upstream_timeout).await);
+    // What the body needs, by its coding (the proxy asked for gzip only):
+    // - none: JSON is rewritten, anything else passes as it came;
+    // - gzip: JSON is decoded and rewritten; anything else is decoded only for a client that did
+    //   not accept gzip, and passes compressed, with its Content-Encoding, to one that did;
+    // - any other (br, identity spelled out, several codings): passes untouched, never rewritten.
+    // A decoded body loses its Content-Encoding and Content-Length, and goes out chunked.
+    let json = is_json(&parts.headers);
+    match Coding::of(&parts.headers) {
+        Coding::Identity if json => Ok(links.response(parts, body, live.upstream_timeout).await),
+        // Nothing to decode without a body (HEAD, 204, 304, an empty one).
+        Coding::Gzip if (json || !client_gzip) && !body.is_end_stream() => {
+            parts.headers.remove(header::CONTENT_ENCODING);
+            parts.headers.remove(header::CONTENT_LENGTH);
+            let body = decoded(body, route);
+            if json {
+                return Ok(links.response(parts, body, live.upstream_timeout).await);
+            }
+            Ok(Response::from_parts(parts, body))
+        }
+        Coding::Other if json => {
+            tracing::debug!(
+                route = %route.prefix,
+                "a JSON body in a coding the proxy cannot decode: its links are left as they are"
+            );
+            Ok(Response::from_parts(parts, Body::new(body)))
+        }
+        Coding::Identity | Coding::Gzip | Coding::Other => {
+            Ok(Response::from_parts(parts, Body::new(body)))
+        }
     }
-    Ok(Response::from_parts(parts, Body::new(body)))
+}
+
+/// The gzip `body` of a response on `route`, decoded as it streams. If it does not decode (or stops
+/// arriving), the response ends with that error after what decoded before it, so the client sees a
+/// cut-off body, never a whole-looking one; logged once.
+fn decoded(body: hyper::body::Incoming, route: &Route) -> Body {
+    let prefix = route.prefix.clone();
+    let mut failed = false;
+    Body::from_stream(gunzip(body).inspect_err(move |error| {
+        if !std::mem::replace(&mut failed, true) {
+            tracing::warn!(
+                route = %prefix,
+                error = %crate::report::error_chain(error),
+                "the upstream's gzip body did not decode: the response is cut off"
+            );
+        }
+    }))
 }
 
 async fn token_for(

@@ -76,6 +76,8 @@ struct Hooks {
     /// AADSTS code every token request in a tenant (by tenant key) fails with.
     refused_tenants: Mutex<HashMap<String, u32>>,
     federated_assertions: Mutex<Vec<String>>,
+    /// The `Accept-Encoding` of the last API request (`None`: it had none), as sent.
+    last_accept_encoding: Mutex<Option<String>>,
 }
 
 impl SimControl {
@@ -277,7 +279,15 @@ impl SimControl {
         self.hooks.identity_requests.fetch_add(1, Ordering::SeqCst);
     }
 
-    pub(super) fn record_api_request(&self) {
+    /// The `Accept-Encoding` header of the last request an API server received (the first, if it had several), or
+    /// `None` if it had none: what a proxy asked the upstream for.
+    pub fn last_accept_encoding(&self) -> Option<String> {
+        lock(&self.hooks.last_accept_encoding).clone()
+    }
+
+    pub(super) fn record_api_request(&self, accept_encoding: Option<&axum::http::HeaderValue>) {
+        *lock(&self.hooks.last_accept_encoding) =
+            accept_encoding.map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         self.hooks.api_requests.fetch_add(1, Ordering::SeqCst);
     }
 

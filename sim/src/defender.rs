@@ -4,13 +4,14 @@
 //! (the `/_sim/*` test endpoints included), app or user token alike; MDCA also takes a legacy API token as
 //! `Authorization: Token <key>` (<https://learn.microsoft.com/en-us/defender-cloud-apps/api-tokens-legacy>). Lists use
 //! OData paging with absolute `@odata.nextLink`s on the server's own root, as the real services do; MDCA pages by
-//! request body instead. Other OData options (`$filter`, `$orderby`, `$select`) are accepted and ignored.
+//! request body instead. Other OData options (`$filter`, `$orderby`, `$select`) are accepted and ignored. JSON answers
+//! are gzipped for clients that ask for it, as the real services do.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, Uri, Version, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
@@ -18,6 +19,7 @@ use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
+use tower_http::compression::CompressionLayer;
 
 use super::data::Dataset;
 use super::server::{ApiServer, Caller, error};
@@ -50,8 +52,16 @@ pub(super) fn router(api: Api, root: String, sim: Arc<SimState>) -> Router {
                 list_route(Collection::GraphAlerts),
             )
             .route(
+                "/v1.0/security/alerts_v2/{id}",
+                entity_route(Collection::GraphAlerts),
+            )
+            .route(
                 "/v1.0/security/incidents",
                 list_route(Collection::GraphIncidents),
+            )
+            .route(
+                "/v1.0/security/incidents/{id}",
+                entity_route(Collection::GraphIncidents),
             )
             .route("/v1.0/security/runHuntingQuery", post(hunting)),
         Api::Mdca => Router::new().route(
@@ -82,7 +92,25 @@ pub(super) fn router(api: Api, root: String, sim: Arc<SimState>) -> Router {
                 response
             },
         ))
+        // Outermost, so that errors are compressed too. Microsoft's APIs gzip their answers when the request's
+        // `Accept-Encoding` allows it: Graph's SDKs send `Accept-Encoding: gzip` and decode what comes back
+        // (<https://microsoftgraph.github.io/msgraph-sdk-design/middleware/DecompressionHandler.html>), and Graph
+        // answers carry `Vary: Accept-Encoding`; the Defender APIs do the same (observed). Python's `requests` and
+        // `httpx` ask by default. A body that already has a `Content-Encoding` is left as it is.
+        .layer(CompressionLayer::new().compress_when(json_only))
         .with_state(server)
+}
+
+/// Only JSON is compressed: the byte streams of the test hooks (`/_sim/bytes`) keep their length and pattern.
+fn json_only(_: StatusCode, _: Version, headers: &HeaderMap, _: &Extensions) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| {
+            let t = t.trim().to_ascii_lowercase();
+            t == "application/json" || t.ends_with("+json")
+        })
 }
 
 async fn not_found(State(server): State<Arc<ApiServer>>) -> Response {
@@ -120,7 +148,10 @@ async fn authorize(
     next: Next,
 ) -> Response {
     #[cfg(any(test, feature = "test-hooks"))]
-    server.sim.control.record_api_request();
+    server
+        .sim
+        .control
+        .record_api_request(request.headers().get(header::ACCEPT_ENCODING));
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)

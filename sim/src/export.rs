@@ -90,7 +90,8 @@ pub(super) async fn links(
             Some((Ok::<_, Infallible>(Bytes::from(text)), state))
         }
     });
-    let mut response = Body::from_stream(chunks).into_response();
+    // Fused: the gzip layer polls the body once more after its end, which an `unfold` must not see.
+    let mut response = Body::from_stream(futures_util::StreamExt::fuse(chunks)).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json; odata.metadata=minimal"),

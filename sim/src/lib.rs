@@ -13,9 +13,9 @@
 //!   codes and tokens they hand out are kept in `device_codes` and `refresh_tokens`, made with `random`.
 //! - `issue`: what goes into an access token and the success body. `token`: the resources the simulator knows;
 //!   signing and checking access tokens.
-//! - `defender`: one API server per resource, with the token check, OData paging and data endpoints. `server`: the
-//!   API server as its handlers see it, and the APIs' error shape. `mdca`: what only the MDCA server does (body
-//!   paging, legacy API token). `export`: MDE's "via files" export answer.
+//! - `defender`: one API server per resource, with the token check, OData paging, data endpoints and gzip for clients
+//!   that ask. `server`: the API server as its handlers see it, and the APIs' error shape. `mdca`: what only the
+//!   MDCA server does (body paging, legacy API token). `export`: MDE's "via files" export answer.
 //! - `identity`: the managed-identity server (IMDS and App Service shapes).
 //! - `state`: what the servers of one simulator share (clients, identities, codes, keys, data). `data`: the
 //!   generated records. `control`: the switches and counters shared by all servers. `sync`: the locking rule.
@@ -25,10 +25,10 @@
 //!
 //! # Test hooks
 //! The `test-hooks` feature (always on in this crate's own tests) adds what tests drive the simulator with:
-//! `testing`, the `/_sim/*` endpoints (echo, streaming, status codes, headers, whoami) for proxy behaviour tests;
-//! `fault`, request counting and the injected `EntraFault` in front of the token endpoint and the managed-identity
-//! server; and on `SimControl` the counters only tests read and the switches (faults, revocation, refused tenants,
-//! device code expiry and `slow_down`).
+//! `testing`, the `/_sim/*` endpoints (echo, streaming, status codes, headers, broken gzip, whoami) for proxy behaviour
+//! tests; `fault`, request counting and the injected `EntraFault` in front of the token endpoint and the
+//! managed-identity server; and on `SimControl` the counters only tests read (and the last API request's
+//! `Accept-Encoding`) and the switches (faults, revocation, refused tenants, device code expiry and `slow_down`).
 //!
 //! Every server listens on `127.0.0.1:0`; nothing here talks to the network beyond loopback.
 

@@ -147,7 +147,9 @@ pub struct RouteConfig {
     /// The allow-lists, if any.
     pub access: Option<Access>,
     /// Whether absolute links to the upstreams in JSON bodies and `Location` are rewritten to the
-    /// proxy.
+    /// proxy. While on, the upstream is asked for gzip (replacing the client's `Accept-Encoding`)
+    /// and gzipped JSON is decoded to be rewritten; while off, the client's `Accept-Encoding` is
+    /// forwarded and bodies pass byte for byte.
     pub rewrite_links: bool,
     /// The largest request body accepted (413 beyond it), if limited.
     pub max_body_bytes: Option<u64>,

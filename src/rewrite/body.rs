@@ -1,16 +1,17 @@
 //! Rewriting a response body: at once when the whole body arrives in its first frame (a JSON page
 //! usually does), so that the response keeps a Content-Length; otherwise as it streams, chunked.
-//! What holds no link is handed on as it came, without copying.
+//! What holds no link is handed on as it came, without copying. A body that fails mid-way (the
+//! upstream went away, its gzip did not decode) ends with that error, and what was held back as
+//! the possible start of a link is dropped, never sent as if it were whole.
 
 use std::time::Duration;
 
+use axum::BoxError;
 use axum::body::{Body, Bytes};
 use axum::response::Response;
 use futures_util::StreamExt;
 use http::{HeaderValue, header};
-use http_body::Body as _;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 use super::{Links, Step};
 
@@ -18,12 +19,16 @@ impl Links {
     /// The response with the links of its body rewritten. When the upstream declared a length and
     /// the whole body comes in the first frame within `wait`, it is rewritten at once and keeps a
     /// (new) Content-Length; otherwise the body streams and goes out chunked.
-    pub(crate) async fn response(
+    pub(crate) async fn response<B>(
         self,
         mut parts: http::response::Parts,
-        mut body: Incoming,
+        mut body: B,
         wait: Duration,
-    ) -> Response {
+    ) -> Response
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError> + Send + 'static,
+    {
         let declared = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -55,7 +60,11 @@ impl Links {
     }
 
     /// `body`, after `first` (already read from it), with its links rewritten as it streams.
-    fn stream(self, first: Option<Result<Bytes, hyper::Error>>, body: Incoming) -> Body {
+    fn stream<B>(self, first: Option<Result<Bytes, B::Error>>, body: B) -> Body
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError> + Send + 'static,
+    {
         let data = futures_util::stream::iter(first).chain(body.into_data_stream());
         let state = (data, Vec::new(), self, false);
         let stream = futures_util::stream::unfold(
@@ -72,6 +81,7 @@ impl Links {
                                 return Some((Ok(out), (data, pending, links, false)));
                             }
                         }
+                        // `pending` (at most a link's start) is dropped with the stream.
                         Some(Err(error)) => {
                             return Some((Err(error), (data, pending, links, true)));
                         }

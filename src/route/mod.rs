@@ -91,7 +91,9 @@ pub struct Route {
     /// The allow-lists, if any.
     pub(crate) access: Option<Access>,
     /// Whether absolute links to the upstreams in JSON bodies and `Location` are rewritten to the
-    /// proxy.
+    /// proxy. While on, the upstream is asked for gzip (replacing the client's `Accept-Encoding`)
+    /// and gzipped JSON is decoded to be rewritten; while off, the client's `Accept-Encoding` is
+    /// forwarded and bodies pass byte for byte.
     pub(crate) rewrite_links: bool,
     /// The largest request body accepted (413 beyond it), if limited.
     pub(crate) max_body_bytes: Option<u64>,

@@ -79,3 +79,43 @@ async fn no_log_line_at_any_level_holds_a_token_or_a_secret() {
         assert!(!logs.contains(secret), "a log line holds {secret:?}");
     }
 }
+
+#[tokio::test]
+async fn a_gzip_body_that_does_not_decode_is_logged_once_at_warn_with_its_route() {
+    let sim = Sim::start(SimOptions::default()).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("dtp-gzip-logs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("proxy.toml");
+    std::fs::write(&config, standard_config(&sim, "")).unwrap();
+    let proxy = BinaryProxy::start(&config).await;
+    // Cut off: in the head already when the body fails before hyper has flushed it.
+    let response = client()
+        .get(format!("{}/mde/_sim/gzip/truncated", proxy.url))
+        .send()
+        .await;
+    if let Ok(response) = response {
+        assert!(response.bytes().await.is_err(), "the body is cut off");
+    }
+    proxy.signal("TERM");
+    let (status, logs) = proxy.exit().await;
+    assert!(status.success(), "{status}");
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let warnings: Vec<Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| {
+            event["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("gzip body did not decode"))
+        })
+        .collect();
+    assert_eq!(warnings.len(), 1, "{logs}");
+    assert_eq!(warnings[0]["level"], "WARN");
+    assert_eq!(warnings[0]["route"], "/mde");
+    assert_eq!(
+        warnings[0]["span"]["path"], "/mde/_sim/gzip/truncated",
+        "in the request's span"
+    );
+    assert!(!logs.contains("panicked"), "{logs}");
+}

@@ -2,6 +2,7 @@
 //! Defender APIs, driven over HTTP.
 
 mod commands;
+mod compression;
 mod contexts;
 mod demo;
 mod deploy;

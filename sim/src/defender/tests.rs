@@ -265,3 +265,155 @@ async fn mdca_pages_by_request_body() {
     );
     assert_eq!(page["data"].as_array().map(Vec::len), Some(3));
 }
+
+/// `GET url` with `Accept-Encoding: accept`: the status, `Content-Encoding`, and the body as sent.
+async fn get_encoded(url: &str, token: &str, accept: &str) -> (u16, Option<String>, Vec<u8>) {
+    let response = http()
+        .get(url)
+        .bearer_auth(token)
+        .header("accept-encoding", accept)
+        .send()
+        .await
+        .expect("send");
+    let status = response.status().as_u16();
+    let encoding = response
+        .headers()
+        .get("content-encoding")
+        .map(|v| v.to_str().expect("ascii").to_owned());
+    let body = response.bytes().await.expect("body").to_vec();
+    (status, encoding, body)
+}
+
+async fn gunzip(compressed: &[u8]) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut decoded = Vec::new();
+    async_compression::tokio::bufread::GzipDecoder::new(compressed)
+        .read_to_end(&mut decoded)
+        .await?;
+    Ok(decoded)
+}
+
+#[tokio::test]
+async fn json_is_gzipped_for_clients_that_ask_and_sent_plain_to_others() {
+    let sim = Sim::start(SimOptions::default()).await.expect("sim");
+    let token = access_token(&sim, MDE_SCOPE).await;
+    let url = format!("{}/api/alerts?$top=2", sim.mde());
+    let (status, encoding, body) = get_encoded(&url, &token, "gzip, deflate").await;
+    assert_eq!((status, encoding.as_deref()), (200, Some("gzip")));
+    assert_eq!(
+        sim.control().last_accept_encoding().as_deref(),
+        Some("gzip, deflate")
+    );
+    let page: Value = serde_json::from_slice(&gunzip(&body).await.expect("gzip")).expect("json");
+    assert_eq!(page["value"].as_array().map(Vec::len), Some(2));
+    assert!(page["@odata.nextLink"].is_string());
+
+    let (status, encoding, body) = get_encoded(&url, &token, "identity").await;
+    assert_eq!((status, encoding), (200, None));
+    assert_eq!(serde_json::from_slice::<Value>(&body).expect("json"), page);
+    let (_, encoding, _) = get_encoded(&url, &token, "gzip;q=0").await;
+    assert_eq!(encoding, None, "q=0 refuses gzip");
+
+    // Errors are JSON too; the pattern bytes are not compressed.
+    let (status, encoding, _) = get_encoded(&url, "not.a.jwt", "gzip").await;
+    assert_eq!((status, encoding.as_deref()), (401, Some("gzip")));
+    let bytes = format!("{}/_sim/bytes?size=1000", sim.mde());
+    let (status, encoding, body) = get_encoded(&bytes, &token, "gzip").await;
+    assert_eq!((status, encoding, body.len()), (200, None, 1000));
+}
+
+#[tokio::test]
+async fn graph_alerts_page_with_absolute_next_links_and_are_found_by_id() {
+    let sim = Sim::start(SimOptions::default()).await.expect("sim");
+    let token = access_token(&sim, "https://graph.microsoft.com/.default").await;
+    let mut url = format!("{}/v1.0/security/alerts_v2", sim.graph());
+    let mut ids = Vec::new();
+    loop {
+        let (status, page) = get_json(&url, &token).await;
+        assert_eq!(status, 200, "{page}");
+        ids.extend(
+            page["value"]
+                .as_array()
+                .expect("value")
+                .iter()
+                .map(|a| a["id"].as_str().expect("id").to_owned()),
+        );
+        match page["@odata.nextLink"].as_str() {
+            Some(next) => {
+                let prefix = format!("{}/v1.0/security/alerts_v2?$top=5&$skiptoken=", sim.graph());
+                assert!(next.starts_with(&prefix), "{next}");
+                url = next.to_owned();
+            }
+            None => break,
+        }
+    }
+    assert_eq!(ids.len(), 23);
+    let (status, alert) = get_json(
+        &format!("{}/v1.0/security/alerts_v2/{}", sim.graph(), ids[7]),
+        &token,
+    )
+    .await;
+    assert_eq!((status, alert["id"].as_str()), (200, Some(ids[7].as_str())));
+    assert_eq!(
+        alert["@odata.context"],
+        format!("{}/v1.0/$metadata#security/alerts_v2/$entity", sim.graph())
+    );
+    let (status, missing) = get_json(
+        &format!("{}/v1.0/security/alerts_v2/no-such-alert", sim.graph()),
+        &token,
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(missing["error"]["code"], "ResourceNotFound");
+    assert!(missing["error"]["innerError"]["request-id"].is_string());
+}
+
+#[tokio::test]
+async fn sim_gzip_bodies_are_announced_as_gzip_and_decode_whole_or_fail() {
+    let sim = Sim::start(SimOptions::default()).await.expect("sim");
+    let token = access_token(&sim, MDE_SCOPE).await;
+    let url = format!("{}/_sim/gzip/text", sim.mde());
+    let (status, encoding, body) = get_encoded(&url, &token, "identity").await;
+    assert_eq!((status, encoding.as_deref()), (200, Some("gzip")));
+    let text = String::from_utf8(gunzip(&body).await.expect("a whole gzip stream")).expect("utf-8");
+    assert!(
+        text.starts_with(&format!("plain text, not JSON: {}/api/alerts\n", sim.mde())),
+        "{text}"
+    );
+    for fault in ["truncated", "corrupt"] {
+        let url = format!("{}/_sim/gzip/{fault}", sim.mde());
+        let response = http()
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status().as_u16(), 200);
+        assert_eq!(response.headers()["content-encoding"], "gzip");
+        let body = response
+            .bytes()
+            .await
+            .expect("the transfer itself is whole");
+        let decoded = gunzip(&body).await;
+        assert!(decoded.is_err(), "{fault}: {decoded:?}");
+    }
+    // The truncated one decodes up to the middle of its link's port.
+    let (_, _, body) = get_encoded(
+        &format!("{}/_sim/gzip/truncated", sim.mde()),
+        &token,
+        "gzip",
+    )
+    .await;
+    let mut partial = Vec::new();
+    let mut decoder = async_compression::tokio::bufread::GzipDecoder::new(&body[..]);
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut decoder, &mut partial).await;
+    let text = String::from_utf8(partial).expect("utf-8");
+    let port = sim.mde().rsplit_once(':').expect("port").1.to_owned();
+    assert!(
+        text.ends_with(&format!(
+            "\"@odata.nextLink\":\"http://127.0.0.1:{}",
+            &port[..1]
+        )),
+        "{text}"
+    );
+}
