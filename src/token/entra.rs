@@ -20,6 +20,10 @@ pub(super) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type
 const MAX_RESPONSE: usize = 1 << 20;
 /// The connect timeout for the token endpoint.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest token lifetime accepted: access tokens live at most a day
+/// (<https://learn.microsoft.com/en-us/entra/identity-platform/configurable-token-lifetimes>), so a
+/// longer one is not a real answer, and an absurd one (2^63 s) would overflow the clock arithmetic.
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 /// A successful token response, reduced to what the cache needs.
 #[derive(Debug)]
@@ -296,9 +300,17 @@ pub(super) fn parse_success(body: &[u8]) -> Result<TokenResponse, TokenError> {
         // A zero lifetime would make every request fetch a token.
         return Err(TokenError::Malformed("the token expires at once".into()));
     }
+    let expires_in = Duration::from_secs(expires_in);
+    if expires_in > MAX_LIFETIME {
+        return Err(TokenError::Malformed(format!(
+            "the token's lifetime of {}s is longer than the {}s any token lives",
+            expires_in.as_secs(),
+            MAX_LIFETIME.as_secs()
+        )));
+    }
     Ok(TokenResponse {
         access_token: raw.access_token,
-        expires_in: Duration::from_secs(expires_in),
+        expires_in,
         refresh_in: raw.refresh_in.map(|s| Duration::from_secs(s.0)),
         // Managed identity endpoints send an empty one.
         refresh_token: raw.refresh_token.filter(|t| !t.expose().is_empty()),
@@ -378,6 +390,20 @@ mod tests {
         ] {
             assert!(matches!(parse_success(body), Err(TokenError::Malformed(_))));
         }
+    }
+
+    #[test]
+    fn an_absurd_lifetime_is_refused_as_malformed_rather_than_overflowing() {
+        for expires_in in ["9223372036854775808", "18446744073709551615", "604801"] {
+            let body = format!(r#"{{"expires_in":{expires_in},"access_token":"a"}}"#);
+            let Err(TokenError::Malformed(reason)) = parse_success(body.as_bytes()) else {
+                panic!("{expires_in} was accepted");
+            };
+            assert!(reason.contains("lifetime"), "{reason}");
+        }
+        let body = br#"{"expires_on":"18446744073709551615","access_token":"a"}"#;
+        assert!(matches!(parse_success(body), Err(TokenError::Malformed(_))));
+        assert!(parse_success(br#"{"expires_in":604800,"access_token":"a"}"#).is_ok());
     }
 
     #[test]
