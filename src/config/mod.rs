@@ -63,6 +63,20 @@ pub(crate) const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1_024;
 pub(crate) const DEFAULT_RATE_LIMIT_MAX_WAIT: Duration = Duration::from_secs(30);
 /// The most requests waiting for a rate-limit slot per route.
 pub(crate) const DEFAULT_RATE_LIMIT_MAX_QUEUE: usize = 256;
+/// The longest any duration setting may be (one day): longer is a mistake, and a duration near
+/// `u64::MAX` seconds overflows the clock arithmetic of timers and deadlines.
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+/// The most connections, requests in flight or rate-limit waiters a setting may allow: what a tokio
+/// semaphore can hold (`Semaphore::MAX_PERMITS`, `usize::MAX >> 3`; more panics).
+pub(crate) const MAX_PERMITS: usize = tokio::sync::Semaphore::MAX_PERMITS;
+/// The most header bytes `server.max_header_bytes` may allow (16 MiB): each connection may hold
+/// that much.
+pub(crate) const MAX_HEADER_BYTES: usize = 16 << 20;
+/// The largest `server.replay_max_body_bytes` (256 MiB): each request in flight may buffer that
+/// much.
+pub(crate) const MAX_REPLAY_BODY_BYTES: usize = 256 << 20;
+/// The largest `routes[].max_body_bytes` (1 TiB): bodies stream, so this only keeps the number sane.
+pub(crate) const MAX_BODY_BYTES: u64 = 1 << 40;
 /// The shortest inbound API key accepted: anything shorter can be guessed.
 pub(crate) const MIN_API_KEY_LEN: usize = 16;
 

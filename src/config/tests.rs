@@ -338,3 +338,40 @@ fn a_remote_listener_may_rely_on_client_certificates_instead_of_api_keys() {
         .to_string();
     assert!(bad_key.contains("server.tls"), "{bad_key}");
 }
+
+#[test]
+fn numbers_beyond_what_the_runtime_holds_are_refused_naming_the_key() {
+    let huge = "9223372036854775807";
+    for (key, value) in [
+        ("max_concurrent_requests", huge.to_owned()),
+        ("max_connections", huge.to_owned()),
+        ("rate_limit_max_queue", huge.to_owned()),
+        ("max_header_bytes", huge.to_owned()),
+        ("replay_max_body_bytes", huge.to_owned()),
+        ("header_read_timeout", "\"1000000000years\"".to_owned()),
+        ("upstream_timeout", "\"25h\"".to_owned()),
+        ("upstream_connect_timeout", "\"2days\"".to_owned()),
+        ("token_timeout", "\"2days\"".to_owned()),
+        ("shutdown_grace", "\"2days\"".to_owned()),
+        ("watch_interval", "\"2days\"".to_owned()),
+        ("rate_limit_max_wait", "\"2days\"".to_owned()),
+    ] {
+        let message = error(&format!("{MINIMAL}\n[server]\n{key} = {value}\n"));
+        assert!(
+            message.contains(&format!("server.{key}")) && message.contains("at most"),
+            "{key}: {message}"
+        );
+    }
+    let message = error(&format!("{MINIMAL}max_body_bytes = {huge}\n"));
+    assert!(
+        message.contains("routes[0].max_body_bytes") && message.contains("at most"),
+        "{message}"
+    );
+    let config = parse(&format!(
+        "{MINIMAL}max_body_bytes = 1099511627776\n[server]\nheader_read_timeout = \"24h\"\n\
+         max_concurrent_requests = 2305843009213693951\nrate_limit_max_wait = \"0s\"\n"
+    ))
+    .unwrap();
+    assert_eq!(config.server.limits.header_read_timeout, MAX_DURATION);
+    assert_eq!(config.server.max_concurrent_requests, MAX_PERMITS);
+}
