@@ -70,6 +70,14 @@ impl AccessToken {
         let expires_at_wall = sent_at_wall
             .checked_add(response.expires_in)
             .ok_or_else(too_long)?;
+        // A token past its usable lifetime when the answer arrives is never injected: the answer
+        // took longer than the token lives.
+        if Instant::now() >= s.usable_until {
+            return Err(TokenError::Malformed(format!(
+                "the token's lifetime of {}s ended before the answer arrived",
+                response.expires_in.as_secs()
+            )));
+        }
         Ok(Self {
             authorization,
             refresh_at: s.refresh_at,
@@ -179,6 +187,16 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn a_token_whose_lifetime_ended_before_the_answer_arrived_is_refused() {
+        let sent_at = Instant::now().checked_sub(Duration::from_secs(10)).unwrap();
+        let token = AccessToken::new(response(Duration::from_secs(5)), sent_at, SystemTime::now());
+        let Err(TokenError::Malformed(reason)) = token else {
+            panic!("an expired token was accepted");
+        };
+        assert!(reason.contains("before the answer arrived"), "{reason}");
     }
 
     #[test]
