@@ -107,8 +107,20 @@ impl Screen {
     }
 }
 
-/// Refuses CONNECT, absolute-form targets, and paths with dot-segments or encoded slashes.
+/// Methods whose answer echoes the request, Authorization header included: TRACE (RFC 9110 section
+/// 9.3.8: "A client MUST NOT generate fields in a TRACE request containing sensitive data") and
+/// IIS's TRACK. Compared ignoring case: a server that does so would still echo.
+const ECHOING_METHODS: [&str; 2] = ["TRACE", "TRACK"];
+
+/// Refuses echoing methods, CONNECT, absolute-form targets, and paths with dot-segments or encoded
+/// slashes.
 fn check_target(method: &Method, version: Version, uri: &http::Uri) -> Result<(), ProxyError> {
+    if ECHOING_METHODS
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(method.as_str()))
+    {
+        return Err(ProxyError::MethodRefused(method.as_str().to_owned()));
+    }
     if method == Method::CONNECT {
         return Err(ProxyError::TargetRefused(
             "CONNECT: this is not a forward proxy",
@@ -237,6 +249,21 @@ mod tests {
             kind(s.check(&request("/x", &[host, ("sec-fetch-site", "none")]))),
             "ok"
         );
+    }
+
+    #[test]
+    fn methods_that_echo_the_request_are_refused_with_405_and_allow() {
+        let s = screen();
+        for method in ["TRACE", "TRACK", "trace", "Track"] {
+            let mut request = request("/mde/api", &[("host", "127.0.0.1:8080")]);
+            *request.method_mut() = Method::from_bytes(method.as_bytes()).unwrap();
+            let error = s.check(&request).unwrap_err();
+            assert_eq!(error.kind(), "method_refused", "{method}");
+            let response = axum::response::IntoResponse::into_response(error);
+            assert_eq!(response.status(), http::StatusCode::METHOD_NOT_ALLOWED);
+            let allow = response.headers()[header::ALLOW].to_str().unwrap();
+            assert!(allow.contains("GET") && !allow.contains("TRACE"), "{allow}");
+        }
     }
 
     #[test]

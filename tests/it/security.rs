@@ -178,3 +178,28 @@ async fn route_allow_lists_refuse_other_methods_and_paths_with_403() {
     assert_eq!(hunt.status().as_u16() / 100, 5);
     assert_eq!(proxy.control().api_requests(), 0);
 }
+
+#[tokio::test]
+async fn trace_and_track_are_refused_with_405_before_any_token_request() {
+    let proxy = broken("", "").await;
+    let host = proxy.url.trim_start_matches("http://").to_owned();
+    for method in ["TRACE", "TRACK"] {
+        let request = format!(
+            "{method} /mde/api/alerts HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        );
+        let raw = raw_request(&proxy.url, &request).await;
+        assert_eq!(raw_kind(&raw), (405, "method_refused".to_owned()), "{raw}");
+        let head = raw.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
+        assert!(head.contains("\r\nallow: get, "), "{head}");
+        assert!(
+            head.contains("x-token-proxy-error: method_refused"),
+            "{head}"
+        );
+        assert!(
+            head.contains("content-type: application/problem+json"),
+            "{head}"
+        );
+    }
+    // The credential is broken: a check after the token would have answered 502.
+    assert_eq!(proxy.control().api_requests(), 0);
+}
