@@ -41,6 +41,10 @@ pub enum ProxyError {
     /// The request target is refused outright.
     #[error("the request target is refused: {0}")]
     TargetRefused(&'static str),
+    /// The request's framing is ambiguous: two Host headers, a Host that disagrees with the target's
+    /// authority, or chunked applied twice (RFC 9112 sections 3.2 and 6.1).
+    #[error("the request is malformed: {0}")]
+    MalformedRequest(&'static str),
     /// A method whose answer echoes the request (TRACE, TRACK): forwarded with a token, the answer
     /// would hand the token back to whoever sent it (RFC 9110 section 9.3.8).
     #[error("method {0} is refused: its answer would echo the request and its token")]
@@ -139,6 +143,7 @@ impl ProxyError {
             | Self::RouteForbids { .. }
             | Self::TenantNotAllowed { .. } => StatusCode::FORBIDDEN,
             Self::TargetRefused(_)
+            | Self::MalformedRequest(_)
             | Self::BadTarget(_)
             | Self::RequestBody(_)
             | Self::TenantRequired { .. }
@@ -177,6 +182,7 @@ impl ProxyError {
             Self::HostNotAllowed { .. } => "host_not_allowed",
             Self::TargetRefused(_) => "target_refused",
             Self::MethodRefused(_) => "method_refused",
+            Self::MalformedRequest(_) => "malformed_request",
             Self::RouteForbids { .. } => "route_forbids",
             Self::TenantNotAllowed { .. } => "tenant_not_allowed",
             Self::TenantRequired { .. } => "tenant_required",
@@ -260,6 +266,7 @@ impl ProxyError {
             | Self::HostNotAllowed { .. }
             | Self::TargetRefused(_)
             | Self::MethodRefused(_)
+            | Self::MalformedRequest(_)
             | Self::RouteForbids { .. }
             | Self::TenantNotAllowed { .. }
             | Self::TenantRequired { .. }
