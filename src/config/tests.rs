@@ -375,3 +375,42 @@ fn numbers_beyond_what_the_runtime_holds_are_refused_naming_the_key() {
     assert_eq!(config.server.limits.header_read_timeout, MAX_DURATION);
     assert_eq!(config.server.max_concurrent_requests, MAX_PERMITS);
 }
+
+#[test]
+fn a_parse_error_names_line_column_and_key_and_never_quotes_a_line_that_may_hold_a_secret() {
+    let leaks = [
+        MINIMAL.replace(
+            "client_secret = { env = \"SECRET\" }",
+            "client_secret = \"literal-s3cret-value",
+        ),
+        MINIMAL.replace(
+            "client_secret = { env = \"SECRET\" }",
+            "client_secret = [\"literal-s3cret-value\"]",
+        ),
+        format!("{MINIMAL}\n[server]\napi_keys = \"literal-s3cret-value\"\n"),
+        format!("{MINIMAL}\n[server]\napi_keys = [\n  \"literal-s3cret-value\" 1,\n]\n"),
+        format!("{MINIMAL}\n[server]\napi_keys = [31415926535897932384]\n"),
+    ];
+    for text in &leaks {
+        let message = error(text);
+        assert!(
+            message.starts_with("test.toml: line ") && message.contains(", column "),
+            "{message}"
+        );
+        assert!(!message.contains("s3cret"), "{message}");
+        assert!(!message.contains("31415926535897932384"), "{message}");
+    }
+    let message = error(&leaks[0]);
+    assert!(
+        message.contains("line 6, column 38, key credentials.app.client_secret"),
+        "{message}"
+    );
+    let message = error(&leaks[2]);
+    assert!(message.contains("key server.api_keys"), "{message}");
+    // A line that cannot hold a secret is quoted, with its key.
+    let message = error(&format!("{MINIMAL}\n[server]\nlisten_port = 8080\n"));
+    assert!(
+        message.contains("key server.listen_port") && message.contains("`listen_port = 8080`"),
+        "{message}"
+    );
+}
