@@ -60,8 +60,9 @@ impl Screen {
 
     /// Why `request` must be refused, if it must.
     pub fn check<B>(&self, request: &Request<B>) -> Result<(), ProxyError> {
-        check_framing(request)?;
+        // The target first: an HTTP/1 absolute-form target is refused outright, whatever its Host.
         check_target(request.method(), request.version(), request.uri())?;
+        check_framing(request)?;
         self.check_browser(request.headers())?;
         self.check_host(request)
     }
