@@ -48,7 +48,9 @@ impl Access {
                     Some((m, p)) => (Some(method(m)?), p.trim()),
                     None => (None, rule.as_str()),
                 };
-                if !pattern.starts_with('/') || pattern[..pattern.len() - 1].contains('*') {
+                // By char, not by byte: a rule may end in a multi-byte character.
+                let body = pattern.strip_suffix('*').unwrap_or(pattern);
+                if !pattern.starts_with('/') || body.contains('*') {
                     return Err(format!(
                         "{rule:?}: a rule is \"[METHOD ]/path\", the path starting with '/' and \
                          a '*' allowed only at its end"
@@ -132,5 +134,14 @@ mod tests {
             "paths"
         );
         assert!(Access::new(None, None).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_rule_ending_in_a_multi_byte_character_is_accepted_without_a_panic() {
+        let rules = access(&[], &["GET /api/é", "/api/ü/*"]);
+        assert!(rules.allows(&Method::GET, "/api/é"));
+        assert!(rules.allows(&Method::POST, "/api/ü/x"));
+        let bad = ["/a*é".to_owned()];
+        assert_eq!(Access::new(None, Some(&bad)).unwrap_err().0, "paths");
     }
 }

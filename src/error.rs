@@ -14,6 +14,9 @@ use crate::token::TokenError;
 /// Present on every response the proxy makes itself (never on a forwarded one); its value is the kind.
 pub(crate) const ERROR_HEADER: HeaderName = HeaderName::from_static("x-token-proxy-error");
 
+/// The `Allow` header of a 405: the standard methods the proxy forwards (all but TRACE and CONNECT).
+const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
 /// A request the proxy answers itself instead of forwarding.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -38,6 +41,14 @@ pub enum ProxyError {
     /// The request target is refused outright.
     #[error("the request target is refused: {0}")]
     TargetRefused(&'static str),
+    /// The request's framing is ambiguous: two Host headers, a Host that disagrees with the target's
+    /// authority, or chunked applied twice (RFC 9112 sections 3.2 and 6.1).
+    #[error("the request is malformed: {0}")]
+    MalformedRequest(&'static str),
+    /// A method whose answer echoes the request (TRACE, TRACK): forwarded with a token, the answer
+    /// would hand the token back to whoever sent it (RFC 9110 section 9.3.8).
+    #[error("method {0} is refused: its answer would echo the request and its token")]
+    MethodRefused(String),
     /// The route does not allow this method and path.
     #[error("route {prefix} does not allow {method} {path}")]
     RouteForbids {
@@ -132,10 +143,12 @@ impl ProxyError {
             | Self::RouteForbids { .. }
             | Self::TenantNotAllowed { .. } => StatusCode::FORBIDDEN,
             Self::TargetRefused(_)
+            | Self::MalformedRequest(_)
             | Self::BadTarget(_)
             | Self::RequestBody(_)
             | Self::TenantRequired { .. }
             | Self::TenantConflict { .. } => StatusCode::BAD_REQUEST,
+            Self::MethodRefused(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -168,6 +181,8 @@ impl ProxyError {
             Self::CrossSite { .. } => "cross_site_request",
             Self::HostNotAllowed { .. } => "host_not_allowed",
             Self::TargetRefused(_) => "target_refused",
+            Self::MethodRefused(_) => "method_refused",
+            Self::MalformedRequest(_) => "malformed_request",
             Self::RouteForbids { .. } => "route_forbids",
             Self::TenantNotAllowed { .. } => "tenant_not_allowed",
             Self::TenantRequired { .. } => "tenant_required",
@@ -250,6 +265,8 @@ impl ProxyError {
             | Self::CrossSite { .. }
             | Self::HostNotAllowed { .. }
             | Self::TargetRefused(_)
+            | Self::MethodRefused(_)
+            | Self::MalformedRequest(_)
             | Self::RouteForbids { .. }
             | Self::TenantNotAllowed { .. }
             | Self::TenantRequired { .. }
@@ -282,6 +299,11 @@ impl IntoResponse for ProxyError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"defender-token-proxy\""),
             );
+        }
+        // RFC 9110 section 15.5.6: a 405 lists the methods the target supports; every method but
+        // the refused ones is forwarded (a route's allow-lists may narrow that further).
+        if self.status() == StatusCode::METHOD_NOT_ALLOWED {
+            headers.insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
         }
         if let Some(wait) = self.retry_after() {
             // Whole seconds, rounded up so a client does not come back too early.

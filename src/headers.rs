@@ -21,8 +21,12 @@ static HOP_BY_HOP: [HeaderName; 9] = [
 /// every inbound `Authorization` (all of them: a second one must not survive, as in
 /// GHSA-43wx-8qmj-9r9q) and cookies.
 const REQUEST_ONLY: [HeaderName; 3] = [header::HOST, header::AUTHORIZATION, header::COOKIE];
-/// Dropped from responses besides the hop-by-hop headers.
-const RESPONSE_ONLY: [HeaderName; 1] = [header::SET_COOKIE];
+/// The header that marks the proxy's own answers (`error::ERROR_HEADER`, which sits above this
+/// leaf module; a test checks they agree).
+const PROXY_ERROR: HeaderName = HeaderName::from_static("x-token-proxy-error");
+/// Dropped from responses besides the hop-by-hop headers: cookies, and an upstream's
+/// `x-token-proxy-error`, so that the header tells the proxy's own answers apart.
+const RESPONSE_ONLY: [HeaderName; 2] = [header::SET_COOKIE, PROXY_ERROR];
 
 /// Drops what must not reach the upstream: hop-by-hop headers, `Host`, every `Authorization` and
 /// cookies.
@@ -30,7 +34,7 @@ pub fn filter_request_headers(headers: &mut HeaderMap) {
     remove_hop_by_hop(headers, &REQUEST_ONLY);
 }
 
-/// Drops what must not reach the client: hop-by-hop headers and cookies.
+/// Drops what must not reach the client: hop-by-hop headers, cookies and `x-token-proxy-error`.
 pub fn filter_response_headers(headers: &mut HeaderMap) {
     remove_hop_by_hop(headers, &RESPONSE_ONLY);
 }
@@ -178,5 +182,23 @@ mod tests {
         let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
         left.sort_unstable();
         assert_eq!(left, ["content-type", "retry-after"]);
+    }
+
+    #[test]
+    fn response_filter_drops_an_upstream_x_token_proxy_error() {
+        assert_eq!(PROXY_ERROR, crate::error::ERROR_HEADER);
+        let mut h = headers(&[
+            ("x-token-proxy-error", "token_rejected"),
+            ("content-type", "application/json"),
+        ]);
+        filter_response_headers(&mut h);
+        let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["content-type"]);
+        for (i, name) in HOP_BY_HOP.iter().chain(&RESPONSE_ONLY).enumerate() {
+            assert_eq!(
+                fixed_position(name.as_str().as_bytes(), &RESPONSE_ONLY),
+                Some(i)
+            );
+        }
     }
 }

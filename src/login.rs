@@ -94,19 +94,20 @@ pub async fn device_code(
         code.verification_uri, code.user_code
     ));
     drop(out.flush());
-    let deadline = Instant::now() + code.expires_in;
+    // Both numbers come from Entra: saturate rather than overflow the clock.
+    let deadline = Instant::now().checked_add(code.expires_in);
     let mut interval = code.interval;
     loop {
         // RFC 8628 section 3.4: the client waits `interval` between polls.
         tokio::time::sleep(interval).await;
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             return Err(LoginError::Expired);
         }
         match entra.poll_device_code(credential, &code).await {
             Ok(response) => return store(file, response).await,
             Err(TokenError::Rejected(rejection)) => match rejection.error.as_str() {
                 "authorization_pending" => {}
-                "slow_down" => interval += SLOW_DOWN_STEP,
+                "slow_down" => interval = interval.saturating_add(SLOW_DOWN_STEP),
                 "expired_token" | "code_expired" => return Err(LoginError::Expired),
                 "authorization_declined" | "access_denied" => return Err(LoginError::Declined),
                 _ => return Err(TokenError::Rejected(rejection).into()),

@@ -60,7 +60,9 @@ impl Screen {
 
     /// Why `request` must be refused, if it must.
     pub fn check<B>(&self, request: &Request<B>) -> Result<(), ProxyError> {
+        // The target first: an HTTP/1 absolute-form target is refused outright, whatever its Host.
         check_target(request.method(), request.version(), request.uri())?;
+        check_framing(request)?;
         self.check_browser(request.headers())?;
         self.check_host(request)
     }
@@ -107,8 +109,59 @@ impl Screen {
     }
 }
 
-/// Refuses CONNECT, absolute-form targets, and paths with dot-segments or encoded slashes.
+/// Refuses what hyper lets through but makes the request ambiguous to the next hop (request
+/// smuggling): more than one Host, a Host other than the target's authority, and chunked applied
+/// more than once.
+fn check_framing<B>(request: &Request<B>) -> Result<(), ProxyError> {
+    let headers = request.headers();
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let host = hosts.next();
+    // RFC 9112 section 3.2: "A server MUST respond with a 400 (Bad Request) status code to any
+    // request message that contains more than one Host header field line".
+    if hosts.next().is_some() {
+        return Err(ProxyError::MalformedRequest("more than one Host header"));
+    }
+    // RFC 9112 section 3.2: a client sends a Host "identical to that authority component"; RFC 9113
+    // section 8.3.1: a Host that differs from :authority is malformed.
+    if let (Some(host), Some(authority)) = (host, request.uri().authority())
+        && !host
+            .as_bytes()
+            .eq_ignore_ascii_case(authority.as_str().as_bytes())
+    {
+        return Err(ProxyError::MalformedRequest(
+            "the Host header disagrees with the request target",
+        ));
+    }
+    // RFC 9112 section 6.1: "A sender MUST NOT apply the chunked transfer coding more than once to
+    // a message body"; twice, the next hop may frame the body differently (section 6.3).
+    let chunked = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .filter(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+        .count();
+    if chunked > 1 {
+        return Err(ProxyError::MalformedRequest(
+            "Transfer-Encoding applies chunked more than once",
+        ));
+    }
+    Ok(())
+}
+
+/// Methods whose answer echoes the request, Authorization header included: TRACE (RFC 9110 section
+/// 9.3.8: "A client MUST NOT generate fields in a TRACE request containing sensitive data") and
+/// IIS's TRACK. Compared ignoring case: a server that does so would still echo.
+const ECHOING_METHODS: [&str; 2] = ["TRACE", "TRACK"];
+
+/// Refuses echoing methods, CONNECT, absolute-form targets, and paths with dot-segments or encoded
+/// slashes.
 fn check_target(method: &Method, version: Version, uri: &http::Uri) -> Result<(), ProxyError> {
+    if ECHOING_METHODS
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(method.as_str()))
+    {
+        return Err(ProxyError::MethodRefused(method.as_str().to_owned()));
+    }
     if method == Method::CONNECT {
         return Err(ProxyError::TargetRefused(
             "CONNECT: this is not a forward proxy",
@@ -237,6 +290,52 @@ mod tests {
             kind(s.check(&request("/x", &[host, ("sec-fetch-site", "none")]))),
             "ok"
         );
+    }
+
+    #[test]
+    fn ambiguous_framing_is_refused_with_400() {
+        let s = screen();
+        let host = ("host", "127.0.0.1:8080");
+        for headers in [
+            &[host, host][..],
+            &[host, ("host", "evil.example")],
+            &[
+                host,
+                ("transfer-encoding", "chunked"),
+                ("transfer-encoding", "chunked"),
+            ],
+            &[host, ("transfer-encoding", "chunked, Chunked")],
+        ] {
+            let error = s.check(&request("/mde/api", headers)).unwrap_err();
+            assert_eq!(error.kind(), "malformed_request", "{headers:?}");
+            assert_eq!(error.status(), http::StatusCode::BAD_REQUEST);
+        }
+        let mut h2 = request("http://127.0.0.1:8080/mde/api", &[("host", "evil.example")]);
+        *h2.version_mut() = Version::HTTP_2;
+        assert_eq!(kind(s.check(&h2)), "malformed_request");
+        let mut h2 = request(
+            "http://127.0.0.1:8080/mde/api",
+            &[("host", "127.0.0.1:8080")],
+        );
+        *h2.version_mut() = Version::HTTP_2;
+        assert_eq!(kind(s.check(&h2)), "ok");
+        let chunked = [host, ("transfer-encoding", "chunked")];
+        assert_eq!(kind(s.check(&request("/mde/api", &chunked))), "ok");
+    }
+
+    #[test]
+    fn methods_that_echo_the_request_are_refused_with_405_and_allow() {
+        let s = screen();
+        for method in ["TRACE", "TRACK", "trace", "Track"] {
+            let mut request = request("/mde/api", &[("host", "127.0.0.1:8080")]);
+            *request.method_mut() = Method::from_bytes(method.as_bytes()).unwrap();
+            let error = s.check(&request).unwrap_err();
+            assert_eq!(error.kind(), "method_refused", "{method}");
+            let response = axum::response::IntoResponse::into_response(error);
+            assert_eq!(response.status(), http::StatusCode::METHOD_NOT_ALLOWED);
+            let allow = response.headers()[header::ALLOW].to_str().unwrap();
+            assert!(allow.contains("GET") && !allow.contains("TRACE"), "{allow}");
+        }
     }
 
     #[test]

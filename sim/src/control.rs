@@ -36,6 +36,9 @@ pub enum EntraFault {
     Delay(Duration),
     /// 200 with a body that is not JSON.
     MalformedJson,
+    /// 200 with this JSON body in place of the token response: answers Entra should never send (an
+    /// absurd `expires_in`, an empty `access_token`), to test that the client refuses them.
+    Answer(String),
     /// Reject every request with this AADSTS code, using Entra's status and `error` value for it.
     RejectAll {
         /// The AADSTS number, e.g. `7000215`.

@@ -56,7 +56,14 @@ pub(super) async fn token_endpoint(
         Some(EntraFault::RejectAll { code }) => {
             Some(EntraError::from_code(code).into_response(&state.authority))
         }
+        Some(EntraFault::Answer(body)) => Some(json_answer(body)),
     }
+}
+
+/// 200 with `body` as JSON (`EntraFault::Answer`).
+fn json_answer(body: String) -> Response {
+    let content_type = [(header::CONTENT_TYPE, "application/json; charset=utf-8")];
+    (StatusCode::OK, content_type, body).into_response()
 }
 
 /// The managed-identity server's hooks: counts the request, then applies the injected fault, answering in
@@ -73,6 +80,7 @@ pub(super) async fn identity_server(
             tokio::time::sleep(delay).await;
             return next.run(request).await;
         }
+        Some(EntraFault::Answer(body)) => return json_answer(body),
         Some(EntraFault::MalformedJson) => {
             let content_type = [(header::CONTENT_TYPE, "application/json; charset=utf-8")];
             return (

@@ -338,3 +338,79 @@ fn a_remote_listener_may_rely_on_client_certificates_instead_of_api_keys() {
         .to_string();
     assert!(bad_key.contains("server.tls"), "{bad_key}");
 }
+
+#[test]
+fn numbers_beyond_what_the_runtime_holds_are_refused_naming_the_key() {
+    let huge = "9223372036854775807";
+    for (key, value) in [
+        ("max_concurrent_requests", huge.to_owned()),
+        ("max_connections", huge.to_owned()),
+        ("rate_limit_max_queue", huge.to_owned()),
+        ("max_header_bytes", huge.to_owned()),
+        ("replay_max_body_bytes", huge.to_owned()),
+        ("header_read_timeout", "\"1000000000years\"".to_owned()),
+        ("upstream_timeout", "\"25h\"".to_owned()),
+        ("upstream_connect_timeout", "\"2days\"".to_owned()),
+        ("token_timeout", "\"2days\"".to_owned()),
+        ("shutdown_grace", "\"2days\"".to_owned()),
+        ("watch_interval", "\"2days\"".to_owned()),
+        ("rate_limit_max_wait", "\"2days\"".to_owned()),
+    ] {
+        let message = error(&format!("{MINIMAL}\n[server]\n{key} = {value}\n"));
+        assert!(
+            message.contains(&format!("server.{key}")) && message.contains("at most"),
+            "{key}: {message}"
+        );
+    }
+    let message = error(&format!("{MINIMAL}max_body_bytes = {huge}\n"));
+    assert!(
+        message.contains("routes[0].max_body_bytes") && message.contains("at most"),
+        "{message}"
+    );
+    let config = parse(&format!(
+        "{MINIMAL}max_body_bytes = 1099511627776\n[server]\nheader_read_timeout = \"24h\"\n\
+         max_concurrent_requests = 2305843009213693951\nrate_limit_max_wait = \"0s\"\n"
+    ))
+    .unwrap();
+    assert_eq!(config.server.limits.header_read_timeout, MAX_DURATION);
+    assert_eq!(config.server.max_concurrent_requests, MAX_PERMITS);
+}
+
+#[test]
+fn a_parse_error_names_line_column_and_key_and_never_quotes_a_line_that_may_hold_a_secret() {
+    let leaks = [
+        MINIMAL.replace(
+            "client_secret = { env = \"SECRET\" }",
+            "client_secret = \"literal-s3cret-value",
+        ),
+        MINIMAL.replace(
+            "client_secret = { env = \"SECRET\" }",
+            "client_secret = [\"literal-s3cret-value\"]",
+        ),
+        format!("{MINIMAL}\n[server]\napi_keys = \"literal-s3cret-value\"\n"),
+        format!("{MINIMAL}\n[server]\napi_keys = [\n  \"literal-s3cret-value\" 1,\n]\n"),
+        format!("{MINIMAL}\n[server]\napi_keys = [31415926535897932384]\n"),
+    ];
+    for text in &leaks {
+        let message = error(text);
+        assert!(
+            message.starts_with("test.toml: line ") && message.contains(", column "),
+            "{message}"
+        );
+        assert!(!message.contains("s3cret"), "{message}");
+        assert!(!message.contains("31415926535897932384"), "{message}");
+    }
+    let message = error(&leaks[0]);
+    assert!(
+        message.contains("line 6, column 38, key credentials.app.client_secret"),
+        "{message}"
+    );
+    let message = error(&leaks[2]);
+    assert!(message.contains("key server.api_keys"), "{message}");
+    // A line that cannot hold a secret is quoted, with its key.
+    let message = error(&format!("{MINIMAL}\n[server]\nlisten_port = 8080\n"));
+    assert!(
+        message.contains("key server.listen_port") && message.contains("`listen_port = 8080`"),
+        "{message}"
+    );
+}

@@ -17,7 +17,8 @@ use super::{
     DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES,
     DEFAULT_RATE_LIMIT_MAX_QUEUE, DEFAULT_RATE_LIMIT_MAX_WAIT, DEFAULT_REPLAY_MAX_BODY_BYTES,
     DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_TIMEOUT, DEFAULT_UPSTREAM_CONNECT_TIMEOUT,
-    DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_WATCH_INTERVAL, MIN_API_KEY_LEN, Overrides, RawConfig,
+    DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_WATCH_INTERVAL, MAX_BODY_BYTES, MAX_DURATION,
+    MAX_HEADER_BYTES, MAX_PERMITS, MAX_REPLAY_BODY_BYTES, MIN_API_KEY_LEN, Overrides, RawConfig,
     RawRoute, RawServer, RouteConfig, Server, TENANT_PLACEHOLDER,
 };
 use crate::access::Access;
@@ -133,10 +134,35 @@ impl Validator<'_> {
             ("server.shutdown_grace", raw.shutdown_grace),
             ("server.watch_interval", raw.watch_interval),
             ("server.header_read_timeout", raw.header_read_timeout),
+            ("server.rate_limit_max_wait", raw.rate_limit_max_wait),
         ] {
-            if value == Some(Duration::ZERO) {
+            if value == Some(Duration::ZERO) && key != "server.rate_limit_max_wait" {
                 return Err(self.invalid(key, "must be more than zero"));
             }
+            if value.is_some_and(|value| value > MAX_DURATION) {
+                return Err(self.invalid(
+                    key,
+                    format!(
+                        "must be at most {}",
+                        humantime::format_duration(MAX_DURATION)
+                    ),
+                ));
+            }
+        }
+        if raw
+            .replay_max_body_bytes
+            .is_some_and(|n| n > MAX_REPLAY_BODY_BYTES)
+        {
+            return Err(self.invalid(
+                "server.replay_max_body_bytes",
+                format!("must be at most {MAX_REPLAY_BODY_BYTES} (256 MiB)"),
+            ));
+        }
+        if raw.rate_limit_max_queue.is_some_and(|n| n > MAX_PERMITS) {
+            return Err(self.invalid(
+                "server.rate_limit_max_queue",
+                format!("must be at most {MAX_PERMITS}"),
+            ));
         }
         Ok(Server {
             listen,
@@ -156,6 +182,7 @@ impl Validator<'_> {
                     "server.max_header_bytes",
                     raw.max_header_bytes,
                     DEFAULT_MAX_HEADER_BYTES,
+                    MAX_HEADER_BYTES,
                 )?,
                 header_read_timeout: raw
                     .header_read_timeout
@@ -164,6 +191,7 @@ impl Validator<'_> {
                     "server.max_connections",
                     raw.max_connections,
                     DEFAULT_MAX_CONNECTIONS,
+                    MAX_PERMITS,
                 )?,
             },
             rate_limit_max_wait: raw
@@ -176,6 +204,7 @@ impl Validator<'_> {
                 "server.max_concurrent_requests",
                 raw.max_concurrent_requests,
                 DEFAULT_MAX_CONCURRENT_REQUESTS,
+                MAX_PERMITS,
             )?,
             tls,
             mutual_tls,
@@ -184,14 +213,17 @@ impl Validator<'_> {
         })
     }
 
+    /// A count that must be more than zero and at most `max` (what the runtime can hold).
     fn positive(
         &self,
         key: &str,
         value: Option<usize>,
         default: usize,
+        max: usize,
     ) -> Result<usize, ConfigError> {
         match value {
             Some(0) => Err(self.invalid(key, "must be more than zero")),
+            Some(value) if value > max => Err(self.invalid(key, format!("must be at most {max}"))),
             Some(value) => Ok(value),
             None => Ok(default),
         }
@@ -323,6 +355,12 @@ impl Validator<'_> {
         }
         if raw.max_body_bytes == Some(0) {
             return Err(self.invalid(key("max_body_bytes"), "must be more than zero"));
+        }
+        if raw.max_body_bytes.is_some_and(|n| n > MAX_BODY_BYTES) {
+            return Err(self.invalid(
+                key("max_body_bytes"),
+                format!("must be at most {MAX_BODY_BYTES} (1 TiB)"),
+            ));
         }
         let rate_limit = raw
             .rate_limit

@@ -347,19 +347,31 @@ impl RateLimiter {
     }
 }
 
+/// The longest an upstream's Retry-After holds a route: a remote number must not stop a route for
+/// hours (or overflow the clock). Entra's is capped at an hour in the token cache; Defender asks
+/// for seconds to minutes.
+pub(crate) const UPSTREAM_RETRY_AFTER_MAX: Duration = Duration::from_secs(10 * 60);
+
 /// Parses a Retry-After header value: delay-seconds or an HTTP-date (RFC 9110 section 10.2.3);
-/// `None` if neither. A date in the past is no delay.
+/// `None` if neither. A date in the past is no delay; any delay is capped at
+/// [`UPSTREAM_RETRY_AFTER_MAX`].
 pub(crate) fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
     // RFC 9110 section 5.5: surrounding whitespace is not part of a field value.
     let value = value.to_str().ok()?.trim();
-    // delay-seconds is `1*DIGIT`; `u64::from_str` alone would also take a leading `+`.
+    // delay-seconds is `1*DIGIT`; `u64::from_str` alone would also take a leading `+`. Too many
+    // digits for a u64 is still a (very long) delay, so it gets the cap.
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        return value.parse().ok().map(Duration::from_secs);
+        let seconds = value.parse().unwrap_or(u64::MAX);
+        return Some(Duration::from_secs(seconds).min(UPSTREAM_RETRY_AFTER_MAX));
     }
     // httpdate accepts the IMF-fixdate and the two obsolete forms recipients must accept
     // (RFC 9110 section 5.6.7).
     let date = httpdate::parse_http_date(value).ok()?;
-    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(
+        date.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(UPSTREAM_RETRY_AFTER_MAX),
+    )
 }
 
 #[cfg(test)]

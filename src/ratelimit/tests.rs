@@ -273,6 +273,30 @@ fn retry_after_parses_delay_seconds_with_or_without_whitespace() {
 }
 
 #[test]
+fn an_upstream_retry_after_is_capped_at_ten_minutes() {
+    let now = date("Sun, 06 Nov 1994 08:49:37 GMT");
+    for value in [
+        "601",
+        "86400",
+        "18446744073709551615",
+        "99999999999999999999999999",
+        "Mon, 07 Nov 1994 08:49:37 GMT",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+    ] {
+        assert_eq!(
+            parse_retry_after(&header(value), now),
+            Some(UPSTREAM_RETRY_AFTER_MAX),
+            "{value}"
+        );
+    }
+    assert_eq!(UPSTREAM_RETRY_AFTER_MAX, Duration::from_secs(600));
+    assert_eq!(
+        parse_retry_after(&header("600"), now),
+        Some(Duration::from_secs(600))
+    );
+}
+
+#[test]
 fn retry_after_parses_an_imf_fixdate_relative_to_now() {
     let now = date("Sun, 06 Nov 1994 08:49:37 GMT");
     assert_eq!(

@@ -58,14 +58,33 @@ impl AccessToken {
             TokenError::Malformed("the access token has characters a header cannot carry".into())
         })?;
         authorization.set_sensitive(true);
-        let s = schedule::schedule(sent_at, response.expires_in, response.refresh_in);
+        // Checked: the lifetime is a remote number, and overflowing the clock panics.
+        let too_long = || {
+            TokenError::Malformed(format!(
+                "the token's lifetime of {}s is beyond what the clock can hold",
+                response.expires_in.as_secs()
+            ))
+        };
+        let s = schedule::schedule(sent_at, response.expires_in, response.refresh_in)
+            .ok_or_else(too_long)?;
+        let expires_at_wall = sent_at_wall
+            .checked_add(response.expires_in)
+            .ok_or_else(too_long)?;
+        // A token past its usable lifetime when the answer arrives is never injected: the answer
+        // took longer than the token lives.
+        if Instant::now() >= s.usable_until {
+            return Err(TokenError::Malformed(format!(
+                "the token's lifetime of {}s ended before the answer arrived",
+                response.expires_in.as_secs()
+            )));
+        }
         Ok(Self {
             authorization,
             refresh_at: s.refresh_at,
             usable_until: s.usable_until,
             expires_at: s.expires_at,
             acquired_at_wall: sent_at_wall,
-            expires_at_wall: sent_at_wall + response.expires_in,
+            expires_at_wall,
             permissions,
             account,
         })
@@ -87,7 +106,9 @@ impl AccessToken {
             usable_until: far,
             expires_at: far,
             acquired_at_wall: SystemTime::now(),
-            expires_at_wall: SystemTime::now() + STATIC_LIFETIME,
+            expires_at_wall: SystemTime::now()
+                .checked_add(STATIC_LIFETIME)
+                .unwrap_or_else(SystemTime::now),
             permissions: Vec::new(),
             account: None,
         })
@@ -141,6 +162,41 @@ mod tests {
 
     fn jwt(claims: &str) -> String {
         format!("eyJhbGciOiJub25lIn0.{}.sig", URL_SAFE_NO_PAD.encode(claims))
+    }
+
+    fn response(expires_in: Duration) -> TokenResponse {
+        TokenResponse {
+            access_token: crate::secret::Secret::new("a"),
+            expires_in,
+            refresh_in: None,
+            refresh_token: None,
+        }
+    }
+
+    #[test]
+    fn a_lifetime_beyond_the_clock_is_a_malformed_answer_not_a_panic() {
+        for expires_in in [Duration::from_secs(1 << 63), Duration::MAX] {
+            let token = AccessToken::new(response(expires_in), Instant::now(), SystemTime::now());
+            assert!(matches!(token, Err(TokenError::Malformed(_))));
+        }
+        assert!(
+            AccessToken::new(
+                response(Duration::from_secs(3599)),
+                Instant::now(),
+                SystemTime::now()
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_token_whose_lifetime_ended_before_the_answer_arrived_is_refused() {
+        let sent_at = Instant::now().checked_sub(Duration::from_secs(10)).unwrap();
+        let token = AccessToken::new(response(Duration::from_secs(5)), sent_at, SystemTime::now());
+        let Err(TokenError::Malformed(reason)) = token else {
+            panic!("an expired token was accepted");
+        };
+        assert!(reason.contains("before the answer arrived"), "{reason}");
     }
 
     #[test]

@@ -20,6 +20,10 @@ pub(super) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type
 const MAX_RESPONSE: usize = 1 << 20;
 /// The connect timeout for the token endpoint.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest token lifetime accepted: access tokens live at most a day
+/// (<https://learn.microsoft.com/en-us/entra/identity-platform/configurable-token-lifetimes>), so a
+/// longer one is not a real answer, and an absurd one (2^63 s) would overflow the clock arithmetic.
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 /// A successful token response, reduced to what the cache needs.
 #[derive(Debug)]
@@ -75,7 +79,7 @@ struct RawSuccess {
     #[serde(default)]
     expires_on: Option<Seconds>,
     #[serde(default)]
-    refresh_in: Option<Seconds>,
+    refresh_in: Option<SignedSeconds>,
     #[serde(default)]
     refresh_token: Option<Secret>,
 }
@@ -111,6 +115,41 @@ impl<'de> Deserialize<'de> for Seconds {
                 })
             }
         }
+    }
+}
+
+/// Seconds that may be zero or negative (`refresh_in`, which only advises): such a value is no advice.
+struct SignedSeconds(i128);
+
+impl<'de> Deserialize<'de> for SignedSeconds {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Unsigned(u64),
+            Signed(i64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Unsigned(n) => Ok(Self(n.into())),
+            Raw::Signed(n) => Ok(Self(n.into())),
+            Raw::Text(s) => {
+                s.trim().parse().map(Self).map_err(|_| {
+                    serde::de::Error::custom(format!("{s:?} is not a number of seconds"))
+                })
+            }
+        }
+    }
+}
+
+impl SignedSeconds {
+    /// The duration, or none for zero or less: "refresh now" on every answer would make every
+    /// request a token request.
+    fn positive(self) -> Option<Duration> {
+        u64::try_from(self.0)
+            .ok()
+            .filter(|&n| n > 0)
+            .map(Duration::from_secs)
     }
 }
 
@@ -278,13 +317,22 @@ pub(super) fn parse_success(body: &[u8]) -> Result<TokenResponse, TokenError> {
             "token_type is {kind:?}, not Bearer"
         )));
     }
+    if raw.access_token.expose().is_empty() {
+        return Err(TokenError::Malformed("the access token is empty".into()));
+    }
     let expires_in = match (raw.expires_in, raw.expires_on) {
         (Some(Seconds(n)), _) => n,
         (None, Some(Seconds(at))) => {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
-            at.saturating_sub(now)
+            if at <= now {
+                return Err(TokenError::Malformed(
+                    "the token expired before the answer arrived (expires_on is not in the future)"
+                        .into(),
+                ));
+            }
+            at - now
         }
         (None, None) => {
             return Err(TokenError::Malformed(
@@ -296,10 +344,18 @@ pub(super) fn parse_success(body: &[u8]) -> Result<TokenResponse, TokenError> {
         // A zero lifetime would make every request fetch a token.
         return Err(TokenError::Malformed("the token expires at once".into()));
     }
+    let expires_in = Duration::from_secs(expires_in);
+    if expires_in > MAX_LIFETIME {
+        return Err(TokenError::Malformed(format!(
+            "the token's lifetime of {}s is longer than the {}s any token lives",
+            expires_in.as_secs(),
+            MAX_LIFETIME.as_secs()
+        )));
+    }
     Ok(TokenResponse {
         access_token: raw.access_token,
-        expires_in: Duration::from_secs(expires_in),
-        refresh_in: raw.refresh_in.map(|s| Duration::from_secs(s.0)),
+        expires_in,
+        refresh_in: raw.refresh_in.and_then(SignedSeconds::positive),
         // Managed identity endpoints send an empty one.
         refresh_token: raw.refresh_token.filter(|t| !t.expose().is_empty()),
     })
@@ -378,6 +434,51 @@ mod tests {
         ] {
             assert!(matches!(parse_success(body), Err(TokenError::Malformed(_))));
         }
+    }
+
+    #[test]
+    fn an_absurd_lifetime_is_refused_as_malformed_rather_than_overflowing() {
+        for expires_in in ["9223372036854775808", "18446744073709551615", "604801"] {
+            let body = format!(r#"{{"expires_in":{expires_in},"access_token":"a"}}"#);
+            let Err(TokenError::Malformed(reason)) = parse_success(body.as_bytes()) else {
+                panic!("{expires_in} was accepted");
+            };
+            assert!(reason.contains("lifetime"), "{reason}");
+        }
+        let body = br#"{"expires_on":"18446744073709551615","access_token":"a"}"#;
+        assert!(matches!(parse_success(body), Err(TokenError::Malformed(_))));
+        assert!(parse_success(br#"{"expires_in":604800,"access_token":"a"}"#).is_ok());
+    }
+
+    #[test]
+    fn an_empty_token_or_one_expired_on_arrival_is_malformed() {
+        let Err(TokenError::Malformed(reason)) =
+            parse_success(br#"{"expires_in":3599,"access_token":""}"#)
+        else {
+            panic!("an empty access token was accepted");
+        };
+        assert!(reason.contains("empty"), "{reason}");
+        let Err(TokenError::Malformed(reason)) =
+            parse_success(br#"{"expires_on":"1000","access_token":"a"}"#)
+        else {
+            panic!("an expires_on in the past was accepted");
+        };
+        assert!(reason.contains("before the answer arrived"), "{reason}");
+    }
+
+    #[test]
+    fn a_refresh_in_of_zero_or_less_is_no_advice() {
+        for refresh_in in ["0", "-5", "\"0\"", "\"-5\"", "-9223372036854775808"] {
+            let body =
+                format!(r#"{{"expires_in":3599,"refresh_in":{refresh_in},"access_token":"a"}}"#);
+            let response = parse_success(body.as_bytes()).unwrap();
+            assert_eq!(response.refresh_in, None, "{refresh_in}");
+        }
+        let body = br#"{"expires_in":3599,"refresh_in":18446744073709551615,"access_token":"a"}"#;
+        assert_eq!(
+            parse_success(body).unwrap().refresh_in,
+            Some(Duration::from_secs(u64::MAX))
+        );
     }
 
     #[test]

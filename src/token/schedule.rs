@@ -32,12 +32,13 @@ pub(crate) struct Schedule {
 
 /// The schedule of a token whose request was sent at `sent_at`. `refresh_in` is honoured when Entra
 /// sends it; otherwise refresh comes [`REFRESH_AHEAD`] before expiry, at half the lifetime for
-/// long-lived tokens, and never later than half the lifetime for short-lived ones.
+/// long-lived tokens, and never later than half the lifetime for short-lived ones. None when the
+/// expiry is beyond what the clock can hold (a remote number must never overflow `Instant`).
 pub(crate) fn schedule(
     sent_at: Instant,
     expires_in: Duration,
     refresh_in: Option<Duration>,
-) -> Schedule {
+) -> Option<Schedule> {
     let margin = EXPIRY_MARGIN.min(expires_in / 4);
     let usable = expires_in - margin;
     let refresh = match refresh_in {
@@ -45,11 +46,11 @@ pub(crate) fn schedule(
         None if expires_in >= LONG_LIVED => expires_in / 2,
         None => (expires_in / 2).max(expires_in.saturating_sub(REFRESH_AHEAD)),
     };
-    Schedule {
-        refresh_at: sent_at + refresh.min(usable),
-        usable_until: sent_at + usable,
-        expires_at: sent_at + expires_in,
-    }
+    Some(Schedule {
+        refresh_at: sent_at.checked_add(refresh.min(usable))?,
+        usable_until: sent_at.checked_add(usable)?,
+        expires_at: sent_at.checked_add(expires_in)?,
+    })
 }
 
 /// How long to wait before the next token request after `failures` consecutive failures, at least
@@ -74,7 +75,7 @@ mod tests {
     #[test]
     fn one_hour_tokens_refresh_five_minutes_early_and_retire_thirty_seconds_early() {
         let t0 = Instant::now();
-        let s = schedule(t0, secs(3599), None);
+        let s = schedule(t0, secs(3599), None).unwrap();
         assert_eq!(s.refresh_at, t0 + secs(3299));
         assert_eq!(s.usable_until, t0 + secs(3569));
         assert_eq!(s.expires_at, t0 + secs(3599));
@@ -84,11 +85,15 @@ mod tests {
     fn refresh_in_from_entra_is_honoured() {
         let t0 = Instant::now();
         assert_eq!(
-            schedule(t0, secs(86399), Some(secs(43199))).refresh_at,
+            schedule(t0, secs(86399), Some(secs(43199)))
+                .unwrap()
+                .refresh_at,
             t0 + secs(43199)
         );
         assert_eq!(
-            schedule(t0, secs(3599), Some(secs(600))).refresh_at,
+            schedule(t0, secs(3599), Some(secs(600)))
+                .unwrap()
+                .refresh_at,
             t0 + secs(600)
         );
     }
@@ -96,7 +101,7 @@ mod tests {
     #[test]
     fn refresh_in_beyond_the_usable_lifetime_is_capped() {
         let t0 = Instant::now();
-        let s = schedule(t0, secs(100), Some(secs(500)));
+        let s = schedule(t0, secs(100), Some(secs(500))).unwrap();
         assert_eq!(s.refresh_at, s.usable_until);
     }
 
@@ -104,7 +109,7 @@ mod tests {
     fn long_lived_tokens_refresh_at_half_their_lifetime() {
         let t0 = Instant::now();
         assert_eq!(
-            schedule(t0, secs(24 * 3600), None).refresh_at,
+            schedule(t0, secs(24 * 3600), None).unwrap().refresh_at,
             t0 + secs(12 * 3600)
         );
     }
@@ -112,10 +117,13 @@ mod tests {
     #[test]
     fn short_lived_tokens_refresh_no_later_than_half_their_lifetime() {
         let t0 = Instant::now();
-        let s = schedule(t0, secs(2), None);
+        let s = schedule(t0, secs(2), None).unwrap();
         assert_eq!(s.refresh_at, t0 + secs(1));
         assert_eq!(s.usable_until, t0 + Duration::from_millis(1500));
-        assert_eq!(schedule(t0, secs(600), None).refresh_at, t0 + secs(300));
+        assert_eq!(
+            schedule(t0, secs(600), None).unwrap().refresh_at,
+            t0 + secs(300)
+        );
     }
 
     #[test]
@@ -123,13 +131,20 @@ mod tests {
         let t0 = Instant::now();
         for lifetime in [1, 2, 3, 10, 59, 60, 299, 600, 3599, 7200, 86400] {
             for refresh_in in [None, Some(secs(lifetime / 2)), Some(secs(lifetime * 2))] {
-                let s = schedule(t0, secs(lifetime), refresh_in);
+                let s = schedule(t0, secs(lifetime), refresh_in).unwrap();
                 assert!(
                     s.refresh_at <= s.usable_until && s.usable_until < s.expires_at,
                     "{lifetime}"
                 );
             }
         }
+    }
+
+    #[test]
+    fn an_expiry_beyond_the_clock_is_refused_not_a_panic() {
+        let t0 = Instant::now();
+        assert_eq!(schedule(t0, Duration::MAX, None), None);
+        assert_eq!(schedule(t0, secs(1 << 63), Some(secs(1))), None);
     }
 
     #[test]

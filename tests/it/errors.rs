@@ -147,6 +147,38 @@ async fn entra_failures_map_to_distinct_kinds() {
 }
 
 #[tokio::test]
+async fn token_answers_that_cannot_be_used_fail_with_a_reason_and_back_off() {
+    for answer in [
+        r#"{"token_type":"Bearer","expires_in":9223372036854775808,"access_token":"a"}"#,
+        r#"{"token_type":"Bearer","expires_in":18446744073709551615,"access_token":"a"}"#,
+        r#"{"token_type":"Bearer","expires_in":3599,"access_token":""}"#,
+        r#"{"token_type":"Bearer","expires_in":0,"access_token":"a"}"#,
+        r#"{"token_type":"Bearer","expires_on":"1000","access_token":"a"}"#,
+    ] {
+        let sim = Sim::start(SimOptions::default()).await.unwrap();
+        sim.control()
+            .set_fault(Some(EntraFault::Answer(answer.to_owned())));
+        let proxy = TestProxy::start_on(sim, |sim| mde_config(sim, "")).await;
+        for _ in 0..5 {
+            let (status, kind, body) = problem(proxy.get("/mde/api/alerts").await).await;
+            assert!(
+                (status, kind.as_str()) == (502, "token_response_malformed")
+                    || (status, kind.as_str()) == (503, "token_backing_off"),
+                "{answer}: {status} {kind} {body}"
+            );
+        }
+        // The failure is recorded and backed off: the warm-up and at most one request asked Entra,
+        // not each of the five.
+        assert!(
+            proxy.control().token_requests() <= 2,
+            "{answer}: {} token requests",
+            proxy.control().token_requests()
+        );
+        assert_eq!(proxy.control().api_requests(), 0);
+    }
+}
+
+#[tokio::test]
 async fn an_unreachable_entra_gives_502() {
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -1,6 +1,7 @@
 //! Limits and faults: oversized headers (431), slow clients, oversized bodies (413), load shedding
 //! (503), the connection cap, thousands of idle connections in bounded memory, an upstream that
-//! resets mid-body, and a client that goes away mid-stream (the upstream read is cancelled).
+//! resets mid-body, a client that goes away mid-stream (the upstream read is cancelled), and limits
+//! beyond what the runtime holds refused at start-up.
 
 use std::time::Duration;
 
@@ -207,4 +208,37 @@ async fn a_client_that_goes_away_mid_stream_cancels_the_upstream_read() {
         cancelled,
         "the upstream kept streaming after the client left"
     );
+}
+
+#[tokio::test]
+async fn numbers_beyond_the_runtime_at_start_up_exit_2_naming_the_key_not_101() {
+    let sim = defender_sim::Sim::start(SimOptions::default())
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("dtp-huge-start-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (key, value) in [
+        ("max_concurrent_requests", "9223372036854775807"),
+        ("max_connections", "9223372036854775807"),
+        ("header_read_timeout", "\"100000000years\""),
+    ] {
+        let config = dir.join("proxy.toml");
+        let server = format!("{key} = {value}");
+        std::fs::write(&config, mde_config(&sim, &server)).unwrap();
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_defender-token-proxy"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("SECRET", crate::support::SECRET)
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(10), output)
+            .await
+            .expect("the proxy exits")
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{key}: {stderr}");
+        assert!(stderr.contains(&format!("server.{key}")), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

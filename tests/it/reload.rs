@@ -171,6 +171,43 @@ async fn an_invalid_new_config_is_refused_and_the_old_one_keeps_serving() {
     assert_eq!(proxy.control().token_requests(), 1);
 }
 
+#[tokio::test]
+async fn a_reload_with_a_number_beyond_the_runtime_is_refused_naming_it_and_a_later_change_applies()
+{
+    let sim = Sim::start(SimOptions::default()).await.unwrap();
+    let files = ConfigDir::new("huge-reload");
+    let good = file_config(&sim, CLIENT_ID);
+    files.write("proxy.toml", &good);
+    files.write("client-secret", SECRET);
+    let proxy = TestProxy::start_from(sim, files.source()).await;
+    assert_eq!(proxy.get("/mde/api/alerts").await.status(), 200);
+    let with = |n: &str| {
+        good.replace(
+            "watch_interval = \"50ms\"",
+            &format!("watch_interval = \"50ms\"\nmax_concurrent_requests = {n}"),
+        )
+    };
+    // 2^63 - 1: more than a tokio semaphore holds, which used to panic the reload task.
+    files.write("proxy.toml", &with("9223372036854775807"));
+    let refused = eventually(Duration::from_secs(10), || async {
+        proxy
+            .metric(r#"defender_token_proxy_config_reloads_total{outcome="refused"}"#)
+            .await
+            == Some(1.0)
+    })
+    .await;
+    assert!(refused, "the config was not refused");
+    let status: Value = proxy.admin("/-/status").await.json().await.unwrap();
+    let error = status["config"]["last_reload"]["error"].as_str().unwrap();
+    assert!(error.contains("server.max_concurrent_requests"), "{error}");
+    files.write("proxy.toml", &with("8"));
+    assert!(
+        reloaded(&proxy, 1.0).await,
+        "the later change was not applied"
+    );
+    assert_eq!(proxy.get("/mde/api/alerts").await.status(), 200);
+}
+
 /// The /mde route limited to 2 requests a minute, answering 429 at once past them; `server_extra`
 /// goes into `[server]`.
 fn limited_config(sim: &Sim, server_extra: &str, per_minute: u32) -> String {

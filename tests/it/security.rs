@@ -178,3 +178,72 @@ async fn route_allow_lists_refuse_other_methods_and_paths_with_403() {
     assert_eq!(hunt.status().as_u16() / 100, 5);
     assert_eq!(proxy.control().api_requests(), 0);
 }
+
+#[tokio::test]
+async fn trace_and_track_are_refused_with_405_before_any_token_request() {
+    let proxy = broken("", "").await;
+    let host = proxy.url.trim_start_matches("http://").to_owned();
+    for method in ["TRACE", "TRACK"] {
+        let request = format!(
+            "{method} /mde/api/alerts HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        );
+        let raw = raw_request(&proxy.url, &request).await;
+        assert_eq!(raw_kind(&raw), (405, "method_refused".to_owned()), "{raw}");
+        let head = raw.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
+        assert!(head.contains("\r\nallow: get, "), "{head}");
+        assert!(
+            head.contains("x-token-proxy-error: method_refused"),
+            "{head}"
+        );
+        assert!(
+            head.contains("content-type: application/problem+json"),
+            "{head}"
+        );
+    }
+    // The credential is broken: a check after the token would have answered 502.
+    assert_eq!(proxy.control().api_requests(), 0);
+}
+
+#[tokio::test]
+async fn duplicate_chunked_codings_duplicate_hosts_and_a_host_against_the_target_get_400() {
+    let proxy = broken("", "").await;
+    let host = proxy.url.trim_start_matches("http://").to_owned();
+    // hyper lets each of these through (checked with this test before the screen refused them).
+    for (head, body) in [
+        (
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
+            "0\r\n\r\n",
+        ),
+        ("Transfer-Encoding: chunked, chunked", "0\r\n\r\n"),
+        (
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: CHUNKED",
+            "0\r\n\r\n",
+        ),
+        (&format!("Host: {host}") as &str, ""),
+        ("Host: evil.example", ""),
+    ] {
+        let request = format!(
+            "POST /mde/api/alerts HTTP/1.1\r\nHost: {host}\r\n{head}\r\nConnection: close\r\n\r\n{body}"
+        );
+        let raw = raw_request(&proxy.url, &request).await;
+        assert_eq!(
+            raw_kind(&raw),
+            (400, "malformed_request".to_owned()),
+            "{head} -> {raw}"
+        );
+    }
+    let request = format!(
+        "GET http://{host}/mde/api/alerts HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+    );
+    let raw = raw_request(&proxy.url, &request).await;
+    // In HTTP/1 the absolute form itself is refused, whatever its Host (an HTTP/2 :authority
+    // against Host is malformed_request: screen's unit tests).
+    assert_eq!(raw_kind(&raw), (400, "target_refused".to_owned()), "{raw}");
+    // One chunked coding and one Host pass the screen (and then fail on the broken credential).
+    let request = format!(
+        "POST /mde/api/alerts HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n"
+    );
+    let raw = raw_request(&proxy.url, &request).await;
+    assert_eq!(raw_kind(&raw).0 / 100, 5, "{raw}");
+    assert_eq!(proxy.control().api_requests(), 0);
+}
