@@ -50,6 +50,7 @@ fn router(state: AppState) -> Router {
 /// listen where probes and Prometheus can reach it.
 fn admin_router(state: AppState) -> Router {
     admin::routes()
+        .fallback(admin::no_endpoint)
         .layer(telemetry::trace_layer())
         .with_state(state)
 }

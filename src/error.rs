@@ -118,6 +118,20 @@ pub enum ProxyError {
     /// The request body could not be read from the client.
     #[error("the request body could not be read")]
     RequestBody(#[source] axum::Error),
+    /// The path is one of the proxy's own endpoints, which do not take this method.
+    #[error("{path} does not allow {method}")]
+    MethodNotAllowed {
+        /// The request method.
+        method: String,
+        /// The endpoint.
+        path: String,
+    },
+    /// The admin listener has no endpoint at this path (it never forwards).
+    #[error("the admin listener has no endpoint {path}")]
+    NoEndpoint {
+        /// The request path.
+        path: String,
+    },
 }
 
 impl ProxyError {
@@ -125,7 +139,8 @@ impl ProxyError {
     /// while waiting to retry, or 504 for a timeout; our own failures are 500.
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            Self::UnknownRoute { .. } => StatusCode::NOT_FOUND,
+            Self::UnknownRoute { .. } | Self::NoEndpoint { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             Self::CrossSite { .. }
             | Self::HostNotAllowed { .. }
@@ -164,6 +179,8 @@ impl ProxyError {
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             Self::UnknownRoute { .. } => "unknown_route",
+            Self::NoEndpoint { .. } => "no_endpoint",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Unauthenticated { .. } => "unauthenticated",
             Self::CrossSite { .. } => "cross_site_request",
             Self::HostNotAllowed { .. } => "host_not_allowed",
@@ -224,6 +241,13 @@ impl ProxyError {
                 body["prefixes"] = json!(prefixes);
                 format!("the path must start with one of: {}", prefixes.join(", "))
             }
+            Self::NoEndpoint { .. } => {
+                "the admin listener serves only /-/healthy, /-/ready, /-/metrics and /-/status"
+                    .to_owned()
+            }
+            Self::MethodNotAllowed { .. } => {
+                "the proxy's own endpoints take GET (or HEAD)".to_owned()
+            }
             Self::Token {
                 credential,
                 tenant,
@@ -269,7 +293,9 @@ impl ProxyError {
 
 impl IntoResponse for ProxyError {
     fn into_response(self) -> Response {
-        let mut response = (self.status(), self.problem().to_string()).into_response();
+        // A trailing newline, so that `curl` output does not run into the shell prompt.
+        let body = format!("{}\n", self.problem());
+        let mut response = (self.status(), body).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
