@@ -1,6 +1,5 @@
 //! The command line: the subcommands, where each gets its configuration, and exit codes.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,7 +9,7 @@ use tokio::net::TcpListener;
 
 use crate::check::{self, Target};
 use crate::cloud::Api;
-use crate::config::{ConfigError, ConfigSource, Overrides};
+use crate::config::{ConfigError, ConfigSource, Listen, Overrides};
 #[cfg(feature = "demo")]
 use crate::demo;
 use crate::telemetry::{self, LogFormat};
@@ -53,9 +52,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the proxy.
     Serve {
-        /// Listen here instead of `server.listen`.
+        /// Listen here instead of `server.listen` (IP:PORT, or localhost:PORT for both 127.0.0.1
+        /// and ::1).
         #[arg(long, value_name = "ADDR")]
-        listen: Option<SocketAddr>,
+        listen: Option<Listen>,
     },
     /// Check a running proxy, for container and Kubernetes probes: exits 0 when the URL answers
     /// 200, 1 otherwise.
@@ -151,7 +151,7 @@ pub enum Command {
     Demo {
         /// Where the proxy listens.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
+        listen: std::net::SocketAddr,
     },
 }
 
@@ -264,16 +264,47 @@ async fn serve(path: Option<PathBuf>, overrides: Overrides) -> Result<(), Failur
     let config = ConfigSource::process(path, overrides)
         .load()
         .map_err(Failure::Config)?;
-    let listen = config.server.listen;
-    let listener = TcpListener::bind(listen).await.map_err(|e| {
-        Failure::Run(std::io::Error::new(
-            e.kind(),
-            format!("cannot listen on {listen}: {e}"),
-        ))
-    })?;
-    app::run(listener, config, signal::shutdown())
+    let listeners = bind(config.server.listen).await.map_err(Failure::Run)?;
+    let admin = match config.admin_listen {
+        Some(address) => Some(TcpListener::bind(address).await.map_err(|e| {
+            Failure::Run(std::io::Error::new(
+                e.kind(),
+                format!("cannot listen on {address} (admin.listen): {e}"),
+            ))
+        })?),
+        None => None,
+    };
+    app::run_listeners(listeners, admin, config, signal::shutdown())
         .await
         .map_err(Failure::Run)
+}
+
+/// Binds every address `listen` stands for, all on one port (the first one's, when the port is
+/// 0). Only the first must succeed: a machine without IPv6 has no ::1 to bind.
+async fn bind(listen: Listen) -> std::io::Result<Vec<TcpListener>> {
+    let cannot = |address, e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {address}: {e}"))
+    };
+    let mut addresses = listen.addresses().into_iter();
+    let Some(first) = addresses.next() else {
+        return Ok(Vec::new());
+    };
+    let listener = TcpListener::bind(first)
+        .await
+        .map_err(|e| cannot(first, e))?;
+    let port = listener.local_addr()?.port();
+    let mut listeners = vec![listener];
+    for mut address in addresses {
+        address.set_port(port);
+        match TcpListener::bind(address).await {
+            Ok(listener) => listeners.push(listener),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+                tracing::debug!(%address, error = %e, "not listening there: the address is absent");
+            }
+            Err(e) => return Err(cannot(address, e)),
+        }
+    }
+    Ok(listeners)
 }
 
 async fn healthcheck(url: &str, timeout: Duration) -> ExitCode {

@@ -8,7 +8,7 @@ use std::path::Path;
 use defender_sim::{Sim, SimClientAuth, SimOptions};
 use tokio::net::TcpListener;
 
-use crate::config::{Config, Overrides};
+use crate::config::{Config, Listen, Overrides};
 use crate::{app, signal};
 
 /// The environment variable name the demo config reads its client secret from (served from memory,
@@ -31,7 +31,7 @@ pub(crate) async fn run(listen: SocketAddr) -> io::Result<()> {
     let text = demo_config(&sim, &tenant, &client.client_id);
     let env = |name: &str| (name == SECRET_VAR).then(|| secret.clone());
     let overrides = Overrides {
-        listen: Some(listen),
+        listen: Some(Listen::Addr(listen)),
     };
     let config = Config::from_toml(&text, "demo", Path::new("."), &overrides, &env)
         .map_err(io::Error::other)?;

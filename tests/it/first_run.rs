@@ -1,11 +1,61 @@
-//! A new user's first minutes, run as the real binary: `check --offline` and `check --format json`;
-//! shell completions and `--version`.
+//! A new user's first minutes, run as the real binary: `localhost` listens on both loopbacks;
+//! `check --offline` and `check --format json`; shell completions and `--version`.
 
 use std::process::Stdio;
 
+use clap::Parser;
+use defender_token_proxy::cli::{Cli, Command};
+use defender_token_proxy::config::Listen;
+
 use crate::login::{ANALYST, run, sign_in, sim, workspace};
+use crate::support::{BinaryProxy, client};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_defender-token-proxy");
+
+#[tokio::test]
+async fn localhost_listens_on_both_loopback_addresses_and_both_hosts_are_accepted() {
+    let parsed = Cli::try_parse_from([
+        "defender-token-proxy",
+        "serve",
+        "--listen",
+        "localhost:8080",
+    ]);
+    let Command::Serve { listen } = parsed.unwrap().command else {
+        panic!("serve");
+    };
+    assert_eq!(listen, Some(Listen::Localhost(8080)));
+
+    let sim = sim().await;
+    let (dir, config) = workspace(&sim);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("127.0.0.1:0", "localhost:0")).unwrap();
+    let proxy = BinaryProxy::start(&config).await;
+    let port = proxy.url.rsplit(':').next().unwrap().to_owned();
+    let v6 = std::net::TcpListener::bind("[::1]:0").is_ok();
+    let mut urls = vec![format!("http://127.0.0.1:{port}")];
+    if v6 {
+        urls.push(format!("http://[::1]:{port}"));
+    }
+    for url in &urls {
+        let response = client()
+            .get(format!("{url}/graph/_sim/whoami"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{url}");
+        let named = client()
+            .get(format!("{url}/-/healthy"))
+            .header("host", format!("localhost:{port}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(named.status(), 200, "{url} as localhost");
+    }
+    proxy.signal("TERM");
+    let (status, _) = proxy.exit().await;
+    assert!(status.success());
+    drop(dir);
+}
 
 #[tokio::test]
 async fn check_offline_requests_nothing_and_check_json_reports_each_token_without_it() {
