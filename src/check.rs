@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::io::Write;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::cloud::Api;
 use crate::config::Config;
@@ -33,6 +33,14 @@ pub(crate) enum CommandError {
     /// The HTTP client could not be built.
     #[error("cannot create the HTTP client")]
     Client(#[source] reqwest::Error),
+    /// Configured from the environment with no credential variables, and no managed identity
+    /// answers.
+    #[error(
+        "no credential to use: no --config, none of AZURE_TENANT_ID, AZURE_CLIENT_SECRET, \
+         AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE is set, and {0}\n  hint: {hint}",
+        hint = crate::token::NO_MANAGED_IDENTITY
+    )]
+    NoCredential(TokenError),
 }
 
 /// A token failure of `credential` on one line, with what to do about it when that is known.
@@ -76,6 +84,31 @@ pub(crate) enum State {
     NotRequested,
     /// No token could be had.
     Failing(TokenError),
+}
+
+/// How long the metadata service may take to answer [`preflight`]'s probe (azure-identity's
+/// DefaultAzureCredential gives IMDS about a second before it moves on).
+const IMDS_PROBE: Duration = Duration::from_secs(1);
+
+/// With no config file and no credential variables the proxy falls back to the managed identity,
+/// which exists only in Azure. Before serving or checking, this probes the metadata service
+/// briefly, so that a machine outside Azure is told at once what to set instead of waiting a whole
+/// token timeout on every request.
+pub(crate) async fn preflight(config: &Config) -> Result<(), CommandError> {
+    let from_environment = config.source.as_ref().is_some_and(|s| s.path().is_none());
+    if !from_environment {
+        return Ok(());
+    }
+    for credential in config.credentials.values() {
+        if let ClientAuth::ManagedIdentity(identity) = &credential.auth {
+            let entra = EntraClient::new(config.token_timeout).map_err(CommandError::Client)?;
+            entra
+                .probe_imds(identity, IMDS_PROBE)
+                .await
+                .map_err(CommandError::NoCredential)?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs `check`: one token per (credential, tenant, scope) the routes use, or with `offline` none

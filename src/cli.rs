@@ -264,6 +264,9 @@ async fn serve(path: Option<PathBuf>, overrides: Overrides) -> Result<(), Failur
     let config = ConfigSource::process(path, overrides)
         .load()
         .map_err(Failure::Config)?;
+    check::preflight(&config)
+        .await
+        .map_err(|e| Failure::Command(crate::report::error_chain(&e)))?;
     let listeners = bind(config.server.listen).await.map_err(Failure::Run)?;
     let admin = match config.admin_listen {
         Some(address) => Some(TcpListener::bind(address).await.map_err(|e| {

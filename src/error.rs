@@ -154,7 +154,7 @@ impl ProxyError {
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Token { error, .. } => match &**error {
+            Self::Token { error, .. } => match error.root() {
                 TokenError::Rejected(_)
                 | TokenError::Unavailable { .. }
                 | TokenError::Unreachable(_)
@@ -169,6 +169,8 @@ impl ProxyError {
                 | TokenError::State(_)
                 | TokenError::FederatedToken { .. }
                 | TokenError::NotExchanged => StatusCode::INTERNAL_SERVER_ERROR,
+                // root() unwraps these.
+                TokenError::ManagedIdentity { .. } => StatusCode::BAD_GATEWAY,
             },
             Self::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -194,7 +196,7 @@ impl ProxyError {
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::Overloaded => "overloaded",
             Self::RateLimited { .. } => "rate_limited",
-            Self::Token { error, .. } => match &**error {
+            Self::Token { error, .. } => match error.root() {
                 TokenError::Rejected(_) => "token_rejected",
                 TokenError::Throttled { .. } => "token_throttled",
                 TokenError::Unavailable { .. } => "token_endpoint_failed",
@@ -208,6 +210,7 @@ impl ProxyError {
                 TokenError::State(_) => "sign_in_state_failed",
                 TokenError::FederatedToken { .. } => "federated_token_unreadable",
                 TokenError::NotExchanged => "not_exchanged",
+                TokenError::ManagedIdentity { .. } => "token_endpoint_failed",
             },
             Self::UpstreamUnreachable(_) => "upstream_unreachable",
             Self::UpstreamTimeout(_) => "upstream_timeout",
@@ -218,7 +221,7 @@ impl ProxyError {
         match self {
             Self::Overloaded => Some(Duration::from_secs(1)),
             Self::RateLimited { retry_after, .. } => Some(*retry_after),
-            Self::Token { error, .. } => match &**error {
+            Self::Token { error, .. } => match error.root() {
                 TokenError::BackingOff { retry_after, .. } => Some(*retry_after),
                 TokenError::Throttled { retry_after, .. } => *retry_after,
                 _ => None,

@@ -20,6 +20,9 @@ pub(super) async fn one_off(path: Option<PathBuf>, command: OneOff) -> Result<()
         tracing::warn!("{warning}");
     }
     let failed = |e: CommandError| Failure::Command(crate::report::error_chain(&e));
+    if !matches!(command, OneOff::Check { offline: true, .. }) {
+        check::preflight(&config).await.map_err(failed)?;
+    }
     let mut stdout = std::io::stdout();
     match command {
         OneOff::Check { offline, format } => {

@@ -1,16 +1,120 @@
-//! A new user's first minutes, run as the real binary: `localhost` listens on both loopbacks;
-//! `check --offline` and `check --format json`; shell completions and `--version`.
+//! A new user's first minutes, run as the real binary: nothing configured outside Azure fails at
+//! once and says what to set; `localhost` listens on both loopbacks; `check --offline` and
+//! `check --format json`; shell completions and `--version`. Nothing here reaches beyond loopback:
+//! the metadata service is always a local stand-in (AZURE_POD_IDENTITY_AUTHORITY_HOST).
 
 use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
+use defender_sim::{Sim, SimOptions};
 use defender_token_proxy::cli::{Cli, Command};
 use defender_token_proxy::config::Listen;
+use tokio::net::TcpListener;
 
 use crate::login::{ANALYST, run, sign_in, sim, workspace};
-use crate::support::{BinaryProxy, client};
+use crate::support::{BinaryProxy, TestProxy, client};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_defender-token-proxy");
+
+/// Runs the binary with nothing but `vars` in its environment; returns its exit code, stderr and
+/// how long it took.
+async fn bare(args: &[&str], vars: &[(&str, &str)]) -> (i32, String, Duration) {
+    let started = Instant::now();
+    let output = tokio::process::Command::new(BINARY)
+        .args(args)
+        .env_clear()
+        .envs(vars.iter().copied())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(20), output)
+        .await
+        .expect("the command ends")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (
+        output.status.code().unwrap_or(-1),
+        stderr,
+        started.elapsed(),
+    )
+}
+
+#[tokio::test]
+async fn with_nothing_configured_outside_azure_check_and_serve_fail_at_once_saying_what_to_set() {
+    // A closed port (nothing listens), and a listener that accepts but never answers.
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed_host = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_host = format!("http://{}", silent.local_addr().unwrap());
+    let _held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((tcp, _)) = silent.accept().await {
+            open.push(tcp);
+        }
+    });
+    for (host, why) in [
+        (&closed_host, "unreachable"),
+        (&silent_host, "did not answer"),
+    ] {
+        for command in ["check", "serve"] {
+            let vars = [("AZURE_POD_IDENTITY_AUTHORITY_HOST", host.as_str())];
+            let (code, stderr, took) = bare(&[command], &vars).await;
+            assert_ne!(code, 0, "{command}: {stderr}");
+            assert!(took < Duration::from_secs(5), "{command} took {took:?}");
+            for name in [
+                "AZURE_TENANT_ID",
+                "AZURE_CLIENT_ID",
+                "AZURE_CLIENT_SECRET",
+                "AZURE_CLIENT_CERTIFICATE_PATH",
+                "AZURE_FEDERATED_TOKEN_FILE",
+                "--config",
+            ] {
+                assert!(stderr.contains(name), "{command}: {name}: {stderr}");
+            }
+            assert!(stderr.contains("metadata service"), "{stderr}");
+            assert!(stderr.contains(why), "{command}: {stderr}");
+            assert!(!stderr.to_lowercase().contains("entra"), "{stderr}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_metadata_service_stand_in_serves_the_environment_mode_and_failures_name_it() {
+    let sim = Sim::start(SimOptions::default()).await.unwrap();
+    let vars = [("AZURE_POD_IDENTITY_AUTHORITY_HOST", sim.identity())];
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (code, stderr, _) = bare(&["check"], &vars).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(sim.control().identity_requests() >= 1);
+
+    // A configured managed identity whose endpoint is down: the problem names the endpoint.
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!(
+        "http://{}/metadata/identity/oauth2/token",
+        closed.local_addr().unwrap()
+    );
+    drop(closed);
+    let proxy = TestProxy::start_on(sim, |sim| {
+        format!(
+            "[credentials.mi]\ntype = \"managed_identity\"\nendpoint = \"{endpoint}\"\n\n\
+             [[routes]]\nprefix = \"/mde\"\napi = \"mde\"\ncredential = \"mi\"\nupstream = \"{}\"\n",
+            sim.mde()
+        )
+    })
+    .await;
+    let response = proxy.get("/mde/api/alerts").await;
+    assert!(
+        [502, 503].contains(&response.status().as_u16()),
+        "{}",
+        response.status()
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("metadata service"), "{body}");
+    assert!(detail.contains(&endpoint), "{body}");
+    assert!(!detail.to_lowercase().contains("entra"), "{body}");
+}
 
 #[tokio::test]
 async fn localhost_listens_on_both_loopback_addresses_and_both_hosts_are_accepted() {
