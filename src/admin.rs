@@ -4,11 +4,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
@@ -22,17 +21,46 @@ const READY_WAIT: Duration = Duration::from_secs(5);
 /// The OpenMetrics exposition format `prometheus-client` writes.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// The endpoints, for either router.
+/// The endpoints, for either router. Another method than GET or HEAD gets a problem (axum adds the
+/// `Allow` header, RFC 9110 section 15.5.6), not axum's empty 405.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .route("/-/metrics", get(metrics))
         .route("/-/status", get(status))
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// The admin listener's answer for a path it does not serve: a problem, not axum's empty 404.
+pub(crate) async fn no_endpoint(uri: Uri) -> ProxyError {
+    ProxyError::NoEndpoint {
+        path: uri.path().to_owned(),
+    }
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ProxyError {
+    ProxyError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}
+
+/// A JSON body that ends with a newline, so that `curl` output does not run into the prompt.
+struct Json(Value);
+
+impl IntoResponse for Json {
+    fn into_response(self) -> Response {
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            format!("{}\n", self.0),
+        )
+            .into_response()
+    }
 }
 
 /// `GET /-/healthy`: 200 while the process serves requests.
-async fn healthy() -> Json<Value> {
+async fn healthy() -> Json {
     Json(json!({ "status": "healthy" }))
 }
 
@@ -40,7 +68,7 @@ async fn healthy() -> Json<Value> {
 /// begun; otherwise 503, saying for each token that fails why. Partner customers' tokens are
 /// reported as they stand but neither requested nor waited on: one customer's missing consent must
 /// not take the proxy out of service for the others.
-async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+async fn ready(State(state): State<AppState>) -> (StatusCode, Json) {
     if state.shutting_down() {
         let body = json!({ "ready": false, "shutting_down": true });
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body));
@@ -132,7 +160,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// `GET /-/status`: what the proxy is configured with and the state of every token.
-async fn status(State(state): State<AppState>) -> Json<Value> {
+async fn status(State(state): State<AppState>) -> Json {
     let live = state.live();
     let routes: Vec<Value> = live
         .routes

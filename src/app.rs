@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
+use futures_util::future::join_all;
 use http::header;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -50,6 +51,7 @@ fn router(state: AppState) -> Router {
 /// listen where probes and Prometheus can reach it.
 fn admin_router(state: AppState) -> Router {
     admin::routes()
+        .fallback(admin::no_endpoint)
         .layer(telemetry::trace_layer())
         .with_state(state)
 }
@@ -80,13 +82,33 @@ pub async fn run_with_admin(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    run_listeners(vec![listener], admin, config, shutdown).await
+}
+
+/// [`run_with_admin`] on several main listeners that share one port (`localhost:PORT` binds
+/// 127.0.0.1 and ::1); the first one's address is the one logged and screened as the proxy's own.
+pub(crate) async fn run_listeners(
+    listeners: Vec<TcpListener>,
+    admin: Option<TcpListener>,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    let first = listeners
+        .first()
+        .ok_or_else(|| io::Error::other("no listener to serve"))?
+        .local_addr()?;
     let config_limits = config.server.limits;
-    let state = AppState::new(config, listener.local_addr()?)?;
+    let state = AppState::new(config, first)?;
+    let also: Vec<String> = listeners[1..]
+        .iter()
+        .filter_map(|l| l.local_addr().ok().map(|a| a.to_string()))
+        .collect();
     tracing::info!(
-        listen = %listener.local_addr()?,
+        listen = %first,
+        also_listen = %also.join(" "),
         admin = %admin.as_ref().map(|a| a.local_addr().map(|a| a.to_string())).transpose()?.unwrap_or_default(),
         routes = %state.live().routes.prefixes().join(" "),
         "defender-token-proxy is listening"
@@ -94,14 +116,22 @@ pub async fn run_with_admin(
     state.warm_up();
     let (stop, stopping) = watch::channel(false);
     let (stop_admin, admin_stopping) = watch::channel(false);
-    let limits = config_limits;
-    let mut main = server::serve(
-        listener,
-        router(state.clone()),
-        state.clone(),
-        limits,
-        stopping.clone(),
-    );
+    let router = router(state.clone());
+    let servers: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| {
+            let (router, state) = (router.clone(), state.clone());
+            server::serve(listener, router, state, config_limits, stopping.clone())
+        })
+        .collect();
+    let aborts: Vec<_> = servers.iter().map(JoinHandle::abort_handle).collect();
+    // One future for all of them, drained and aborted together.
+    let mut main = tokio::spawn(async move {
+        for served in join_all(servers).await {
+            served.map_err(io::Error::other)??;
+        }
+        Ok::<(), io::Error>(())
+    });
     let admin = admin.map(|listener| serve(listener, admin_router(state.clone()), admin_stopping));
     if state.source().is_some() {
         tokio::spawn(reload::watch(state.clone(), stopping));
@@ -118,6 +148,7 @@ pub async fn run_with_admin(
                 Err(_) => {
                     tracing::warn!("the grace period ended with requests still in flight; stopping anyway");
                     main.abort();
+                    aborts.iter().for_each(tokio::task::AbortHandle::abort);
                     Ok(())
                 }
             }

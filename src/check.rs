@@ -6,13 +6,15 @@
 use std::collections::HashSet;
 use std::io::Write;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::cloud::Api;
 use crate::config::Config;
 use crate::credential::{ClientAuth, Credential};
 use crate::route::Tenancy;
 use crate::token::{AccessToken, EntraClient, TokenError};
+
+mod output;
 
 /// Why a one-off command could not do what was asked (the message goes to the user as it is).
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,14 @@ pub(crate) enum CommandError {
     /// The HTTP client could not be built.
     #[error("cannot create the HTTP client")]
     Client(#[source] reqwest::Error),
+    /// Configured from the environment with no credential variables, and no managed identity
+    /// answers.
+    #[error(
+        "no credential to use: no --config, none of AZURE_TENANT_ID, AZURE_CLIENT_SECRET, \
+         AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE is set, and {0}\n  hint: {hint}",
+        hint = crate::token::NO_MANAGED_IDENTITY
+    )]
+    NoCredential(TokenError),
 }
 
 /// A token failure of `credential` on one line, with what to do about it when that is known.
@@ -43,34 +53,95 @@ pub(crate) fn describe(credential: &str, error: &TokenError) -> String {
     line
 }
 
-/// Runs `check`: one token per (credential, tenant, scope) the routes use. Returns whether every
-/// one was obtained.
-pub(crate) async fn check(config: &Config, out: &mut impl Write) -> Result<bool, CommandError> {
+/// How `check` prints what it found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// Lines for people.
+    #[default]
+    Text,
+    /// One JSON document, for scripts: per credential and tenant the state, audience, roles or
+    /// scopes and expiry (never a token).
+    Json,
+}
+
+/// What `check` found for one (credential, tenant, scope) the routes use.
+pub(crate) struct Finding {
+    pub(crate) credential: Arc<str>,
+    pub(crate) kind: &'static str,
+    /// `None` for a credential that has no tenant of its own (managed identity, API token).
+    pub(crate) tenant: Option<Arc<str>>,
+    pub(crate) scope: Arc<str>,
+    pub(crate) state: State,
+}
+
+/// The state of one finding.
+pub(crate) enum State {
+    /// A token was obtained.
+    Valid(AccessToken),
+    /// A legacy API token, sent as it is.
+    Static,
+    /// `--offline`: the configuration and its files are valid; nothing was requested.
+    NotRequested,
+    /// No token could be had.
+    Failing(TokenError),
+}
+
+/// How long the metadata service may take to answer [`preflight`]'s probe (azure-identity's
+/// DefaultAzureCredential gives IMDS about a second before it moves on).
+const IMDS_PROBE: Duration = Duration::from_secs(1);
+
+/// With no config file and no credential variables the proxy falls back to the managed identity,
+/// which exists only in Azure. Before serving or checking, this probes the metadata service
+/// briefly, so that a machine outside Azure is told at once what to set instead of waiting a whole
+/// token timeout on every request.
+pub(crate) async fn preflight(config: &Config) -> Result<(), CommandError> {
+    let from_environment = config.source.as_ref().is_some_and(|s| s.path().is_none());
+    if !from_environment {
+        return Ok(());
+    }
+    for credential in config.credentials.values() {
+        if let ClientAuth::ManagedIdentity(identity) = &credential.auth {
+            let entra = EntraClient::new(config.token_timeout).map_err(CommandError::Client)?;
+            entra
+                .probe_imds(identity, IMDS_PROBE)
+                .await
+                .map_err(CommandError::NoCredential)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `check`: one token per (credential, tenant, scope) the routes use, or with `offline` none
+/// (the configuration and the files it names were validated when it was loaded). Returns whether
+/// every one was obtained.
+pub(crate) async fn check(
+    config: &Config,
+    offline: bool,
+    format: Format,
+    out: &mut impl Write,
+) -> Result<bool, CommandError> {
     let entra = EntraClient::new(config.token_timeout).map_err(CommandError::Client)?;
     let mut seen = HashSet::new();
-    let mut all_ok = true;
+    let mut findings = Vec::new();
     for route in &config.routes {
         let credential = &route.credential;
+        let finding = |tenant: Option<Arc<str>>, state| Finding {
+            credential: credential.name.clone(),
+            kind: credential.auth.kind(),
+            tenant,
+            scope: route.scope.clone(),
+            state,
+        };
         let tenancy = match Tenancy::new(credential, &route.scope, route.tenant_header) {
             Ok(tenancy) => tenancy,
             Err(error) => {
-                all_ok = false;
-                drop(writeln!(
-                    out,
-                    "FAIL  {}\n      {}",
-                    credential.name,
-                    describe(&credential.name, &error)
-                ));
+                findings.push(finding(None, State::Failing(error)));
                 continue;
             }
         };
         if let Tenancy::Static(_) = tenancy {
             if seen.insert((credential.name.clone(), "".into(), route.scope.clone())) {
-                drop(writeln!(
-                    out,
-                    "ok    {}  api_token: sent as it is (Authorization: Token …); Entra is not involved",
-                    credential.name
-                ));
+                findings.push(finding(None, State::Static));
             }
             continue;
         }
@@ -82,53 +153,29 @@ pub(crate) async fn check(config: &Config, out: &mut impl Write) -> Result<bool,
             )) {
                 continue;
             }
+            let tenant = (!key.tenant.is_empty()).then(|| key.tenant.clone());
+            if offline {
+                findings.push(finding(tenant, State::NotRequested));
+                continue;
+            }
             let (sent_at, sent_at_wall) = (Instant::now(), SystemTime::now());
             let outcome = entra
                 .acquire(credential, &key.tenant, &key.scope)
                 .await
                 .and_then(|response| AccessToken::new(response, sent_at, sent_at_wall));
-            let tenant = if key.tenant.is_empty() {
-                "(managed identity)"
-            } else {
-                &key.tenant
+            let state = match outcome {
+                Ok(token) => State::Valid(token),
+                Err(error) => State::Failing(error),
             };
-            let head = format!(
-                "{}  {}  tenant {tenant}  scope {}",
-                credential.name,
-                credential.auth.kind(),
-                key.scope
-            );
-            match outcome {
-                Ok(token) => {
-                    let permissions = if token.permissions.is_empty() {
-                        "(none in the token)".to_owned()
-                    } else {
-                        token.permissions.join(", ")
-                    };
-                    let account = token
-                        .account
-                        .as_ref()
-                        .map(|a| format!("\n      signed in as {a}"))
-                        .unwrap_or_default();
-                    drop(writeln!(
-                        out,
-                        "ok    {head}\n      expires {} (in {}){account}\n      permissions: {permissions}",
-                        humantime::format_rfc3339_seconds(token.expires_at_wall),
-                        humantime::format_duration(std::time::Duration::from_secs(
-                            token.expires_in().as_secs()
-                        )),
-                    ));
-                }
-                Err(error) => {
-                    all_ok = false;
-                    drop(writeln!(
-                        out,
-                        "FAIL  {head}\n      {}",
-                        describe(&credential.name, &error)
-                    ));
-                }
-            }
+            findings.push(finding(tenant, state));
         }
+    }
+    let all_ok = findings
+        .iter()
+        .all(|f| !matches!(f.state, State::Failing(_)));
+    match format {
+        Format::Text => output::text(config, offline, &findings, out),
+        Format::Json => output::json(config, offline, all_ok, &findings, out),
     }
     Ok(all_ok)
 }

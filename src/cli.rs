@@ -1,30 +1,33 @@
 //! The command line: the subcommands, where each gets its configuration, and exit codes.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tokio::net::TcpListener;
 
-use crate::check::{self, CommandError, Target};
+use crate::check::{self, Target};
 use crate::cloud::Api;
-use crate::config::{Config, ConfigError, ConfigSource, Overrides};
-use crate::credential::ClientAuth;
+use crate::config::{ConfigError, ConfigSource, Listen, Overrides};
 #[cfg(feature = "demo")]
 use crate::demo;
 use crate::telemetry::{self, LogFormat};
-use crate::token::EntraClient;
-use crate::{app, login, signal};
+use crate::{app, signal};
+
+mod one_off;
+
+use one_off::{OneOff, one_off};
 
 /// The exit code for a configuration the proxy refuses.
 const EXIT_CONFIG: u8 = 2;
+/// `--version`: the package version and the commit it was built from (build.rs).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("DTP_GIT_COMMIT"), ")");
 
 /// defender-token-proxy: call Microsoft Defender APIs with plain HTTP; the proxy gets the Entra ID
 /// token, caches and refreshes it, and injects it.
 #[derive(Debug, Parser)]
-#[command(name = "defender-token-proxy", version)]
+#[command(name = "defender-token-proxy", version = VERSION)]
 pub struct Cli {
     /// The TOML config file. Without one, the standard Azure variables (AZURE_TENANT_ID,
     /// AZURE_CLIENT_ID, AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH, AZURE_AUTHORITY_HOST,
@@ -49,9 +52,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the proxy.
     Serve {
-        /// Listen here instead of `server.listen`.
+        /// Listen here instead of `server.listen` (IP:PORT, or localhost:PORT for both 127.0.0.1
+        /// and ::1).
         #[arg(long, value_name = "ADDR")]
-        listen: Option<SocketAddr>,
+        listen: Option<Listen>,
     },
     /// Check a running proxy, for container and Kubernetes probes: exits 0 when the URL answers
     /// 200, 1 otherwise.
@@ -70,7 +74,14 @@ pub enum Command {
     /// Validate the configuration and get a token for every route's credential (each partner
     /// customer tenant too); print each one's tenant, expiry and permissions, never the token.
     /// Exits 1 if any fails.
-    Check,
+    Check {
+        /// Validate the configuration and the files it names without requesting any token.
+        #[arg(long)]
+        offline: bool,
+        /// How to print the findings.
+        #[arg(long, value_enum, default_value_t)]
+        format: check::Format,
+    },
     /// Print one access token on stdout, for use in other tools while debugging (like `az account
     /// get-access-token`). Treat the output as the secret it is.
     Token {
@@ -128,13 +139,19 @@ pub enum Command {
         #[arg(long)]
         scope: Option<String>,
     },
+    /// Print a shell completion script (for example `defender-token-proxy completions bash >
+    /// ~/.local/share/bash-completion/completions/defender-token-proxy`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Try the proxy with no Azure account: simulated Entra ID and Defender APIs behind the real
     /// proxy, with curl commands to paste.
     #[cfg(feature = "demo")]
     Demo {
         /// Where the proxy listens.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
+        listen: std::net::SocketAddr,
     },
 }
 
@@ -151,7 +168,20 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
             demo::run(listen).await.map_err(Failure::Run)
         }
-        Command::Check => one_off(cli.config, OneOff::Check).await,
+        Command::Check { offline, format } => {
+            one_off(cli.config, OneOff::Check { offline, format }).await
+        }
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            let name = command.get_name().to_owned();
+            // Into memory first: clap_complete panics when its writer fails (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, name, &mut script);
+            return match std::io::Write::write_all(&mut std::io::stdout(), &script) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::FAILURE,
+            };
+        }
         Command::Token {
             credential,
             api,
@@ -230,124 +260,54 @@ enum Failure {
     Command(String),
 }
 
-/// The commands that use the configuration once and exit: check, token, login, logout and
-/// consent-url. Results go to stdout, failures to stderr.
-async fn one_off(path: Option<PathBuf>, command: OneOff) -> Result<(), Failure> {
-    let config = ConfigSource::process(path, Overrides::default())
-        .load()
-        .map_err(Failure::Config)?;
-    for warning in &config.warnings {
-        tracing::warn!("{warning}");
-    }
-    let failed = |e: CommandError| Failure::Command(crate::report::error_chain(&e));
-    let mut stdout = std::io::stdout();
-    match command {
-        OneOff::Check => {
-            if check::check(&config, &mut stdout).await.map_err(failed)? {
-                Ok(())
-            } else {
-                Err(Failure::Command("some tokens could not be obtained".into()))
-            }
-        }
-        OneOff::Token(target) => {
-            let token = check::token(&config, &target).await.map_err(failed)?;
-            println!("{token}");
-            Ok(())
-        }
-        OneOff::ConsentUrl(target, redirect_uri) => {
-            let url = check::consent_url(&config, &target, &redirect_uri).map_err(failed)?;
-            println!("{url}");
-            Ok(())
-        }
-        OneOff::Login {
-            target,
-            browser,
-            open,
-        } => sign_in(&config, &target, browser, open).await,
-        OneOff::Logout(credential) => {
-            let file = user_file(&config, &credential)?;
-            let removed = file.remove().map_err(|e| {
-                Failure::Command(format!("cannot remove {}: {e}", file.path().display()))
-            })?;
-            if removed {
-                println!("signed out: removed {}", file.path().display());
-            } else {
-                println!("no stored sign-in for {credential}");
-            }
-            Ok(())
-        }
-    }
-}
-
-/// A command that uses the configuration once and exits.
-enum OneOff {
-    Check,
-    Token(Target),
-    Login {
-        target: Target,
-        browser: bool,
-        open: bool,
-    },
-    Logout(String),
-    ConsentUrl(Target, String),
-}
-
-/// The state file of a device_code credential.
-fn user_file<'c>(config: &'c Config, name: &str) -> Result<&'c crate::state::TokenFile, Failure> {
-    match config.credentials.get(name).map(|c| &c.auth) {
-        Some(ClientAuth::User(file)) => Ok(file),
-        Some(other) => Err(Failure::Command(format!(
-            "credential {name:?} is a {}: only device_code credentials sign a user in",
-            other.kind()
-        ))),
-        None => Err(Failure::Command(format!("no credential named {name:?}"))),
-    }
-}
-
-async fn sign_in(
-    config: &Config,
-    target: &Target,
-    browser: bool,
-    open: bool,
-) -> Result<(), Failure> {
-    let file = user_file(config, &target.credential)?;
-    let credential = &config.credentials[&target.credential];
-    let scope = check::scope_for(config, credential, target)
-        .map_err(|e| Failure::Command(e.to_string()))?;
-    let entra = EntraClient::new(config.token_timeout)
-        .map_err(|e| Failure::Command(crate::report::error_chain(&e)))?;
-    let mut stdout = std::io::stdout();
-    let signed_in = if browser {
-        login::browser(&entra, credential, file, &scope, open, &mut stdout).await
-    } else {
-        login::device_code(&entra, credential, file, &scope, &mut stdout).await
-    }
-    .map_err(|e| Failure::Command(crate::report::error_chain(&e)))?;
-    println!(
-        "signed in{}; the sign-in is stored in {}",
-        signed_in
-            .account
-            .map(|a| format!(" as {a}"))
-            .unwrap_or_default(),
-        file.path().display()
-    );
-    Ok(())
-}
-
 async fn serve(path: Option<PathBuf>, overrides: Overrides) -> Result<(), Failure> {
     let config = ConfigSource::process(path, overrides)
         .load()
         .map_err(Failure::Config)?;
-    let listen = config.server.listen;
-    let listener = TcpListener::bind(listen).await.map_err(|e| {
-        Failure::Run(std::io::Error::new(
-            e.kind(),
-            format!("cannot listen on {listen}: {e}"),
-        ))
-    })?;
-    app::run(listener, config, signal::shutdown())
+    check::preflight(&config)
+        .await
+        .map_err(|e| Failure::Command(crate::report::error_chain(&e)))?;
+    let listeners = bind(config.server.listen).await.map_err(Failure::Run)?;
+    let admin = match config.admin_listen {
+        Some(address) => Some(TcpListener::bind(address).await.map_err(|e| {
+            Failure::Run(std::io::Error::new(
+                e.kind(),
+                format!("cannot listen on {address} (admin.listen): {e}"),
+            ))
+        })?),
+        None => None,
+    };
+    app::run_listeners(listeners, admin, config, signal::shutdown())
         .await
         .map_err(Failure::Run)
+}
+
+/// Binds every address `listen` stands for, all on one port (the first one's, when the port is
+/// 0). Only the first must succeed: a machine without IPv6 has no ::1 to bind.
+async fn bind(listen: Listen) -> std::io::Result<Vec<TcpListener>> {
+    let cannot = |address, e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {address}: {e}"))
+    };
+    let mut addresses = listen.addresses().into_iter();
+    let Some(first) = addresses.next() else {
+        return Ok(Vec::new());
+    };
+    let listener = TcpListener::bind(first)
+        .await
+        .map_err(|e| cannot(first, e))?;
+    let port = listener.local_addr()?.port();
+    let mut listeners = vec![listener];
+    for mut address in addresses {
+        address.set_port(port);
+        match TcpListener::bind(address).await {
+            Ok(listener) => listeners.push(listener),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+                tracing::debug!(%address, error = %e, "not listening there: the address is absent");
+            }
+            Err(e) => return Err(cannot(address, e)),
+        }
+    }
+    Ok(listeners)
 }
 
 async fn healthcheck(url: &str, timeout: Duration) -> ExitCode {

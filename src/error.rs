@@ -129,6 +129,20 @@ pub enum ProxyError {
     /// The request body could not be read from the client.
     #[error("the request body could not be read")]
     RequestBody(#[source] axum::Error),
+    /// The path is one of the proxy's own endpoints, which do not take this method.
+    #[error("{path} does not allow {method}")]
+    MethodNotAllowed {
+        /// The request method.
+        method: String,
+        /// The endpoint.
+        path: String,
+    },
+    /// The admin listener has no endpoint at this path (it never forwards).
+    #[error("the admin listener has no endpoint {path}")]
+    NoEndpoint {
+        /// The request path.
+        path: String,
+    },
 }
 
 impl ProxyError {
@@ -136,7 +150,8 @@ impl ProxyError {
     /// while waiting to retry, or 504 for a timeout; our own failures are 500.
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            Self::UnknownRoute { .. } => StatusCode::NOT_FOUND,
+            Self::UnknownRoute { .. } | Self::NoEndpoint { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             Self::CrossSite { .. }
             | Self::HostNotAllowed { .. }
@@ -152,7 +167,7 @@ impl ProxyError {
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Token { error, .. } => match &**error {
+            Self::Token { error, .. } => match error.root() {
                 TokenError::Rejected(_)
                 | TokenError::Unavailable { .. }
                 | TokenError::Unreachable(_)
@@ -167,6 +182,8 @@ impl ProxyError {
                 | TokenError::State(_)
                 | TokenError::FederatedToken { .. }
                 | TokenError::NotExchanged => StatusCode::INTERNAL_SERVER_ERROR,
+                // root() unwraps these.
+                TokenError::ManagedIdentity { .. } => StatusCode::BAD_GATEWAY,
             },
             Self::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -177,6 +194,8 @@ impl ProxyError {
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             Self::UnknownRoute { .. } => "unknown_route",
+            Self::NoEndpoint { .. } => "no_endpoint",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Unauthenticated { .. } => "unauthenticated",
             Self::CrossSite { .. } => "cross_site_request",
             Self::HostNotAllowed { .. } => "host_not_allowed",
@@ -192,7 +211,7 @@ impl ProxyError {
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::Overloaded => "overloaded",
             Self::RateLimited { .. } => "rate_limited",
-            Self::Token { error, .. } => match &**error {
+            Self::Token { error, .. } => match error.root() {
                 TokenError::Rejected(_) => "token_rejected",
                 TokenError::Throttled { .. } => "token_throttled",
                 TokenError::Unavailable { .. } => "token_endpoint_failed",
@@ -206,6 +225,7 @@ impl ProxyError {
                 TokenError::State(_) => "sign_in_state_failed",
                 TokenError::FederatedToken { .. } => "federated_token_unreadable",
                 TokenError::NotExchanged => "not_exchanged",
+                TokenError::ManagedIdentity { .. } => "token_endpoint_failed",
             },
             Self::UpstreamUnreachable(_) => "upstream_unreachable",
             Self::UpstreamTimeout(_) => "upstream_timeout",
@@ -216,7 +236,7 @@ impl ProxyError {
         match self {
             Self::Overloaded => Some(Duration::from_secs(1)),
             Self::RateLimited { retry_after, .. } => Some(*retry_after),
-            Self::Token { error, .. } => match &**error {
+            Self::Token { error, .. } => match error.root() {
                 TokenError::BackingOff { retry_after, .. } => Some(*retry_after),
                 TokenError::Throttled { retry_after, .. } => *retry_after,
                 _ => None,
@@ -238,6 +258,13 @@ impl ProxyError {
             Self::UnknownRoute { prefixes } => {
                 body["prefixes"] = json!(prefixes);
                 format!("the path must start with one of: {}", prefixes.join(", "))
+            }
+            Self::NoEndpoint { .. } => {
+                "the admin listener serves only /-/healthy, /-/ready, /-/metrics and /-/status"
+                    .to_owned()
+            }
+            Self::MethodNotAllowed { .. } => {
+                "the proxy's own endpoints take GET (or HEAD)".to_owned()
             }
             Self::Token {
                 credential,
@@ -286,7 +313,9 @@ impl ProxyError {
 
 impl IntoResponse for ProxyError {
     fn into_response(self) -> Response {
-        let mut response = (self.status(), self.problem().to_string()).into_response();
+        // A trailing newline, so that `curl` output does not run into the shell prompt.
+        let body = format!("{}\n", self.problem());
+        let mut response = (self.status(), body).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

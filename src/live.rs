@@ -55,7 +55,7 @@ pub(crate) struct Live {
     pub(crate) in_flight: Arc<Semaphore>,
     max_concurrent_requests: usize,
     /// Settings a reload cannot change (the listeners are bound once).
-    pub(crate) restart_only: (SocketAddr, bool, Option<SocketAddr>),
+    pub(crate) restart_only: (crate::config::Listen, bool, Option<SocketAddr>),
 }
 
 impl Live {

@@ -26,6 +26,8 @@ use crate::token::{AccessToken, EntraClient, TokenError, TokenResponse, user_sco
 
 /// RFC 8628 section 3.5: on `slow_down` "the interval MUST be increased by 5 seconds".
 const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
+/// How often `login` says it is still waiting for the device code sign-in.
+const STATUS_EVERY: Duration = Duration::from_secs(30);
 /// How long the browser sign-in may take before `login` gives up.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
@@ -97,14 +99,31 @@ pub async fn device_code(
     // Both numbers come from Entra: saturate rather than overflow the clock.
     let deadline = Instant::now().checked_add(code.expires_in);
     let mut interval = code.interval;
+    let mut next_status = Instant::now();
     loop {
+        // So that a person at the terminal sees the command is alive and how long the code lasts.
+        if Instant::now() >= next_status {
+            next_status = Instant::now() + STATUS_EVERY;
+            let left = deadline.saturating_duration_since(Instant::now());
+            drop(writeln!(
+                out,
+                "waiting for the sign-in: enter {} at {} ({} left)",
+                code.user_code,
+                code.verification_uri,
+                humantime::format_duration(Duration::from_secs(left.as_secs()))
+            ));
+            drop(out.flush());
+        }
         // RFC 8628 section 3.4: the client waits `interval` between polls.
         tokio::time::sleep(interval).await;
         if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             return Err(LoginError::Expired);
         }
         match entra.poll_device_code(credential, &code).await {
-            Ok(response) => return store(file, response).await,
+            Ok(response) => {
+                drop(writeln!(out, "sign-in approved; storing it"));
+                return store(file, response).await;
+            }
             Err(TokenError::Rejected(rejection)) => match rejection.error.as_str() {
                 "authorization_pending" => {}
                 "slow_down" => interval = interval.saturating_add(SLOW_DOWN_STEP),
@@ -162,6 +181,12 @@ pub(crate) async fn browser(
     if open {
         open_browser(url.as_str());
     }
+    drop(writeln!(
+        out,
+        "waiting for the browser to come back to {redirect_uri} ({} left)",
+        humantime::format_duration(BROWSER_TIMEOUT)
+    ));
+    drop(out.flush());
     let (sender, mut receiver) = mpsc::channel::<HashMap<String, String>>(1);
     let app = axum::Router::new().route(
         "/",

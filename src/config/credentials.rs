@@ -17,6 +17,10 @@ use crate::state::{Binding, TokenFile};
 /// Azure's instance metadata service token endpoint
 /// (<https://learn.microsoft.com/en-us/entra/identity/managed-identities-azure-resources/how-to-use-vm-token>).
 pub(super) const IMDS_ENDPOINT: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
+/// IMDS's token path, under [`IMDS_HOST_VAR`]'s host.
+const IMDS_PATH: &str = "/metadata/identity/oauth2/token";
+/// The variable azure-identity reads to reach IMDS at another host.
+pub(crate) const IMDS_HOST_VAR: &str = "AZURE_POD_IDENTITY_AUTHORITY_HOST";
 
 /// What the credentials of one config share.
 pub(super) struct Context<'c> {
@@ -306,9 +310,19 @@ impl Validator<'_> {
                 endpoint: local_url("IDENTITY_ENDPOINT", &endpoint)?,
                 header: Secret::new(header),
             }),
-            _ => Ok(ManagedIdentity::Imds {
-                endpoint: Url::parse(IMDS_ENDPOINT).expect("a valid constant URL"),
-            }),
+            // azure-identity's override of the IMDS host (for AAD Pod Identity's node agent, or a
+            // local stand-in); the path stays IMDS's.
+            _ => match self.env_var(IMDS_HOST_VAR) {
+                Some(host) => {
+                    let url = format!("{}{IMDS_PATH}", host.trim_end_matches('/'));
+                    Ok(ManagedIdentity::Imds {
+                        endpoint: local_url(IMDS_HOST_VAR, &url)?,
+                    })
+                }
+                None => Ok(ManagedIdentity::Imds {
+                    endpoint: Url::parse(IMDS_ENDPOINT).expect("a valid constant URL"),
+                }),
+            },
         }
     }
 

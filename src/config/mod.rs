@@ -5,6 +5,7 @@
 mod checks;
 mod credentials;
 mod env;
+mod listen;
 mod source;
 mod tls;
 mod validate;
@@ -20,6 +21,8 @@ use serde::Deserialize;
 use url::Url;
 
 pub(crate) use checks::valid_tenant;
+pub(crate) use listen::DEFAULT_LISTEN;
+pub use listen::Listen;
 pub(crate) use source::EnvLookup;
 pub use source::{ConfigSource, Env};
 
@@ -31,9 +34,6 @@ use crate::secret::{Secret, SecretSource};
 use crate::upstream::Upstream;
 use validator::Validator;
 
-/// Where the proxy listens unless told otherwise.
-pub(crate) const DEFAULT_LISTEN: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
 /// How long to wait for a TCP (and TLS) connection to an upstream.
 pub(crate) const DEFAULT_UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for an upstream's response headers. Advanced hunting queries may run for up to
@@ -194,7 +194,7 @@ impl WatchedFile {
 #[derive(Debug, Clone)]
 pub struct Server {
     /// The address to listen on.
-    pub listen: SocketAddr,
+    pub listen: Listen,
     /// Whether a non-loopback `listen` is allowed.
     pub allow_remote: bool,
     /// How long to wait for a connection to an upstream.
@@ -269,7 +269,7 @@ struct RawAdmin {
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawServer {
-    listen: Option<SocketAddr>,
+    listen: Option<Listen>,
     #[serde(default)]
     allow_remote: bool,
     #[serde(default, with = "humantime_serde")]
@@ -385,7 +385,7 @@ struct RawRoute {
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     /// `--listen`.
-    pub listen: Option<SocketAddr>,
+    pub listen: Option<Listen>,
 }
 
 impl Config {

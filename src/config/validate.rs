@@ -103,7 +103,7 @@ impl Validator<'_> {
             }
             api_keys.push(secret);
         }
-        if !listen.ip().is_loopback() {
+        if !listen.is_loopback() {
             if !raw.allow_remote {
                 return Err(self.invalid(
                     "server.listen",

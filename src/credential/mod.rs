@@ -152,6 +152,22 @@ pub enum ManagedIdentity {
     },
 }
 
+impl ManagedIdentity {
+    /// The endpoint in words, for messages (the URL carries no secret: the header is apart).
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Self::Imds { endpoint } => {
+                format!(
+                    "the Azure instance metadata service (IMDS, managed identity) at {endpoint}"
+                )
+            }
+            Self::AppService { endpoint, .. } => {
+                format!("App Service's managed identity endpoint {endpoint}")
+            }
+        }
+    }
+}
+
 impl ClientAuth {
     /// The credential type as written in the config, for messages and status output.
     pub fn kind(&self) -> &'static str {

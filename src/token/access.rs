@@ -24,6 +24,10 @@ pub struct AccessToken {
     pub expires_at_wall: SystemTime,
     /// The permissions the token carries (`roles`, or `scp` split at spaces), for display.
     pub permissions: Vec<String>,
+    /// Whether they are delegated scopes (`scp`, a user's token) rather than app roles.
+    pub delegated: bool,
+    /// The token's audience (`aud`), for display.
+    pub audience: Option<String>,
     /// The signed-in user of a user token (`upn`, `preferred_username` or `unique_name`), for
     /// display.
     pub account: Option<String>,
@@ -47,6 +51,8 @@ impl AccessToken {
     ) -> Result<Self, TokenError> {
         let claims = claims(response.access_token.expose());
         let permissions = permissions(&claims);
+        let delegated = claims["roles"].as_array().is_none() && claims["scp"].is_string();
+        let audience = claims["aud"].as_str().map(str::to_owned);
         let account = ["upn", "preferred_username", "unique_name"]
             .iter()
             .find_map(|name| claims[*name].as_str().map(str::to_owned));
@@ -86,6 +92,8 @@ impl AccessToken {
             acquired_at_wall: sent_at_wall,
             expires_at_wall,
             permissions,
+            delegated,
+            audience,
             account,
         })
     }
@@ -110,6 +118,8 @@ impl AccessToken {
                 .checked_add(STATIC_LIFETIME)
                 .unwrap_or_else(SystemTime::now),
             permissions: Vec::new(),
+            delegated: false,
+            audience: None,
             account: None,
         })
     }

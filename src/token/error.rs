@@ -22,9 +22,44 @@ impl TokenError {
             Self::State(_) => "state_failed",
             Self::FederatedToken { .. } => "federated_token_unreadable",
             Self::NotExchanged => "not_exchanged",
+            Self::ManagedIdentity { error, .. } => error.outcome(),
+        }
+    }
+
+    /// The failure itself: for a managed identity endpoint's, the error it wraps.
+    pub(crate) fn root(&self) -> &TokenError {
+        match self {
+            Self::ManagedIdentity { error, .. } => error.root(),
+            other => other,
         }
     }
 }
+
+/// A managed identity endpoint's failure in words that name that endpoint, not Entra: on a machine
+/// outside Azure it is the metadata service that does not answer, and Entra is never asked.
+fn managed_identity(service: &str, error: &TokenError) -> String {
+    let what = match error {
+        TokenError::Unreachable(e) => {
+            format!("is unreachable: {}", crate::report::error_chain(e))
+        }
+        TokenError::Timeout(after) => format!("did not answer within {after:?}"),
+        TokenError::Rejected(r) => format!("refused the token request: {r}"),
+        TokenError::Throttled { rejection, .. } => {
+            format!("is throttling token requests: {rejection}")
+        }
+        TokenError::Unavailable { rejection, .. } => format!("failed: {rejection}"),
+        TokenError::Malformed(m) => format!("answered with a malformed token response: {m}"),
+        other => other.to_string(),
+    };
+    format!("{service} {what}")
+}
+
+/// What to do when no managed identity endpoint answers: the machine is not in Azure (or not set
+/// up for one), so the proxy needs a credential of its own.
+pub(crate) const NO_MANAGED_IDENTITY: &str = "outside Azure there is no managed identity: set \
+     AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or AZURE_CLIENT_CERTIFICATE_PATH, or \
+     AZURE_FEDERATED_TOKEN_FILE for a workload identity), or give --config FILE (start from \
+     docs/defender-token-proxy.example.toml)";
 
 /// Why no token could be had.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +117,14 @@ pub enum TokenError {
     /// The token request was cut short (the process is shutting down).
     #[error("the token request was interrupted")]
     Interrupted,
+    /// A managed identity endpoint (IMDS, or App Service's) failed; `error` says how.
+    #[error("{}", managed_identity(.service, .error))]
+    ManagedIdentity {
+        /// The endpoint in words, such as "the Azure instance metadata service (IMDS) at URL".
+        service: String,
+        /// The failure, as an Entra request's would be.
+        error: Box<TokenError>,
+    },
     /// A recent request failed, and the next one is not due yet.
     #[error("token requests are paused for {retry_after:?} after a failure: {last}")]
     BackingOff {
@@ -101,6 +144,10 @@ impl TokenError {
                 "run `defender-token-proxy login {credential}` to sign in"
             )),
             Self::BackingOff { last, .. } => last.hint(credential),
+            Self::ManagedIdentity { error, .. } => match **error {
+                Self::Unreachable(_) | Self::Timeout(_) => Some(NO_MANAGED_IDENTITY.to_owned()),
+                ref other => other.hint(credential),
+            },
             other => other
                 .rejection()
                 .and_then(|r| r.codes.iter().find_map(|c| super::hint(*c)))
@@ -116,6 +163,7 @@ impl TokenError {
             | Self::Unavailable { rejection: r, .. } => Some(r),
             Self::LoginRequired(r) => r.as_deref(),
             Self::BackingOff { last, .. } => last.rejection(),
+            Self::ManagedIdentity { error, .. } => error.rejection(),
             Self::Unreachable(_)
             | Self::Timeout(_)
             | Self::Malformed(_)
@@ -134,6 +182,7 @@ impl TokenError {
                 *retry_after
             }
             Self::BackingOff { retry_after, .. } => Some(*retry_after),
+            Self::ManagedIdentity { error, .. } => error.retry_after(),
             Self::Rejected(_)
             | Self::Unreachable(_)
             | Self::Timeout(_)

@@ -143,8 +143,49 @@ impl EntraClient {
         }
     }
 
-    /// A managed identity's token for the resource of `scope` (its `/.default` removed).
+    /// A managed identity's token for the resource of `scope` (its `/.default` removed); failures
+    /// name the endpoint, not Entra.
     async fn managed_identity(
+        &self,
+        identity: &ManagedIdentity,
+        client_id: &str,
+        scope: &str,
+    ) -> Result<TokenResponse, TokenError> {
+        self.managed_identity_request(identity, client_id, scope)
+            .await
+            .map_err(|error| TokenError::ManagedIdentity {
+                service: identity.describe(),
+                error: Box::new(error),
+            })
+    }
+
+    /// Whether anything answers at the IMDS endpoint within `within`: any HTTP answer counts (the
+    /// probe sends no `Metadata` header, so IMDS refuses it without issuing a token). Like
+    /// azure-identity's DefaultAzureCredential, this keeps a machine outside Azure from waiting a
+    /// whole token timeout for a metadata service that is not there.
+    pub(crate) async fn probe_imds(
+        &self,
+        identity: &ManagedIdentity,
+        within: Duration,
+    ) -> Result<(), TokenError> {
+        let ManagedIdentity::Imds { endpoint } = identity else {
+            return Ok(());
+        };
+        let request = self.local.get(endpoint.clone()).timeout(within);
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(error) => Err(TokenError::ManagedIdentity {
+                service: identity.describe(),
+                error: Box::new(if error.is_timeout() {
+                    TokenError::Timeout(within)
+                } else {
+                    TokenError::Unreachable(error)
+                }),
+            }),
+        }
+    }
+
+    async fn managed_identity_request(
         &self,
         identity: &ManagedIdentity,
         client_id: &str,

@@ -20,6 +20,7 @@ pub use access::AccessToken;
 pub use entra::EntraClient;
 pub use entra::EntraRejection;
 pub(crate) use entra::{TokenResponse, token_endpoint};
+pub(crate) use error::NO_MANAGED_IDENTITY;
 pub use error::TokenError;
 pub(crate) use grant::user_scope;
 pub(crate) use hints::hint;

@@ -56,9 +56,16 @@ async fn the_demo_prints_curl_commands_that_return_data() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut through_proxy = Vec::new();
     let mut bypassing = Vec::new();
+    let mut config = None;
     let read = async {
         let mut bypass_section = false;
         while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(path) = line
+                .trim()
+                .strip_prefix("defender-token-proxy check --config ")
+            {
+                config = Some(std::path::PathBuf::from(path));
+            }
             if line.contains("without the proxy") {
                 bypass_section = true;
             }
@@ -100,5 +107,30 @@ async fn the_demo_prints_curl_commands_that_return_data() {
     }
     let refused = http.get(&bypassing[0].url).send().await.unwrap();
     assert_eq!(refused.status(), 401);
+
+    // The one-off commands it prints work against it.
+    let config = config.expect("the demo prints the check command with its config");
+    let one_off = |args: &'static [&'static str]| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_defender-token-proxy"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .env_clear()
+            .output()
+    };
+    let check = one_off(&["check"]).await.unwrap();
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{stdout}");
+    assert!(stdout.contains("ok    demo"), "{stdout}");
+    let token = one_off(&["token", "demo", "--api", "graph"]).await.unwrap();
+    assert!(token.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&token.stdout)
+            .trim()
+            .split('.')
+            .count(),
+        3
+    );
     child.kill().await.unwrap();
+    drop(std::fs::remove_dir_all(config.parent().unwrap()));
 }

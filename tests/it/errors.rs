@@ -22,7 +22,9 @@ async fn problem(response: reqwest::Response) -> (u16, String, Value) {
         "application/problem+json",
         "status {status}"
     );
-    let body: Value = response.json().await.unwrap();
+    let text = response.text().await.unwrap();
+    assert!(text.ends_with('\n'), "status {status}: {text:?}");
+    let body: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(body["kind"], kind.as_str());
     assert_eq!(body["status"], status);
     (status, kind, body)
@@ -248,4 +250,40 @@ async fn the_upstreams_own_errors_pass_through_unmarked() {
             assert_eq!(response.headers()["retry-after"], "7");
         }
     }
+}
+
+#[tokio::test]
+async fn the_proxys_own_endpoints_answer_any_other_method_or_path_with_a_problem_on_both_listeners()
+{
+    let proxy = TestProxy::start_with(SimOptions::default(), |sim| mde_config(sim, "")).await;
+    let client = crate::support::client();
+    for base in [&proxy.url, &proxy.admin_url] {
+        for (method, path) in [
+            (reqwest::Method::POST, "/-/ready"),
+            (reqwest::Method::DELETE, "/-/healthy"),
+            (reqwest::Method::PUT, "/-/metrics"),
+            (reqwest::Method::PATCH, "/-/status"),
+        ] {
+            let response = client
+                .request(method.clone(), format!("{base}{path}"))
+                .send()
+                .await
+                .unwrap();
+            let allow = response.headers()["allow"].to_str().unwrap().to_owned();
+            assert!(allow.contains("GET"), "{method} {path}: {allow}");
+            let (status, kind, body) = problem(response).await;
+            assert_eq!((status, kind.as_str()), (405, "method_not_allowed"));
+            assert!(body["title"].as_str().unwrap().contains(path), "{body}");
+        }
+    }
+    let (status, kind, _) = problem(proxy.admin("/mde/api/alerts").await).await;
+    assert_eq!((status, kind.as_str()), (404, "no_endpoint"));
+    let (status, kind, _) = problem(proxy.get("/nowhere").await).await;
+    assert_eq!((status, kind.as_str()), (404, "unknown_route"));
+    // The endpoints' own JSON ends with a newline too, for the shell prompt's sake.
+    for path in ["/-/healthy", "/-/ready", "/-/status"] {
+        let text = proxy.admin(path).await.text().await.unwrap();
+        assert!(text.ends_with("}\n"), "{path}: {text:?}");
+    }
+    assert_eq!(proxy.control().api_requests(), 0);
 }

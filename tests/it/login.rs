@@ -198,6 +198,19 @@ async fn login_by_device_code_stores_a_private_sign_in_that_survives_a_restart()
         }
     };
     assert!(printed.contains("verification_uri: "), "{printed}");
+    // It says that it waits, for what, and for how long.
+    let waiting = tokio::time::timeout(Duration::from_secs(10), stdout.next_line())
+        .await
+        .expect("login says it waits")
+        .unwrap()
+        .unwrap();
+    assert!(
+        waiting.starts_with(&format!(
+            "waiting for the sign-in: enter {user_code} at http"
+        )),
+        "{waiting}"
+    );
+    assert!(waiting.ends_with(" left)"), "{waiting}");
     assert!(sim.control().approve_device_code(&user_code, ANALYST));
     while let Some(line) = stdout.next_line().await.unwrap() {
         printed.push_str(&line);
@@ -206,6 +219,7 @@ async fn login_by_device_code_stores_a_private_sign_in_that_survives_a_restart()
     let output = login.wait_with_output().await.unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{printed}\n{stderr}");
+    assert!(printed.contains("sign-in approved"), "{printed}");
     assert!(
         printed.contains(&format!("signed in as {ANALYST}")),
         "{printed}"
@@ -363,6 +377,11 @@ async fn login_in_the_browser_uses_pkce_and_a_loopback_redirect() {
         }
     };
     assert!(url.contains("code_challenge_method=S256"), "{url}");
+    let waiting = stdout.next_line().await.unwrap().unwrap();
+    assert!(
+        waiting.starts_with("waiting for the browser to come back to http://localhost:"),
+        "{waiting}"
+    );
     // The browser: the sign-in page redirects to the loopback listener with the code.
     let browser = reqwest::Client::new();
     let landed = browser.get(&url).send().await.unwrap();

@@ -7,6 +7,7 @@ mod contexts;
 mod demo;
 mod deploy;
 mod errors;
+mod first_run;
 mod forwarding;
 mod health;
 mod lifecycle;
