@@ -104,7 +104,9 @@ pub async fn device_code(
         // So that a person at the terminal sees the command is alive and how long the code lasts.
         if Instant::now() >= next_status {
             next_status = Instant::now() + STATUS_EVERY;
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.map_or(code.expires_in, |deadline| {
+                deadline.saturating_duration_since(Instant::now())
+            });
             drop(writeln!(
                 out,
                 "waiting for the sign-in: enter {} at {} ({} left)",
