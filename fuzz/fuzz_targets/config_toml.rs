@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(config) => {
             let _ = format!("{config:?}");
             let screen = Screen::new(
-                config.server.listen,
+                config.server.listen.addresses()[0],
                 &config.server.allowed_hosts,
                 &config.server.allowed_origins,
             );

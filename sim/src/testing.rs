@@ -30,6 +30,8 @@ const CHUNK: usize = 64 * 1024;
 static PATTERN: LazyLock<Bytes> =
     LazyLock::new(|| (0..=255u8).cycle().take(CHUNK).collect::<Vec<u8>>().into());
 
+mod gzip;
+
 /// The test routes; merged into each API server's router.
 pub(super) fn routes() -> Router<Arc<ApiServer>> {
     Router::new()
@@ -43,86 +45,7 @@ pub(super) fn routes() -> Router<Arc<ApiServer>> {
         .route("/_sim/headers", get(headers))
         .route("/_sim/links", get(export::links))
         .route("/_sim/whoami", get(whoami))
-        .route("/_sim/gzip/{kind}", get(gzip_body))
-}
-
-/// Bodies announced as `Content-Encoding: gzip`, with a `Content-Length` that matches what is sent, so only decoding
-/// can fail, not the transfer. `text`: a whole gzip stream of plain text that names this server's root (not JSON,
-/// so a proxy has no links to rewrite in it). Two JSON pages that do not decode: `truncated`, a gzip stream cut off in
-/// the middle of its `@odata.nextLink` (inside this server's root, after its first port digit), and `corrupt`, a
-/// gzip header followed by bytes that are no deflate data.
-async fn gzip_body(State(server): State<Arc<ApiServer>>, Path(kind): Path<String>) -> Response {
-    let (content_type, body) = match kind.as_str() {
-        "text" => {
-            let text = format!("plain text, not JSON: {}/api/alerts\n", server.root).repeat(20);
-            (
-                "text/plain; charset=utf-8",
-                stored_gzip(text.as_bytes(), None),
-            )
-        }
-        "truncated" => {
-            let page = format!(
-                r#"{{"value":[{{"id":"da0"}}],"@odata.nextLink":"{}/api/alerts?$skiptoken=b2Zmc2V0OjE"}}"#,
-                server.root
-            );
-            let link = page.find(&server.root).unwrap_or_default();
-            let port = server.root.rfind(':').map_or(0, |colon| colon + 2);
-            (
-                "application/json; charset=utf-8",
-                stored_gzip(page.as_bytes(), Some(link + port)),
-            )
-        }
-        // A first block of the reserved type 11 (RFC 1951 section 3.2.3).
-        "corrupt" => (
-            "application/json; charset=utf-8",
-            [&GZIP_HEADER[..], &[0xff; 64]].concat(),
-        ),
-        _ => {
-            return error(
-                server.api,
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                "The kind must be 'text', 'truncated' or 'corrupt'.",
-            );
-        }
-    };
-    let mut response = Body::from(body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-    response
-}
-
-/// A gzip member header: magic, deflate, no flags, no time, no extra flags, unknown OS (RFC 1952 section 2.3).
-const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
-
-/// `data` (at most 65535 bytes) as one gzip member holding one final stored block (RFC 1951 section 3.2.4: BFINAL=1,
-/// BTYPE=00, LEN, NLEN, the bytes as they are) and its CRC-32 and length trailer; with `cut`, only the bytes of the
-/// block up to that many of `data`, and no trailer.
-fn stored_gzip(data: &[u8], cut: Option<usize>) -> Vec<u8> {
-    let len = u16::try_from(data.len()).unwrap_or(u16::MAX);
-    let data = &data[..usize::from(len)];
-    let mut out = GZIP_HEADER.to_vec();
-    out.push(1);
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&(!len).to_le_bytes());
-    if let Some(cut) = cut {
-        out.extend_from_slice(&data[..cut.min(data.len())]);
-        return out;
-    }
-    out.extend_from_slice(data);
-    out.extend_from_slice(&crc32(data).to_le_bytes());
-    out.extend_from_slice(&u32::from(len).to_le_bytes());
-    out
-}
-
-/// The CRC-32 gzip's trailer holds (ISO 3309, reflected polynomial 0xEDB88320), bit by bit: the bodies are small.
-fn crc32(data: &[u8]) -> u32 {
-    !data.iter().fold(!0u32, |crc, &byte| {
-        (0..8).fold(crc ^ u32::from(byte), |crc, _| {
-            (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg())
-        })
-    })
+        .route("/_sim/gzip/{kind}", get(gzip::body))
 }
 
 /// The caller the token check let in: the scheme and, for a bearer token, the claims that tell app from user
