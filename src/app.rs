@@ -48,10 +48,12 @@ fn router(state: AppState) -> Router {
 }
 
 /// The admin router: health, readiness, metrics and status only. It never forwards, so it may
-/// listen where probes and Prometheus can reach it.
+/// listen where probes and Prometheus can reach it. Screened for browsers and `Host` like the main
+/// router, so that no page (DNS rebinding included) can read `/-/status`.
 fn admin_router(state: AppState) -> Router {
     admin::routes()
         .fallback(admin::no_endpoint)
+        .layer(from_fn_with_state(state.clone(), middleware::screen_admin))
         .layer(telemetry::trace_layer())
         .with_state(state)
 }
@@ -101,7 +103,8 @@ pub(crate) async fn run_listeners(
         .ok_or_else(|| io::Error::other("no listener to serve"))?
         .local_addr()?;
     let config_limits = config.server.limits;
-    let state = AppState::new(config, first)?;
+    let admin_local = admin.as_ref().map(TcpListener::local_addr).transpose()?;
+    let state = AppState::new(config, first, admin_local)?;
     let also: Vec<String> = listeners[1..]
         .iter()
         .filter_map(|l| l.local_addr().ok().map(|a| a.to_string()))
@@ -109,7 +112,7 @@ pub(crate) async fn run_listeners(
     tracing::info!(
         listen = %first,
         also_listen = %also.join(" "),
-        admin = %admin.as_ref().map(|a| a.local_addr().map(|a| a.to_string())).transpose()?.unwrap_or_default(),
+        admin = %admin_local.map(|a| a.to_string()).unwrap_or_default(),
         routes = %state.live().routes.prefixes().join(" "),
         "defender-token-proxy is listening"
     );

@@ -46,6 +46,8 @@ pub(crate) struct Live {
     pub(crate) api_keys: Vec<Secret>,
     pub(crate) files: Vec<WatchedFile>,
     pub(crate) screen: Screen,
+    /// The admin listener's screen (browser and `Host` checks only), if there is one.
+    pub(crate) admin_screen: Option<Screen>,
     pub(crate) links: Arc<LinkTable>,
     /// Inbound TLS, rebuilt on reload so that a renewed certificate is used for new connections.
     pub(crate) tls: Option<TlsAcceptor>,
@@ -59,11 +61,16 @@ pub(crate) struct Live {
 }
 
 impl Live {
-    /// What runs for `config` with a main listener bound to `local`. From `previous` (the running
+    /// What runs for `config` with a main listener bound to `local` (and the admin listener to
+    /// `admin`, if any). From `previous` (the running
     /// configuration, on reload) it keeps what the change left as it was: each route's limiter
     /// (spent allowance and hold) when the route's prefix and limits are unchanged, the in-flight
     /// count, the upstream connection pool and the Entra client.
-    fn new(config: Config, local: SocketAddr, previous: Option<&Live>) -> io::Result<Self> {
+    fn new(
+        config: Config,
+        (local, admin): (SocketAddr, Option<SocketAddr>),
+        previous: Option<&Live>,
+    ) -> io::Result<Self> {
         let server = config.server;
         let (max_wait, max_queue) = (server.rate_limit_max_wait, server.rate_limit_max_queue);
         let routes = Routes::build(config.routes, |route| {
@@ -98,6 +105,9 @@ impl Live {
             in_flight,
             max_concurrent_requests: server.max_concurrent_requests,
             screen: Screen::new(local, &server.allowed_hosts, &server.allowed_origins),
+            admin_screen: admin.map(|admin| {
+                Screen::for_admin(admin, &server.allowed_hosts, &server.allowed_origins)
+            }),
             restart_only: (server.listen, server.allow_remote, config.admin_listen),
             entra,
             token_timeout: config.token_timeout,
@@ -151,8 +161,8 @@ pub(crate) struct ReloadRecord {
 
 struct Shared {
     live: ArcSwap<Live>,
-    /// The main listener's address (the screen accepts it as `Host`).
-    local: SocketAddr,
+    /// The main and admin listeners' addresses (the screens accept them as `Host`).
+    local: (SocketAddr, Option<SocketAddr>),
     tokens: TokenCache,
     metrics: Arc<Metrics>,
     no_route: RouteMetrics,
@@ -167,8 +177,14 @@ struct Shared {
 pub(crate) struct AppState(Arc<Shared>);
 
 impl AppState {
-    /// Builds the state from a validated configuration, for a main listener bound to `local`.
-    pub(crate) fn new(config: Config, local: SocketAddr) -> io::Result<Self> {
+    /// Builds the state from a validated configuration, for a main listener bound to `local` and
+    /// the admin listener, if any, to `admin`.
+    pub(crate) fn new(
+        config: Config,
+        local: SocketAddr,
+        admin: Option<SocketAddr>,
+    ) -> io::Result<Self> {
+        let local = (local, admin);
         let metrics = Arc::new(Metrics::default());
         let source = config.source.clone();
         Ok(Self(Arc::new(Shared {

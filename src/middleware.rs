@@ -1,5 +1,5 @@
-//! The main router's middleware, each a thin layer over its check: load shedding (the in-flight
-//! limit), screening (`screen`) and API keys (`inbound`). Each answers a refusal itself, so a
+//! The routers' middleware, each a thin layer over its check: load shedding (the in-flight
+//! limit), screening (`screen`, on both listeners) and API keys (`inbound`). Each answers a refusal itself, so a
 //! refused request reaches nothing after it.
 
 use std::pin::Pin;
@@ -63,6 +63,23 @@ pub(crate) async fn screen(
     next: Next,
 ) -> Response {
     let outcome = state.live().screen.check(&request);
+    refuse_or_run(outcome, request, next).await
+}
+
+/// The admin listener's browser and Host checks.
+pub(crate) async fn screen_admin(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let outcome = match &state.live().admin_screen {
+        Some(screen) => screen.check_origin_and_host(&request),
+        None => Ok(()),
+    };
+    refuse_or_run(outcome, request, next).await
+}
+
+async fn refuse_or_run(outcome: Result<(), ProxyError>, request: Request, next: Next) -> Response {
     match outcome {
         Ok(()) => next.run(request).await,
         Err(error) => {

@@ -23,6 +23,13 @@ pub struct Screen {
     hosts: Vec<String>,
     /// Accepted `Origin` values, exactly.
     origins: HashSet<String>,
+    /// The listener's port.
+    port: u16,
+    /// Whether any IP literal with the listener's port is an accepted `Host`: the admin listener
+    /// on an unspecified address, where kubelet probes and Prometheus name the pod's IP. A DNS
+    /// rebinding page always sends its own host name, never an IP literal, so this opens nothing
+    /// to it.
+    ip_literals: bool,
 }
 
 impl Screen {
@@ -55,6 +62,17 @@ impl Screen {
         Self {
             hosts: hosts.into_iter().collect(),
             origins: origins.iter().cloned().collect(),
+            port,
+            ip_literals: false,
+        }
+    }
+
+    /// The rules for the admin listener bound to `local`: those of [`Screen::new`] and, when it is
+    /// bound to an unspecified address, any IP literal with its port as `Host`.
+    pub fn for_admin(local: SocketAddr, extra_hosts: &[String], origins: &[String]) -> Self {
+        Self {
+            ip_literals: local.ip().is_unspecified(),
+            ..Self::new(local, extra_hosts, origins)
         }
     }
 
@@ -63,6 +81,12 @@ impl Screen {
         // The target first: an HTTP/1 absolute-form target is refused outright, whatever its Host.
         check_target(request.method(), request.version(), request.uri())?;
         check_framing(request)?;
+        self.check_origin_and_host(request)
+    }
+
+    /// The browser and `Host` checks alone: what the admin listener, which forwards nothing,
+    /// needs so that no page can read it.
+    pub fn check_origin_and_host<B>(&self, request: &Request<B>) -> Result<(), ProxyError> {
         self.check_browser(request.headers())?;
         self.check_host(request)
     }
@@ -72,9 +96,13 @@ impl Screen {
         let allowed = origin
             .and_then(|o| o.to_str().ok())
             .is_some_and(|o| self.origins.contains(o));
-        let cross_site = headers
-            .get(SEC_FETCH_SITE)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+        // `same-site` too: a page on another localhost port is the same site (scheme and
+        // registrable domain, ports ignored) but another origin, and may not use the proxy
+        // (<https://www.w3.org/TR/fetch-metadata/#sec-fetch-site-header>, RFC 6454 section 5).
+        let cross_site = headers.get(SEC_FETCH_SITE).is_some_and(|v| {
+            let v = v.as_bytes();
+            v.eq_ignore_ascii_case(b"cross-site") || v.eq_ignore_ascii_case(b"same-site")
+        });
         if (origin.is_some() || cross_site) && !allowed {
             return Err(ProxyError::CrossSite {
                 origin: origin.map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned()),
@@ -102,10 +130,19 @@ impl Screen {
             {
                 Ok(())
             }
+            Some(host) if self.ip_literals && self.is_ip_literal(host) => Ok(()),
             host => Err(ProxyError::HostNotAllowed {
                 host: host.map(|h| String::from_utf8_lossy(h).into_owned()),
             }),
         }
+    }
+
+    /// Whether `host` is an IP literal with this listener's port.
+    fn is_ip_literal(&self, host: &[u8]) -> bool {
+        std::str::from_utf8(host)
+            .ok()
+            .and_then(|h| h.parse::<SocketAddr>().ok())
+            .is_some_and(|a| a.port() == self.port)
     }
 }
 
@@ -203,197 +240,4 @@ fn check_target(method: &Method, version: Version, uri: &http::Uri) -> Result<()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::body::Body;
-
-    fn screen() -> Screen {
-        Screen::new(
-            "127.0.0.1:8080".parse().unwrap(),
-            &["proxy.internal".into()],
-            &["https://tool.example".into()],
-        )
-    }
-
-    fn request(target: &str, headers: &[(&str, &str)]) -> Request<Body> {
-        let mut builder = http::Request::builder().uri(target);
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        builder.body(Body::empty()).unwrap()
-    }
-
-    fn kind(result: Result<(), ProxyError>) -> &'static str {
-        result.err().map_or("ok", |e| e.kind())
-    }
-
-    #[test]
-    fn loopback_and_configured_hosts_pass_and_others_are_refused() {
-        let s = screen();
-        for host in [
-            "127.0.0.1:8080",
-            "localhost:8080",
-            "LOCALHOST:8080",
-            "[::1]:8080",
-            "proxy.internal",
-            "proxy.internal:8080",
-        ] {
-            assert_eq!(
-                kind(s.check(&request("/mde/api", &[("host", host)]))),
-                "ok",
-                "{host}"
-            );
-        }
-        for host in [
-            "evil.example:8080",
-            "127.0.0.1:9999",
-            "localhost",
-            "127.0.0.1.nip.io:8080",
-        ] {
-            assert_eq!(
-                kind(s.check(&request("/mde/api", &[("host", host)]))),
-                "host_not_allowed",
-                "{host}"
-            );
-        }
-        assert_eq!(kind(s.check(&request("/mde/api", &[]))), "host_not_allowed");
-    }
-
-    #[test]
-    fn cross_site_browser_requests_are_refused_unless_their_origin_is_allowed() {
-        let s = screen();
-        let host = ("host", "127.0.0.1:8080");
-        assert_eq!(
-            kind(s.check(&request("/x", &[host, ("origin", "https://evil.example")]))),
-            "cross_site_request"
-        );
-        assert_eq!(
-            kind(s.check(&request("/x", &[host, ("origin", "null")]))),
-            "cross_site_request"
-        );
-        assert_eq!(
-            kind(s.check(&request("/x", &[host, ("sec-fetch-site", "cross-site")]))),
-            "cross_site_request"
-        );
-        assert_eq!(
-            kind(s.check(&request(
-                "/x",
-                &[
-                    host,
-                    ("origin", "https://tool.example"),
-                    ("sec-fetch-site", "cross-site")
-                ]
-            ))),
-            "ok"
-        );
-        assert_eq!(
-            kind(s.check(&request("/x", &[host, ("sec-fetch-site", "none")]))),
-            "ok"
-        );
-    }
-
-    #[test]
-    fn ambiguous_framing_is_refused_with_400() {
-        let s = screen();
-        let host = ("host", "127.0.0.1:8080");
-        for headers in [
-            &[host, host][..],
-            &[host, ("host", "evil.example")],
-            &[
-                host,
-                ("transfer-encoding", "chunked"),
-                ("transfer-encoding", "chunked"),
-            ],
-            &[host, ("transfer-encoding", "chunked, Chunked")],
-        ] {
-            let error = s.check(&request("/mde/api", headers)).unwrap_err();
-            assert_eq!(error.kind(), "malformed_request", "{headers:?}");
-            assert_eq!(error.status(), http::StatusCode::BAD_REQUEST);
-        }
-        let mut h2 = request("http://127.0.0.1:8080/mde/api", &[("host", "evil.example")]);
-        *h2.version_mut() = Version::HTTP_2;
-        assert_eq!(kind(s.check(&h2)), "malformed_request");
-        let mut h2 = request(
-            "http://127.0.0.1:8080/mde/api",
-            &[("host", "127.0.0.1:8080")],
-        );
-        *h2.version_mut() = Version::HTTP_2;
-        assert_eq!(kind(s.check(&h2)), "ok");
-        let chunked = [host, ("transfer-encoding", "chunked")];
-        assert_eq!(kind(s.check(&request("/mde/api", &chunked))), "ok");
-    }
-
-    #[test]
-    fn methods_that_echo_the_request_are_refused_with_405_and_allow() {
-        let s = screen();
-        for method in ["TRACE", "TRACK", "trace", "Track"] {
-            let mut request = request("/mde/api", &[("host", "127.0.0.1:8080")]);
-            *request.method_mut() = Method::from_bytes(method.as_bytes()).unwrap();
-            let error = s.check(&request).unwrap_err();
-            assert_eq!(error.kind(), "method_refused", "{method}");
-            let response = axum::response::IntoResponse::into_response(error);
-            assert_eq!(response.status(), http::StatusCode::METHOD_NOT_ALLOWED);
-            let allow = response.headers()[header::ALLOW].to_str().unwrap();
-            assert!(allow.contains("GET") && !allow.contains("TRACE"), "{allow}");
-        }
-    }
-
-    #[test]
-    fn targets_that_could_leave_the_route_are_refused() {
-        for target in [
-            "/mde/../graph/v1.0/me",
-            "/mde/./api",
-            "/mde/%2e%2e/graph",
-            "/mde/%2E/api",
-            "/mde/api%2Falerts",
-            "/mde/api%2falerts",
-            "/mde/api%5Calerts",
-            "/mde/api\\alerts",
-            "/mde/..",
-        ] {
-            assert_eq!(
-                kind(check_target(
-                    &Method::GET,
-                    Version::HTTP_11,
-                    &target.parse().unwrap()
-                )),
-                "target_refused",
-                "{target}"
-            );
-        }
-        for target in [
-            "/mde/api/alerts?$filter=a/../b",
-            "/mde/api/..x/a",
-            "/mde/api/%2e%2ex",
-            "/mde/a%20b",
-            "/mde/%25%32%46",
-        ] {
-            assert_eq!(
-                kind(check_target(
-                    &Method::GET,
-                    Version::HTTP_11,
-                    &target.parse().unwrap()
-                )),
-                "ok",
-                "{target}"
-            );
-        }
-        let absolute: http::Uri = "http://evil.example/mde/api".parse().unwrap();
-        assert_eq!(
-            kind(check_target(&Method::GET, Version::HTTP_11, &absolute)),
-            "target_refused"
-        );
-        assert_eq!(
-            kind(check_target(&Method::GET, Version::HTTP_2, &absolute)),
-            "ok"
-        );
-        assert_eq!(
-            kind(check_target(
-                &Method::CONNECT,
-                Version::HTTP_11,
-                &"/".parse().unwrap()
-            )),
-            "target_refused"
-        );
-    }
-}
+mod tests;

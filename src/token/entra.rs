@@ -11,6 +11,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 
 use super::TokenError;
+use super::direct::goes_direct;
 use crate::credential::{Certificate, Credential};
 use crate::secret::Secret;
 
@@ -170,11 +171,15 @@ pub(crate) enum Proof<'a> {
 /// endpoints. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct EntraClient {
-    pub(super) http: reqwest::Client,
-    /// For managed identity endpoints, which are never reached through an HTTP proxy ("IMDS isn't
-    /// intended to be used behind a proxy",
-    /// <https://learn.microsoft.com/en-us/entra/identity/managed-identities-azure-resources/how-to-use-vm-token>).
-    pub(super) local: reqwest::Client,
+    /// For `https` authorities off this host: through the system proxy (`HTTPS_PROXY`,
+    /// `ALL_PROXY`, `NO_PROXY`), if any, which only tunnels the TLS connection (CONNECT, RFC 9110
+    /// section 9.3.6).
+    http: reqwest::Client,
+    /// Direct, never through a proxy: for managed identity endpoints ("IMDS isn't intended to be
+    /// used behind a proxy",
+    /// <https://learn.microsoft.com/en-us/entra/identity/managed-identities-azure-resources/how-to-use-vm-token>),
+    /// and for authorities a proxy must not see (see [`goes_direct`]).
+    pub(super) direct: reqwest::Client,
     timeout: Duration,
 }
 
@@ -191,9 +196,19 @@ impl EntraClient {
         };
         Ok(Self {
             http: builder().build()?,
-            local: builder().no_proxy().build()?,
+            direct: builder().no_proxy().build()?,
             timeout,
         })
+    }
+
+    /// A POST to a token endpoint, direct or through the system proxy as [`goes_direct`] says.
+    pub(super) fn post(&self, endpoint: &str) -> reqwest::RequestBuilder {
+        let client = if goes_direct(endpoint) {
+            &self.direct
+        } else {
+            &self.http
+        };
+        client.post(endpoint)
     }
 
     /// Requests an app-only token for `scope` in `tenant` with the client credentials grant, the
@@ -230,7 +245,7 @@ impl EntraClient {
             form.push(("client_assertion_type", JWT_BEARER));
             form.push(("client_assertion", assertion.expose()));
         }
-        let request = self.http.post(&endpoint).form(&form);
+        let request = self.post(&endpoint).form(&form);
         self.send(request).await
     }
 

@@ -69,7 +69,7 @@ impl EntraClient {
                     ("password", password.expose()),
                 ];
                 let endpoint = token_endpoint(&credential.authority, tenant);
-                self.send(self.http.post(endpoint).form(&form)).await
+                self.send(self.post(&endpoint).form(&form)).await
             }
             ClientAuth::User(file) => self.refresh(credential, file, tenant, scope).await,
             ClientAuth::ManagedIdentity(identity) => {
@@ -107,7 +107,7 @@ impl EntraClient {
             ("refresh_token", refresh_token.expose()),
         ];
         let endpoint = token_endpoint(&credential.authority, tenant);
-        match self.send(self.http.post(endpoint).form(&form)).await {
+        match self.send(self.post(&endpoint).form(&form)).await {
             Ok(response) => {
                 if let Some(next) = &response.refresh_token {
                     match file.write(next, account.as_deref()) {
@@ -171,7 +171,7 @@ impl EntraClient {
         let ManagedIdentity::Imds { endpoint } = identity else {
             return Ok(());
         };
-        let request = self.local.get(endpoint.clone()).timeout(within);
+        let request = self.direct.get(endpoint.clone()).timeout(within);
         match request.send().await {
             Ok(_) => Ok(()),
             Err(error) => Err(TokenError::ManagedIdentity {
@@ -207,9 +207,9 @@ impl EntraClient {
         }
         let request = match identity {
             // Required, lower case: IMDS's guard against server-side request forgery.
-            ManagedIdentity::Imds { .. } => self.local.get(url).header("Metadata", "true"),
+            ManagedIdentity::Imds { .. } => self.direct.get(url).header("Metadata", "true"),
             ManagedIdentity::AppService { header, .. } => self
-                .local
+                .direct
                 .get(url)
                 .header("X-IDENTITY-HEADER", header.expose()),
         };
@@ -246,8 +246,7 @@ impl EntraClient {
             ("client_id", credential.client_id.as_str()),
             ("scope", scope.as_str()),
         ];
-        let (status, retry_after, body) =
-            self.exchange(self.http.post(endpoint).form(&form)).await?;
+        let (status, retry_after, body) = self.exchange(self.post(&endpoint).form(&form)).await?;
         if !status.is_success() {
             return Err(refusal(status, retry_after, &body));
         }
@@ -280,7 +279,7 @@ impl EntraClient {
             ("device_code", code.device_code.expose()),
         ];
         let endpoint = token_endpoint(&credential.authority, &credential.home_tenant());
-        self.send(self.http.post(endpoint).form(&form)).await
+        self.send(self.post(&endpoint).form(&form)).await
     }
 
     /// Redeems an authorization code with its PKCE verifier
@@ -303,7 +302,7 @@ impl EntraClient {
             ("code_verifier", verifier.expose()),
         ];
         let endpoint = token_endpoint(&credential.authority, &credential.home_tenant());
-        self.send(self.http.post(endpoint).form(&form)).await
+        self.send(self.post(&endpoint).form(&form)).await
     }
 }
 

@@ -4,6 +4,7 @@
 //! failures.
 
 mod access;
+mod direct;
 mod entra;
 mod error;
 mod grant;

@@ -16,6 +16,7 @@ mod links;
 mod login;
 mod logs;
 mod operations;
+mod outbound;
 mod ratelimit;
 mod reload;
 mod security;

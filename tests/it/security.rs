@@ -247,3 +247,70 @@ async fn duplicate_chunked_codings_duplicate_hosts_and_a_host_against_the_target
     assert_eq!(raw_kind(&raw).0 / 100, 5, "{raw}");
     assert_eq!(proxy.control().api_requests(), 0);
 }
+
+#[tokio::test]
+async fn same_site_requests_are_refused_with_403_unless_their_origin_is_allowed() {
+    // A page on another localhost port sends `Sec-Fetch-Site: same-site`, and no Origin on a
+    // simple GET.
+    let proxy = broken("allowed_origins = [\"https://tool.example\"]", "").await;
+    let url = format!("{}/mde/api/alerts", proxy.url);
+    let response = client()
+        .get(&url)
+        .header("sec-fetch-site", "same-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kind(response).await, (403, "cross_site_request".to_owned()));
+    // An allowed Origin gets through the screen (and then fails on the broken credential).
+    let allowed = client()
+        .get(&url)
+        .header("sec-fetch-site", "same-site")
+        .header("origin", "https://tool.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status().as_u16() / 100, 5);
+    assert_eq!(proxy.control().api_requests(), 0);
+}
+
+#[tokio::test]
+async fn the_admin_listener_refuses_foreign_hosts_and_browser_pages() {
+    let proxy = broken("allowed_origins = [\"https://tool.example\"]", "").await;
+    let status = format!("{}/-/status", proxy.admin_url);
+    let port = proxy.admin_url.rsplit(':').next().unwrap().to_owned();
+    // A DNS rebinding page: the admin listener's address under the attacker's name.
+    let rebound = client()
+        .get(&status)
+        .header("host", format!("evil.example:{port}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kind(rebound).await, (403, "host_not_allowed".to_owned()));
+    for (name, value) in [
+        ("origin", "https://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+    ] {
+        let page = client()
+            .get(&status)
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            kind(page).await,
+            (403, "cross_site_request".to_owned()),
+            "{name}: {value}"
+        );
+    }
+    // curl: no Origin, Host the listener's address.
+    let plain = client().get(&status).send().await.unwrap();
+    assert_eq!(plain.status(), 200);
+    let allowed = client()
+        .get(&status)
+        .header("origin", "https://tool.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+}

@@ -1,4 +1,4 @@
-//! Unit tests of the token endpoint client: Entra's success and error answers parsed and refused.
+//! Parsing Entra's answers, and the token endpoint's URL.
 
 use super::*;
 
