@@ -6,13 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
-use http::{HeaderName, HeaderValue, StatusCode, header};
+use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 
 use crate::token::TokenError;
 
-/// Present on every response the proxy makes itself (never on a forwarded one); its value is the kind.
-pub(crate) const ERROR_HEADER: HeaderName = HeaderName::from_static("x-token-proxy-error");
+pub(crate) use crate::headers::ERROR_HEADER;
 
 /// The `Allow` header of a 405: the standard methods the proxy forwards (all but TRACE and CONNECT).
 const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";

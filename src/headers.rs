@@ -21,12 +21,12 @@ static HOP_BY_HOP: [HeaderName; 9] = [
 /// every inbound `Authorization` (all of them: a second one must not survive, as in
 /// GHSA-43wx-8qmj-9r9q) and cookies.
 const REQUEST_ONLY: [HeaderName; 3] = [header::HOST, header::AUTHORIZATION, header::COOKIE];
-/// The header that marks the proxy's own answers (`error::ERROR_HEADER`, which sits above this
-/// leaf module; a test checks they agree).
-const PROXY_ERROR: HeaderName = HeaderName::from_static("x-token-proxy-error");
+/// Present on every response the proxy makes itself (never on a forwarded one); its value is the
+/// error's kind. Defined here, below `error`, because the response filter drops it too.
+pub(crate) const ERROR_HEADER: HeaderName = HeaderName::from_static("x-token-proxy-error");
 /// Dropped from responses besides the hop-by-hop headers: cookies, and an upstream's
 /// `x-token-proxy-error`, so that the header tells the proxy's own answers apart.
-const RESPONSE_ONLY: [HeaderName; 2] = [header::SET_COOKIE, PROXY_ERROR];
+const RESPONSE_ONLY: [HeaderName; 2] = [header::SET_COOKIE, ERROR_HEADER];
 
 /// Drops what must not reach the upstream: hop-by-hop headers, `Host`, every `Authorization` and
 /// cookies.
@@ -186,7 +186,7 @@ mod tests {
 
     #[test]
     fn response_filter_drops_an_upstream_x_token_proxy_error() {
-        assert_eq!(PROXY_ERROR, crate::error::ERROR_HEADER);
+        assert_eq!(ERROR_HEADER, crate::error::ERROR_HEADER);
         let mut h = headers(&[
             ("x-token-proxy-error", "token_rejected"),
             ("content-type", "application/json"),
