@@ -68,6 +68,23 @@ impl Access {
         Ok(Some(Self { methods, paths }))
     }
 
+    /// The rules, as the config writes them: the methods, and the path rules (`"[METHOD ]/path"`).
+    pub(crate) fn rules(&self) -> (Vec<&str>, Vec<String>) {
+        let methods = self.methods.iter().map(Method::as_str).collect();
+        let paths = self
+            .paths
+            .iter()
+            .map(|rule| {
+                let star = if rule.prefix { "*" } else { "" };
+                match &rule.method {
+                    Some(method) => format!("{method} {}{star}", rule.pattern),
+                    None => format!("{}{star}", rule.pattern),
+                }
+            })
+            .collect();
+        (methods, paths)
+    }
+
     /// Whether `method` on `path` (after the prefix, no query) passes.
     pub fn allows(&self, method: &Method, path: &str) -> bool {
         let path = if path.is_empty() { "/" } else { path };
@@ -116,6 +133,13 @@ mod tests {
         assert!(!alerts.allows(&Method::PATCH, "/api/alerts/da123"));
         assert!(alerts.allows(&Method::PUT, "/api/info"));
         assert!(!alerts.allows(&Method::GET, "/api/machines"));
+        assert_eq!(
+            alerts.rules(),
+            (
+                vec![],
+                vec!["GET /api/alerts*".to_owned(), "/api/info".to_owned()]
+            )
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 use crate::config::Config;
 use crate::live::AppState;
-use crate::{admin, inbound, middleware, proxy, reload, server, telemetry};
+use crate::{admin, console, inbound, middleware, proxy, reload, server, telemetry};
 
 /// How long the admin listener may take to close once the main listener has drained.
 const ADMIN_CLOSE: Duration = Duration::from_secs(2);
@@ -26,6 +26,7 @@ const ADMIN_CLOSE: Duration = Duration::from_secs(2);
 /// The main router: the proxy's own endpoints and forwarding, behind the middleware stack. Layers
 /// run top to bottom for a request.
 fn router(state: AppState) -> Router {
+    let recent = console::Recent::default();
     let layers = ServiceBuilder::new()
         // First, so that nothing after it (tracing included) can print these headers' values.
         .layer(SetSensitiveRequestHeadersLayer::new([
@@ -35,14 +36,19 @@ fn router(state: AppState) -> Router {
             inbound::API_KEY_HEADER,
         ]))
         .layer(telemetry::trace_layer())
+        // Beside the audit line: the console's list of the last requests.
+        .layer(from_fn_with_state(recent.clone(), console::record))
         // Load shedding before any work: beyond the in-flight limit, 503 at once.
         .layer(from_fn_with_state(state.clone(), middleware::shed))
         // Browser, Host and request-target checks: first, so a refused request reaches nothing.
-        .layer(from_fn_with_state(state.clone(), middleware::screen))
-        // Before any handler, so that an unauthenticated request reaches nothing.
-        .layer(from_fn_with_state(state.clone(), middleware::authenticate));
+        .layer(from_fn_with_state(state.clone(), middleware::screen));
     admin::routes()
+        .merge(console::api(recent))
         .fallback(proxy::forward)
+        // Before any handler, so that an unauthenticated request reaches nothing; all but the
+        // console's page, which holds no data and which a browser loads without a key.
+        .layer(from_fn_with_state(state.clone(), middleware::authenticate))
+        .merge(console::page())
         .layer(layers)
         .with_state(state)
 }

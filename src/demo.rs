@@ -111,6 +111,7 @@ fn print_instructions(proxy: &str, sim: &Sim, config: &Path) {
     println!(
         r#"defender-token-proxy demo
   proxy                {proxy}
+  developer console    {proxy}/-/console
   simulated Entra ID   {authority}
   simulated APIs       MDE {mde}, XDR {xdr}, Graph {graph}, Cloud Apps {mdca}
 

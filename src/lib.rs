@@ -48,6 +48,7 @@ pub mod rewrite;
 mod live;
 
 mod admin;
+mod console;
 mod middleware;
 mod proxy;
 mod reload;

@@ -59,9 +59,14 @@ impl Screen {
         if port == 80 {
             hosts.extend(["127.0.0.1".into(), "localhost".into(), "[::1]".into()]);
         }
+        // The proxy's own origins (RFC 6454 section 4): its pages (the console) send them on
+        // their POSTs; a page elsewhere cannot, since its Host would be refused.
+        let own = hosts
+            .iter()
+            .flat_map(|h| [format!("http://{h}"), format!("https://{h}")]);
         Self {
+            origins: origins.iter().cloned().chain(own).collect(),
             hosts: hosts.into_iter().collect(),
-            origins: origins.iter().cloned().collect(),
             port,
             ip_literals: false,
         }

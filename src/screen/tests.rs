@@ -113,6 +113,41 @@ fn same_site_requests_are_refused_unless_their_origin_is_allowed() {
 }
 
 #[test]
+fn the_proxys_own_origin_passes_and_another_ports_is_refused() {
+    // The console's POSTs carry its origin; a page on another port of the same host is another
+    // origin.
+    let s = screen();
+    let host = ("host", "127.0.0.1:8080");
+    for origin in [
+        "http://127.0.0.1:8080",
+        "http://localhost:8080",
+        "http://[::1]:8080",
+        "http://proxy.internal:8080",
+    ] {
+        let own = [host, ("origin", origin), ("sec-fetch-site", "same-origin")];
+        assert_eq!(kind(s.check(&request("/mde/api", &own))), "ok", "{origin}");
+    }
+    for origin in [
+        "http://127.0.0.1:9999",
+        "http://localhost",
+        "http://127.0.0.1",
+    ] {
+        let other = [host, ("origin", origin), ("sec-fetch-site", "same-site")];
+        assert_eq!(
+            kind(s.check(&request("/mde/api", &other))),
+            "cross_site_request",
+            "{origin}"
+        );
+        let unmarked = [host, ("origin", origin)];
+        assert_eq!(
+            kind(s.check(&request("/mde/api", &unmarked))),
+            "cross_site_request",
+            "{origin}"
+        );
+    }
+}
+
+#[test]
 fn the_admin_screen_checks_origin_and_host_and_takes_ip_literals_when_unspecified() {
     let any = Screen::for_admin("0.0.0.0:9901".parse().unwrap(), &[], &[]);
     for host in ["10.1.2.3:9901", "[fd00::1]:9901", "127.0.0.1:9901"] {

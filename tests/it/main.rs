@@ -3,6 +3,7 @@
 
 mod commands;
 mod compression;
+mod console;
 mod contexts;
 mod demo;
 mod deploy;
