@@ -39,7 +39,7 @@ pub(crate) async fn no_endpoint(uri: Uri) -> ProxyError {
     }
 }
 
-pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ProxyError {
+async fn method_not_allowed(method: Method, uri: Uri) -> ProxyError {
     ProxyError::MethodNotAllowed {
         method: method.to_string(),
         path: uri.path().to_owned(),
@@ -232,7 +232,7 @@ async fn status(State(state): State<AppState>) -> Json {
 }
 
 /// A token failure as the problem object a request would have received.
-pub(crate) fn problem(
+fn problem(
     credential: &std::sync::Arc<str>,
     tenant: &std::sync::Arc<str>,
     error: std::sync::Arc<TokenError>,

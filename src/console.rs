@@ -9,11 +9,10 @@ mod samples;
 
 use axum::Router;
 use axum::extract::Path;
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::admin;
 use crate::error::ProxyError;
 use crate::live::AppState;
 
@@ -50,12 +49,20 @@ pub(crate) fn page() -> Router<AppState> {
     Router::new()
         .route("/-/console", get(console))
         .route("/-/console/assets/{name}", get(asset))
-        .method_not_allowed_fallback(admin::method_not_allowed)
+        .method_not_allowed_fallback(method_not_allowed)
 }
 
 /// The JSON the page reads, behind the API keys like every other endpoint.
 pub(crate) fn api(recent: Recent) -> Router<AppState> {
-    api::routes(recent).method_not_allowed_fallback(admin::method_not_allowed)
+    api::routes(recent).method_not_allowed_fallback(method_not_allowed)
+}
+
+/// Another method than GET or HEAD: a problem, as on the other `/-/` endpoints.
+async fn method_not_allowed(method: Method, uri: Uri) -> ProxyError {
+    ProxyError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
 }
 
 async fn console() -> Response {

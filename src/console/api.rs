@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use super::recent::{CAPACITY, Recent};
 use super::samples;
-use crate::admin;
 use crate::config::TENANT_PLACEHOLDER;
+use crate::error::ProxyError;
 use crate::live::{AppState, NeededToken};
 use crate::route::{Route, Tenancy};
 
@@ -135,7 +135,13 @@ fn token(state: &AppState, needed: NeededToken) -> Value {
         }
     }
     if let Some(error) = status.last_error {
-        entry["last_error"] = admin::problem(&key.credential, &key.tenant, error);
+        // The problem a request would have received, hint and AADSTS codes included.
+        let failure = ProxyError::Token {
+            credential: key.credential.clone(),
+            tenant: key.tenant.clone(),
+            error,
+        };
+        entry["last_error"] = failure.problem();
     }
     entry
 }

@@ -91,6 +91,7 @@ async function main() {
     assert.equal(response.status(), 200, 'the console loads');
     assert.match(response.headers()['content-security-policy'], /script-src 'self'/);
     await page.locator('#routes .route h3', { hasText: '/mde' }).waitFor();
+    assert.equal(await page.isVisible('#api-key-box'), false, 'no API key asked for without API keys');
     console.log('ok    the page loads and lists the routes');
 
     // A sample: MDE alerts, three a page.
