@@ -8,7 +8,6 @@ mod recent;
 mod samples;
 
 use axum::Router;
-use axum::extract::Path;
 use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -44,11 +43,17 @@ const ASSETS: [(&str, &str, &str); 3] = [
 ];
 
 /// The page and its assets: they hold no data, so they are served without an API key (a browser
-/// cannot send one with a navigation); the page then asks for the key its API calls need.
+/// cannot send one with a navigation); the page then asks for the key its API calls need. Any
+/// other path under `/-/console/assets/` is an unknown route, as elsewhere.
 pub(crate) fn page() -> Router<AppState> {
-    Router::new()
-        .route("/-/console", get(console))
-        .route("/-/console/assets/{name}", get(asset))
+    let page = Router::new().route("/-/console", get(console));
+    ASSETS
+        .iter()
+        .fold(page, |router, &(name, content_type, body)| {
+            // `no-cache`: the assets change with the binary, and revalidating them costs little.
+            let serve = move || async move { with_headers(content_type, "no-cache", body, &[]) };
+            router.route(&format!("/-/console/assets/{name}"), get(serve))
+        })
         .method_not_allowed_fallback(method_not_allowed)
 }
 
@@ -72,17 +77,6 @@ async fn console() -> Response {
         PAGE,
         &[(header::CONTENT_SECURITY_POLICY, CSP)],
     )
-}
-
-async fn asset(Path(name): Path<String>) -> Response {
-    match ASSETS.iter().find(|(n, ..)| *n == name) {
-        // `no-cache`: the assets change with the binary, and revalidating them costs little.
-        Some((_, content_type, body)) => with_headers(content_type, "no-cache", *body, &[]),
-        None => ProxyError::NoEndpoint {
-            path: format!("/-/console/assets/{name}"),
-        }
-        .into_response(),
-    }
 }
 
 /// A response with the headers every console answer carries: no sniffing (the content types are

@@ -68,7 +68,7 @@ async fn the_console_assets_are_served_with_their_content_types() {
     }
     let missing = proxy.get("/-/console/assets/secrets.txt").await;
     assert_eq!(missing.status(), 404);
-    assert_eq!(header(&missing, "content-type"), "application/problem+json");
+    assert_eq!(header(&missing, "x-token-proxy-error"), "unknown_route");
     let post = client()
         .post(format!("{}/-/console", proxy.url))
         .send()
