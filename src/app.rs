@@ -18,7 +18,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 use crate::config::Config;
 use crate::live::AppState;
-use crate::{admin, inbound, middleware, proxy, reload, server, telemetry};
+use crate::{admin, identity, inbound, middleware, proxy, reload, server, telemetry};
 
 /// How long the admin listener may take to close once the main listener has drained.
 const ADMIN_CLOSE: Duration = Duration::from_secs(2);
@@ -42,6 +42,7 @@ fn router(state: AppState) -> Router {
         // Before any handler, so that an unauthenticated request reaches nothing.
         .layer(from_fn_with_state(state.clone(), middleware::authenticate));
     admin::routes()
+        .merge(identity::routes().method_not_allowed_fallback(admin::method_not_allowed))
         .fallback(proxy::forward)
         .layer(layers)
         .with_state(state)

@@ -48,6 +48,7 @@ pub mod rewrite;
 mod live;
 
 mod admin;
+mod identity;
 mod middleware;
 mod proxy;
 mod reload;

@@ -10,6 +10,7 @@ mod errors;
 mod first_run;
 mod forwarding;
 mod health;
+mod identity;
 mod lifecycle;
 mod limits;
 mod links;
