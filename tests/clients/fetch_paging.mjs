@@ -1,5 +1,5 @@
 // Pages through Defender for Endpoint machines with Node's built-in fetch: the proxy's URL is the
-// only change. fetch asks for gzip by default and follows `@odata.nextLink` as given.
+// only change. It follows `@odata.nextLink` as given.
 const base = process.argv[2];
 let url = `${base}/mde/api/machines?$top=5`;
 const ids = [];
