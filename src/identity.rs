@@ -86,6 +86,7 @@ async fn answer(
             tenant: key.tenant.clone(),
             error,
         })?;
+    // Always a bearer token: validation refuses an api_token credential here.
     let access_token = token.bearer().ok_or(ProxyError::IdentityRequest(
         "the credential's token is not a bearer token",
     ))?;

@@ -60,6 +60,7 @@ async fn run(program: &str, script: &str, args: &[&str], env: &[(&str, &str)]) -
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", &home)
         .env("PYTHONPATH", format!("{dir}/loopback_only"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .envs(env.iter().copied())
         .kill_on_drop(true)
         .output();
