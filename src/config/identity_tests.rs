@@ -85,6 +85,17 @@ fn an_unknown_api_token_or_unused_identity_credential_is_refused_naming_the_key(
         unused.contains("identity_endpoint.credential") && unused.contains("no route uses"),
         "{unused}"
     );
+    let partner = error(&format!(
+        "{MINIMAL}\n[credentials.msp]\ntype = \"client_secret\"\n\
+         tenants = [\"contoso.onmicrosoft.com\", \"fabrikam.onmicrosoft.com\"]\n\
+         client_id = \"11111111-2222-3333-4444-555555555555\"\nclient_secret = {{ env = \"SECRET\" }}\n\
+         \n[[routes]]\nprefix = \"/customers/{{tenant}}/mde\"\napi = \"mde\"\ncredential = \"msp\"\n{}",
+        SECTION.replace("credential = \"app\"", "credential = \"msp\"")
+    ));
+    assert!(
+        partner.contains("identity_endpoint.credential") && partner.contains("partner"),
+        "{partner}"
+    );
     let unknown_key = error(&format!("{MINIMAL}{SECTION}header = \"x\"\n"));
     assert!(unknown_key.contains("header"), "{unknown_key}");
 }

@@ -157,6 +157,22 @@ async fn the_identity_header_stands_in_for_the_api_key_on_the_identity_endpoint_
 }
 
 #[tokio::test]
+async fn another_method_than_get_on_the_identity_endpoint_is_a_problem_not_a_forward() {
+    let proxy = with_endpoint().await;
+    let response = client()
+        .post(format!(
+            "{}/-/identity?api-version=2019-08-01&resource={MDE}",
+            proxy.url
+        ))
+        .header("X-IDENTITY-HEADER", HEADER)
+        .send()
+        .await
+        .unwrap();
+    let (status, kind, _) = problem(response).await;
+    assert_eq!((status, kind.as_str()), (405, "method_not_allowed"));
+}
+
+#[tokio::test]
 async fn a_browser_is_refused_the_identity_endpoint_even_with_the_header() {
     let proxy = with_endpoint().await;
     let response = client()
