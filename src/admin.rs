@@ -39,7 +39,8 @@ pub(crate) async fn no_endpoint(uri: Uri) -> ProxyError {
     }
 }
 
-async fn method_not_allowed(method: Method, uri: Uri) -> ProxyError {
+/// The problem for another method than GET or HEAD on one of the proxy's own endpoints.
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ProxyError {
     ProxyError::MethodNotAllowed {
         method: method.to_string(),
         path: uri.path().to_owned(),

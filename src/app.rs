@@ -18,7 +18,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 use crate::config::Config;
 use crate::live::AppState;
-use crate::{admin, console, inbound, middleware, proxy, reload, server, telemetry};
+use crate::{admin, console, identity, inbound, middleware, proxy, reload, server, telemetry};
 
 /// How long the admin listener may take to close once the main listener has drained.
 const ADMIN_CLOSE: Duration = Duration::from_secs(2);
@@ -43,6 +43,7 @@ fn router(state: AppState) -> Router {
         // Browser, Host and request-target checks: first, so a refused request reaches nothing.
         .layer(from_fn_with_state(state.clone(), middleware::screen));
     admin::routes()
+        .merge(identity::routes().method_not_allowed_fallback(admin::method_not_allowed))
         .merge(console::api(recent))
         .fallback(proxy::forward)
         // Before any handler, so that an unauthenticated request reaches nothing; all but the

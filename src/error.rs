@@ -136,6 +136,27 @@ pub enum ProxyError {
         /// The endpoint.
         path: String,
     },
+    /// `/-/identity` was asked for, but `[identity_endpoint]` is not configured.
+    #[error("the managed identity endpoint is off")]
+    IdentityOff,
+    /// A request to `/-/identity` without the identity header, or with a wrong one.
+    #[error("{}", if *.presented { "the X-IDENTITY-HEADER is not valid" } else { "the X-IDENTITY-HEADER header is required" })]
+    IdentityUnauthenticated {
+        /// Whether a header was presented at all.
+        presented: bool,
+    },
+    /// A request to `/-/identity` for a resource no route of its credential uses.
+    #[error("the managed identity endpoint does not serve resource {resource:?}")]
+    IdentityResource {
+        /// The resource asked for.
+        resource: String,
+        /// The resources it serves.
+        served: Vec<String>,
+    },
+    /// A request to `/-/identity` that is not one of the protocol's (no resource, another
+    /// api-version, another identity).
+    #[error("the managed identity request is invalid: {0}")]
+    IdentityRequest(&'static str),
     /// The admin listener has no endpoint at this path (it never forwards).
     #[error("the admin listener has no endpoint {path}")]
     NoEndpoint {
@@ -149,9 +170,13 @@ impl ProxyError {
     /// while waiting to retry, or 504 for a timeout; our own failures are 500.
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            Self::UnknownRoute { .. } | Self::NoEndpoint { .. } => StatusCode::NOT_FOUND,
+            Self::UnknownRoute { .. } | Self::NoEndpoint { .. } | Self::IdentityOff => {
+                StatusCode::NOT_FOUND
+            }
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            Self::Unauthenticated { .. } | Self::IdentityUnauthenticated { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::CrossSite { .. }
             | Self::HostNotAllowed { .. }
             | Self::RouteForbids { .. }
@@ -161,7 +186,9 @@ impl ProxyError {
             | Self::BadTarget(_)
             | Self::RequestBody(_)
             | Self::TenantRequired { .. }
-            | Self::TenantConflict { .. } => StatusCode::BAD_REQUEST,
+            | Self::TenantConflict { .. }
+            | Self::IdentityResource { .. }
+            | Self::IdentityRequest(_) => StatusCode::BAD_REQUEST,
             Self::MethodRefused(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -194,6 +221,10 @@ impl ProxyError {
         match self {
             Self::UnknownRoute { .. } => "unknown_route",
             Self::NoEndpoint { .. } => "no_endpoint",
+            Self::IdentityOff => "identity_endpoint_off",
+            Self::IdentityUnauthenticated { .. } => "identity_header_invalid",
+            Self::IdentityResource { .. } => "resource_not_served",
+            Self::IdentityRequest(_) => "identity_request_invalid",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Unauthenticated { .. } => "unauthenticated",
             Self::CrossSite { .. } => "cross_site_request",
@@ -265,6 +296,16 @@ impl ProxyError {
             Self::MethodNotAllowed { .. } => {
                 "the proxy's own endpoints take GET (or HEAD)".to_owned()
             }
+            Self::IdentityOff => {
+                "configure [identity_endpoint] to serve the managed identity protocol".to_owned()
+            }
+            Self::IdentityResource { served, .. } => {
+                body["resources"] = json!(served);
+                format!("the resource must be one of: {}", served.join(", "))
+            }
+            Self::IdentityUnauthenticated { .. } | Self::IdentityRequest(_) => {
+                crate::report::error_chain(self)
+            }
             Self::Token {
                 credential,
                 tenant,
@@ -305,6 +346,15 @@ impl ProxyError {
             | Self::Overloaded
             | Self::RateLimited { .. } => crate::report::error_chain(self),
         };
+        if let Self::IdentityOff
+        | Self::IdentityUnauthenticated { .. }
+        | Self::IdentityResource { .. }
+        | Self::IdentityRequest(_) = self
+        {
+            // The App Service endpoint's own error fields: msal reports a failure by them.
+            body["statusCode"] = json!(status.as_u16());
+            body["message"] = json!(format!("{self}: {detail}"));
+        }
         body["detail"] = json!(detail);
         body
     }

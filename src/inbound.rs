@@ -13,10 +13,16 @@ use crate::secret::Secret;
 /// the key as `Authorization: Bearer <key>` instead.
 pub(crate) const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 
-/// Lets `request` through if no API keys are configured, it is for `/-/healthy`, or it presents
-/// one of `keys` (which is then removed from it: the key is for the proxy alone).
+/// The managed-identity endpoint, which takes no API key: the SDKs that call it cannot send one,
+/// so its callers authenticate with its own `X-IDENTITY-HEADER` secret instead.
+pub(crate) const IDENTITY_PATH: &str = "/-/identity";
+
+/// Lets `request` through if no API keys are configured, it is for `/-/healthy` or
+/// [`IDENTITY_PATH`], or it presents one of `keys` (which is then removed from it: the key is for
+/// the proxy alone).
 pub(crate) fn authenticate<B>(keys: &[Secret], request: &mut Request<B>) -> Result<(), ProxyError> {
-    if keys.is_empty() || request.uri().path() == "/-/healthy" {
+    let path = request.uri().path();
+    if keys.is_empty() || path == "/-/healthy" || path == IDENTITY_PATH {
         return Ok(());
     }
     let headers = request.headers();

@@ -49,6 +49,7 @@ mod live;
 
 mod admin;
 mod console;
+mod identity;
 mod middleware;
 mod proxy;
 mod reload;

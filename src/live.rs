@@ -56,6 +56,8 @@ pub(crate) struct Live {
     /// Requests in flight (bodies included) are limited by this.
     pub(crate) in_flight: Arc<Semaphore>,
     max_concurrent_requests: usize,
+    /// The managed-identity endpoint, when configured.
+    pub(crate) identity: Option<crate::config::IdentityEndpoint>,
     /// Settings a reload cannot change (the listeners are bound once).
     pub(crate) restart_only: (crate::config::Listen, bool, Option<SocketAddr>),
 }
@@ -122,6 +124,7 @@ impl Live {
             routes,
             credentials: config.credentials,
             files: config.files,
+            identity: config.identity_endpoint,
         })
     }
 

@@ -82,6 +82,7 @@ pub struct Metrics {
     reloads: Family<OutcomeLabels, Counter>,
     rate_limit_waits: Family<RouteLabels, Counter>,
     rate_limit_refusals: Family<RouteLabels, Counter>,
+    identity_requests: Family<OutcomeLabels, Counter>,
 }
 
 /// The request metrics of one route, resolved once.
@@ -175,6 +176,12 @@ impl Default for Metrics {
             "Requests refused with 429 by the client-side rate limiter, by route",
             rate_limit_refusals.clone(),
         );
+        let identity_requests = Family::default();
+        registry.register(
+            "identity_requests",
+            "Requests to the managed-identity endpoint: issued, or the refusal's kind",
+            identity_requests.clone(),
+        );
         let cache_hits = cache_lookups.get_or_create_owned(&ResultLabels { result: "hit" });
         let cache_misses = cache_lookups.get_or_create_owned(&ResultLabels { result: "miss" });
         Self {
@@ -189,6 +196,7 @@ impl Default for Metrics {
             token_expiry,
             ready,
             reloads,
+            identity_requests,
         }
     }
 }
@@ -241,6 +249,13 @@ impl Metrics {
                 tenant: token.tenant.to_owned(),
                 outcome,
             })
+            .inc();
+    }
+
+    /// Counts a request to the managed-identity endpoint: `issued`, or the refusal's kind.
+    pub(crate) fn identity_request(&self, outcome: &'static str) {
+        self.identity_requests
+            .get_or_create(&OutcomeLabels { outcome })
             .inc();
     }
 

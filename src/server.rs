@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::connect_info::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -14,6 +15,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
+use tower::ServiceExt;
 
 use crate::config::ConnectionLimits;
 use crate::live::AppState;
@@ -48,7 +50,7 @@ pub(crate) fn serve(
     tokio::spawn(async move {
         let graceful = GracefulShutdown::new();
         loop {
-            let (tcp, _) = tokio::select! {
+            let (tcp, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(error) => {
@@ -69,7 +71,13 @@ pub(crate) fn serve(
             if let Err(error) = tcp.set_nodelay(true) {
                 tracing::debug!(%error, "cannot set TCP_NODELAY");
             }
-            let service = TowerToHyperService::new(router.clone());
+            // The caller's address, for handlers that log who they answered (`/-/identity`).
+            let service = TowerToHyperService::new(router.clone().map_request(
+                move |mut request: http::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    request
+                },
+            ));
             let (builder, watcher) = (builder.clone(), graceful.watcher());
             let tls = state.live().tls.clone();
             tokio::spawn(async move {

@@ -140,6 +140,7 @@ fn routes(
         routes,
         admin: None,
         state: None,
+        identity_endpoint: None,
     };
     Validator::new(ORIGIN, Path::new("."), env)
         .config(raw, overrides)

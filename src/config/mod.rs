@@ -5,6 +5,7 @@
 mod checks;
 mod credentials;
 mod env;
+mod identity;
 mod listen;
 mod parse_error;
 mod source;
@@ -22,6 +23,8 @@ use serde::Deserialize;
 use url::Url;
 
 pub(crate) use checks::valid_tenant;
+pub use identity::IdentityEndpoint;
+pub(crate) use identity::resource_of;
 pub(crate) use listen::DEFAULT_LISTEN;
 pub use listen::Listen;
 pub(crate) use source::EnvLookup;
@@ -138,6 +141,8 @@ pub struct Config {
     pub files: Vec<WatchedFile>,
     /// Where the config came from, for reloading; `None` for a config built from text.
     pub source: Option<ConfigSource>,
+    /// The managed-identity endpoint (`[identity_endpoint]`), off when `None`.
+    pub identity_endpoint: Option<IdentityEndpoint>,
 }
 
 /// The prefix segment that names a partner's customer tenant.
@@ -253,6 +258,7 @@ struct RawConfig {
     routes: Vec<RawRoute>,
     admin: Option<RawAdmin>,
     state: Option<RawState>,
+    identity_endpoint: Option<identity::RawIdentityEndpoint>,
 }
 
 #[derive(Deserialize)]
@@ -411,6 +417,8 @@ impl Config {
 mod credential_tests;
 #[cfg(test)]
 mod env_tests;
+#[cfg(test)]
+mod identity_tests;
 #[cfg(test)]
 mod route_tests;
 #[cfg(test)]

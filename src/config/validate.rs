@@ -68,6 +68,10 @@ impl Validator<'_> {
             }
             routes.push(route);
         }
+        let identity_endpoint = raw
+            .identity_endpoint
+            .map(|raw| self.identity_endpoint(raw, &credentials, &routes))
+            .transpose()?;
         Ok(Config {
             server,
             cloud: raw.cloud.name,
@@ -79,6 +83,7 @@ impl Validator<'_> {
             warnings,
             files: self.files,
             source: None,
+            identity_endpoint,
         })
     }
 

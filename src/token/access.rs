@@ -129,6 +129,12 @@ impl AccessToken {
         self.authorization.clone()
     }
 
+    /// The bearer token itself, for the managed-identity endpoint's answer: `None` for a static API
+    /// token, which is not a bearer token.
+    pub(crate) fn bearer(&self) -> Option<&str> {
+        self.authorization.to_str().ok()?.strip_prefix("Bearer ")
+    }
+
     /// How long until the token expires (zero once it has).
     pub(crate) fn expires_in(&self) -> Duration {
         self.expires_at.saturating_duration_since(Instant::now())

@@ -1,6 +1,7 @@
 //! The integration tests: the real proxy (`run` on port 0) in front of the simulated Entra ID and
 //! Defender APIs, driven over HTTP.
 
+mod clients;
 mod commands;
 mod compression;
 mod console;
@@ -11,6 +12,7 @@ mod errors;
 mod first_run;
 mod forwarding;
 mod health;
+mod identity;
 mod lifecycle;
 mod limits;
 mod links;
