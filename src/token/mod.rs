@@ -1,12 +1,14 @@
 //! The token cache: one slot per (credential, tenant, scope) on moka, filled by exactly one Entra
 //! request however many callers wait, refreshed ahead of expiry in the background while callers keep
 //! the still-valid token, never handing out a token past its usable lifetime, and backing off after
-//! failures.
+//! failures. Every token request passes the process-wide bound of requests in flight per authority
+//! (`gate`), a client's before warm-up and refreshes.
 
 mod access;
 mod direct;
 mod entra;
 mod error;
+mod gate;
 mod grant;
 mod hints;
 mod schedule;
@@ -15,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use futures_util::StreamExt;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub use access::AccessToken;
@@ -28,6 +31,7 @@ pub(crate) use hints::hint;
 
 use crate::credential::Credential;
 use crate::metrics::{Metrics, TokenLabel};
+use gate::{Gates, Permit};
 
 /// Slots unused for this long are dropped (a partner proxy may see many tenants once).
 const SLOT_IDLE: Duration = Duration::from_secs(24 * 60 * 60);
@@ -151,18 +155,27 @@ impl TokenStatus {
 pub struct TokenCache {
     slots: moka::sync::Cache<TokenKey, Arc<Slot>>,
     metrics: Arc<Metrics>,
+    gates: Arc<Gates>,
 }
 
 impl TokenCache {
-    /// An empty cache reporting to `metrics`.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    /// An empty cache reporting to `metrics`, with at most `request_concurrency` token requests in
+    /// flight per authority.
+    pub fn new(metrics: Arc<Metrics>, request_concurrency: usize) -> Self {
         Self {
             slots: moka::sync::Cache::builder()
                 .max_capacity(MAX_SLOTS)
                 .time_to_idle(SLOT_IDLE)
                 .build(),
             metrics,
+            gates: Arc::new(Gates::new(request_concurrency)),
         }
+    }
+
+    /// Changes the bound on token requests in flight per authority (on reload); requests already
+    /// under way finish under the old one.
+    pub(crate) fn set_request_concurrency(&self, request_concurrency: usize) {
+        self.gates.set_limit(request_concurrency);
     }
 
     /// A usable token for `key`, from the cache or from Entra through `entra`. Concurrent callers
@@ -205,16 +218,70 @@ impl TokenCache {
             }));
         }
         // In its own task, so that a caller going away does not cancel a request others wait for.
+        let gate = self.gates.of(&credential.authority);
         let fetch = tokio::spawn(self.clone().fetch(
             state,
             slot,
             key.clone(),
             credential.clone(),
             entra.clone(),
+            async move { gate.on_demand().await },
         ));
         fetch
             .await
             .unwrap_or_else(|_| Err(Arc::new(TokenError::Interrupted)))
+    }
+
+    /// Fetches `key`'s token ahead of its first use, unless one is cached, being fetched or backing
+    /// off. It waits for a background permit before it takes the entry's lock, so that a client
+    /// asking for the same token meanwhile is not held behind the warm-up queue.
+    pub(crate) async fn warm(
+        &self,
+        key: &TokenKey,
+        credential: &Arc<Credential>,
+        entra: &EntraClient,
+    ) {
+        let slot = self.slots.get_with_by_ref(key, || Arc::new(Slot::new()));
+        if slot.usable(Instant::now()).is_some() {
+            return;
+        }
+        let permit = self.gates.of(&credential.authority).background().await;
+        let Ok(state) = slot.fetch.clone().try_lock_owned() else {
+            return;
+        };
+        let now = Instant::now();
+        let backing_off = state.retry_at.is_some_and(|at| now < at) && state.last_error.is_some();
+        if slot.usable(now).is_some() || backing_off {
+            return;
+        }
+        // The outcome is recorded in the slot and logged by `fetch`.
+        drop(
+            self.clone()
+                .fetch(
+                    state,
+                    slot,
+                    key.clone(),
+                    credential.clone(),
+                    entra.clone(),
+                    async { permit },
+                )
+                .await,
+        );
+    }
+
+    /// Warms every token of `needed` (see [`TokenCache::warm`]) as one task, as many at once as
+    /// the bound on requests in flight allows: a thousand tenants must not make a thousand tasks,
+    /// each holding a token request's state, at once.
+    pub(crate) async fn warm_all(
+        &self,
+        needed: Vec<(TokenKey, Arc<Credential>)>,
+        entra: &EntraClient,
+    ) {
+        futures_util::stream::iter(needed)
+            .for_each_concurrent(self.gates.limit(), |(key, credential)| async move {
+                self.warm(&key, &credential, entra).await;
+            })
+            .await;
     }
 
     /// The state of `key`'s entry, without requesting anything.
@@ -298,27 +365,31 @@ impl TokenCache {
         {
             return;
         }
-        // A request holding the lock is already getting a token.
-        let Ok(state) = slot.fetch.clone().try_lock_owned() else {
-            slot.refreshing.store(false, Ordering::Release);
-            return;
-        };
-        let fetch = self.clone().fetch(
-            state,
-            slot.clone(),
-            key.clone(),
-            credential.clone(),
-            entra.clone(),
-        );
-        let slot = slot.clone();
+        let (cache, slot) = (self.clone(), slot.clone());
+        let (key, credential, entra) = (key.clone(), credential.clone(), entra.clone());
+        let gate = self.gates.of(&credential.authority);
         tokio::spawn(async move {
-            // The outcome is recorded in the slot and logged by `fetch`.
-            drop(fetch.await);
+            let permit = gate.background().await;
+            // A request holding the lock is already getting a token, and one may have got it while
+            // this waited for its permit.
+            if let Ok(state) = slot.fetch.clone().try_lock_owned()
+                && ticks(Instant::now()) >= slot.refresh_due.load(Ordering::Acquire)
+            {
+                // The outcome is recorded in the slot and logged by `fetch`.
+                drop(
+                    cache
+                        .fetch(state, slot.clone(), key, credential, entra, async {
+                            permit
+                        })
+                        .await,
+                );
+            }
             slot.refreshing.store(false, Ordering::Release);
         });
     }
 
-    /// One token request, made while holding the slot's lock (`state`).
+    /// One token request, made while holding the slot's lock (`state`) and, once it resolves, the
+    /// `permit` of the authority's gate.
     async fn fetch(
         self,
         mut state: OwnedMutexGuard<FetchState>,
@@ -326,12 +397,16 @@ impl TokenCache {
         key: TokenKey,
         credential: Arc<Credential>,
         entra: EntraClient,
+        permit: impl Future<Output = Permit>,
     ) -> Result<Arc<AccessToken>, Arc<TokenError>> {
-        let (sent_at, sent_at_wall) = (Instant::now(), SystemTime::now());
-        let outcome = entra
-            .acquire(&credential, &key.tenant, &key.scope)
-            .await
-            .and_then(|response| AccessToken::new(response, sent_at, sent_at_wall));
+        let outcome = {
+            let _permit = permit.await;
+            let (sent_at, sent_at_wall) = (Instant::now(), SystemTime::now());
+            entra
+                .acquire(&credential, &key.tenant, &key.scope)
+                .await
+                .and_then(|response| AccessToken::new(response, sent_at, sent_at_wall))
+        };
         slot.attempts.fetch_add(1, Ordering::AcqRel);
         self.metrics.token_request(
             key.label(),

@@ -24,3 +24,4 @@ mod streaming;
 mod support;
 mod tls;
 mod tokens;
+mod warmup;
