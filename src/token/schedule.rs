@@ -14,8 +14,9 @@ pub(crate) const REFRESH_AHEAD: Duration = Duration::from_secs(5 * 60);
 pub(crate) const LONG_LIVED: Duration = Duration::from_secs(2 * 60 * 60);
 /// Tokens acquired together (a partner's tenants, warmed at start-up) would fall due together, and
 /// their refreshes reach Entra as one burst; each refresh is put off by a random part of at most
-/// this, and of at most half the time between the refresh and the end of the usable lifetime, so
-/// that at least half of that window is left for the refresh itself.
+/// this, of at most half the time between the refresh and the end of the usable lifetime (so that
+/// at least half of that window is left for the refresh itself), and of at most a tenth of the
+/// time until the refresh (an early `refresh_in` from Entra stays early).
 pub(crate) const REFRESH_JITTER_MAX: Duration = Duration::from_secs(5 * 60);
 /// The first wait after a failed token request; it doubles with each further failure...
 pub(crate) const BACKOFF_INITIAL: Duration = Duration::from_secs(1);
@@ -56,7 +57,9 @@ pub(crate) fn schedule(
         None => (expires_in / 2).max(expires_in.saturating_sub(REFRESH_AHEAD)),
     };
     let refresh = refresh.min(usable);
-    let bound = REFRESH_JITTER_MAX.min((usable - refresh) / 2);
+    let bound = REFRESH_JITTER_MAX
+        .min((usable - refresh) / 2)
+        .min(refresh / 10);
     // At most 5 min * u32::MAX: seconds far below what a Duration holds.
     let refresh = refresh + bound * jitter / u32::MAX;
     Some(Schedule {
@@ -181,6 +184,13 @@ mod tests {
                 .unwrap()
                 .refresh_at,
             t0 + secs(43200) + REFRESH_JITTER_MAX
+        );
+        // An early refresh_in from Entra stays early: a tenth of it at most.
+        assert_eq!(
+            schedule(t0, secs(3599), Some(secs(10)), u32::MAX)
+                .unwrap()
+                .refresh_at,
+            t0 + secs(11)
         );
         // Entra's refresh_in past the usable lifetime leaves no window to spread over.
         let capped = schedule(t0, secs(100), Some(secs(500)), u32::MAX).unwrap();
