@@ -48,7 +48,8 @@ export BENCH_CLIENT_SECRET=demo-secret
 # measure N: prints the proxy's VmRSS in kB once every one of its N+1 tokens is cached.
 measure() {
     local n=$1 sim proxy deadline rss
-    rm -f "$D/config.toml"
+    # The previous run's files go first: its "ready" must not be taken for this one's.
+    rm -f "$D/config.toml" "$D/sim.out"
     "$SIM" "$n" "$D/config.toml" "$PORT" >"$D/sim.out" 2>"$D/sim.err" &
     sim=$!
     pids+=("$sim")
