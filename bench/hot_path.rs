@@ -121,7 +121,7 @@ fn token_cache(c: &mut Criterion) {
     .expect("the routes build");
     let (route, _, _) = routes.find("/mde/api/alerts").expect("the /mde route");
     let key = route.token_keys().remove(0);
-    let cache = TokenCache::new(Arc::new(Metrics::default()));
+    let cache = TokenCache::new(Arc::new(Metrics::default()), 16);
     // Warm the entry: the one and only token request.
     rt.block_on(cache.token(&key, &credential, &entra))
         .expect("a token from the simulator");

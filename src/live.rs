@@ -190,10 +190,11 @@ impl AppState {
         let local = (local, admin);
         let metrics = Arc::new(Metrics::default());
         let source = config.source.clone();
+        let tokens = TokenCache::new(metrics.clone(), config.server.token_request_concurrency);
         Ok(Self(Arc::new(Shared {
             live: ArcSwap::from_pointee(Live::new(config, local, None)?),
             local,
-            tokens: TokenCache::new(metrics.clone()),
+            tokens,
             no_route: metrics.route(NO_ROUTE),
             metrics,
             shutting_down: AtomicBool::new(false),
@@ -247,23 +248,26 @@ impl AppState {
         self.0.shutting_down.store(true, Ordering::Release);
     }
 
-    /// Starts fetching every route's token, so that the first request does not wait for Entra.
+    /// Starts fetching every route's token, so that the first request does not wait for Entra:
+    /// at the background priority of the token cache's bound on requests in flight, so that a
+    /// partner's hundreds of tenants reach Entra a few at a time and clients go first.
     pub(crate) fn warm_up(&self) {
         let live = self.live();
-        for NeededToken {
-            key, credential, ..
-        } in live.token_keys()
-        {
-            let (tokens, entra) = (self.tokens().clone(), live.entra.clone());
-            // Failures are logged by the cache and reported by /-/ready; nothing more to do here.
-            tokio::spawn(async move { drop(tokens.token(&key, &credential, &entra).await) });
-        }
+        let needed = live
+            .token_keys()
+            .into_iter()
+            .map(|needed| (needed.key, needed.credential))
+            .collect();
+        let (tokens, entra) = (self.tokens().clone(), live.entra.clone());
+        // Failures are logged by the cache and reported by /-/ready; nothing more to do here.
+        tokio::spawn(async move { tokens.warm_all(needed, &entra).await });
     }
 
     /// Swaps in a new configuration: tokens of credentials that changed or went are dropped, and
     /// the new routes' tokens are fetched. On error the running configuration stays.
     pub(crate) fn apply(&self, config: Config) -> io::Result<()> {
         let running = self.live();
+        let token_request_concurrency = config.server.token_request_concurrency;
         let live = Live::new(config, self.0.local, Some(&running))?;
         if live.restart_only != running.restart_only {
             tracing::warn!(
@@ -280,6 +284,8 @@ impl AppState {
             .tokens()
             .retain(|key| current.contains(&(key.credential.clone(), key.fingerprint)));
         self.0.live.store(Arc::new(live));
+        self.tokens()
+            .set_request_concurrency(token_request_concurrency);
         self.warm_up();
         tracing::info!(dropped_tokens = dropped, "configuration reloaded");
         Ok(())

@@ -71,6 +71,9 @@ struct Hooks {
     expired_tokens_seen: AtomicU64,
     fault: Mutex<Option<EntraFault>>,
     token_request_seen: Notify,
+    /// Token requests being answered right now, and the most there ever were at once.
+    token_requests_in_flight: AtomicU64,
+    most_token_requests_in_flight: AtomicU64,
     open_streams: AtomicU64,
     /// Token requests per tenant key (`Directory::tenant_key`).
     tenant_requests: Mutex<HashMap<String, u64>>,
@@ -133,6 +136,14 @@ impl SimControl {
     /// POSTs received by the token endpoint, whatever their outcome (faults included).
     pub fn token_requests(&self) -> u64 {
         self.hooks.token_requests.load(Ordering::SeqCst)
+    }
+
+    /// The most token-endpoint requests that were being answered at the same moment (the high-water
+    /// mark of requests in flight, faults and delays included).
+    pub fn most_token_requests_in_flight(&self) -> u64 {
+        self.hooks
+            .most_token_requests_in_flight
+            .load(Ordering::SeqCst)
     }
 
     /// Requests received by any Defender, Graph or MDCA server.
@@ -249,6 +260,19 @@ impl SimControl {
         self.refresh_tokens.reuses()
     }
 
+    /// Counts a token request in flight until the guard is dropped (its answer is ready).
+    pub(super) fn token_request_in_flight(&self) -> InFlight<'_> {
+        let now = self
+            .hooks
+            .token_requests_in_flight
+            .fetch_add(1, Ordering::SeqCst)
+            + 1;
+        self.hooks
+            .most_token_requests_in_flight
+            .fetch_max(now, Ordering::SeqCst);
+        InFlight(&self.hooks.token_requests_in_flight)
+    }
+
     pub(super) fn stream_opened(&self) {
         self.hooks.open_streams.fetch_add(1, Ordering::SeqCst);
     }
@@ -308,6 +332,17 @@ impl SimControl {
     }
 }
 
+/// A token request being answered (see `SimControl::token_request_in_flight`).
+#[cfg(any(test, feature = "test-hooks"))]
+pub(super) struct InFlight<'a>(&'a AtomicU64);
+
+#[cfg(any(test, feature = "test-hooks"))]
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,6 +367,18 @@ mod tests {
         control.record_token_request("t".to_owned(), None);
         control.record_token_request("t".to_owned(), None);
         assert!(waiter.await.expect("waiter task"));
+    }
+
+    #[test]
+    fn the_high_water_mark_keeps_the_most_token_requests_in_flight_at_once() {
+        let control = control();
+        let first = control.token_request_in_flight();
+        let second = control.token_request_in_flight();
+        drop(first);
+        let third = control.token_request_in_flight();
+        drop((second, third));
+        drop(control.token_request_in_flight());
+        assert_eq!(control.most_token_requests_in_flight(), 2);
     }
 
     #[tokio::test]

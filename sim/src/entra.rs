@@ -57,6 +57,8 @@ async fn token(
     body: Bytes,
 ) -> Response {
     #[cfg(any(test, feature = "test-hooks"))]
+    let _in_flight = state.control.token_request_in_flight();
+    #[cfg(any(test, feature = "test-hooks"))]
     if let Some(response) = fault::token_endpoint(&state, &tenant, &headers, &body).await {
         return response;
     }

@@ -84,6 +84,13 @@ pub(crate) const MAX_BODY_BYTES: u64 = 1 << 40;
 /// The shortest inbound API key accepted: anything shorter can be guessed.
 pub(crate) const MIN_API_KEY_LEN: usize = 16;
 
+/// The most token requests in flight at once per Entra authority, process-wide (warm-up, refreshes
+/// and clients waiting for a token together): a partner listing hundreds of tenants must not send
+/// Entra hundreds of requests at once.
+pub(crate) const DEFAULT_TOKEN_REQUEST_CONCURRENCY: usize = 16;
+/// The largest `server.token_request_concurrency`: more at once is a burst Entra throttles.
+pub(crate) const MAX_TOKEN_REQUEST_CONCURRENCY: usize = 256;
+
 /// A configuration error; every one names where it comes from (the file, or "environment") and the
 /// key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -223,6 +230,8 @@ pub struct Server {
     pub rate_limit_max_queue: usize,
     /// The most requests in flight at once.
     pub max_concurrent_requests: usize,
+    /// The most token requests in flight at once per Entra authority.
+    pub token_request_concurrency: usize,
     /// Inbound TLS, when configured (`[server.tls]`).
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Whether TLS requires client certificates (`server.tls.client_ca`).
@@ -297,6 +306,7 @@ struct RawServer {
     header_read_timeout: Option<Duration>,
     max_connections: Option<usize>,
     max_concurrent_requests: Option<usize>,
+    token_request_concurrency: Option<usize>,
     #[serde(default, with = "humantime_serde")]
     rate_limit_max_wait: Option<Duration>,
     rate_limit_max_queue: Option<usize>,

@@ -415,3 +415,26 @@ fn a_parse_error_names_line_column_and_key_and_never_quotes_a_line_that_may_hold
         "{message}"
     );
 }
+
+#[test]
+fn the_token_request_concurrency_is_sixteen_unless_set_between_one_and_its_bound() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!(
+        config.server.token_request_concurrency,
+        super::DEFAULT_TOKEN_REQUEST_CONCURRENCY
+    );
+    let config = parse(&format!(
+        "{MINIMAL}\n[server]\ntoken_request_concurrency = 256\n"
+    ))
+    .unwrap();
+    assert_eq!(config.server.token_request_concurrency, 256);
+    for (value, complaint) in [("0", "more than zero"), ("257", "at most 256")] {
+        let message = error(&format!(
+            "{MINIMAL}\n[server]\ntoken_request_concurrency = {value}\n"
+        ));
+        assert!(
+            message.contains("server.token_request_concurrency") && message.contains(complaint),
+            "{value}: {message}"
+        );
+    }
+}

@@ -16,10 +16,11 @@ use super::{
     Api, Cloud, Config, ConfigError, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_LISTEN,
     DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES,
     DEFAULT_RATE_LIMIT_MAX_QUEUE, DEFAULT_RATE_LIMIT_MAX_WAIT, DEFAULT_REPLAY_MAX_BODY_BYTES,
-    DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_TIMEOUT, DEFAULT_UPSTREAM_CONNECT_TIMEOUT,
-    DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_WATCH_INTERVAL, MAX_BODY_BYTES, MAX_DURATION,
-    MAX_HEADER_BYTES, MAX_PERMITS, MAX_REPLAY_BODY_BYTES, MIN_API_KEY_LEN, Overrides, RawConfig,
-    RawRoute, RawServer, RouteConfig, Server, TENANT_PLACEHOLDER,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_REQUEST_CONCURRENCY, DEFAULT_TOKEN_TIMEOUT,
+    DEFAULT_UPSTREAM_CONNECT_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_WATCH_INTERVAL,
+    MAX_BODY_BYTES, MAX_DURATION, MAX_HEADER_BYTES, MAX_PERMITS, MAX_REPLAY_BODY_BYTES,
+    MAX_TOKEN_REQUEST_CONCURRENCY, MIN_API_KEY_LEN, Overrides, RawConfig, RawRoute, RawServer,
+    RouteConfig, Server, TENANT_PLACEHOLDER,
 };
 use crate::access::Access;
 use crate::credential::{ClientAuth, Credential};
@@ -210,6 +211,12 @@ impl Validator<'_> {
                 raw.max_concurrent_requests,
                 DEFAULT_MAX_CONCURRENT_REQUESTS,
                 MAX_PERMITS,
+            )?,
+            token_request_concurrency: self.positive(
+                "server.token_request_concurrency",
+                raw.token_request_concurrency,
+                DEFAULT_TOKEN_REQUEST_CONCURRENCY,
+                MAX_TOKEN_REQUEST_CONCURRENCY,
             )?,
             tls,
             mutual_tls,

@@ -9,6 +9,8 @@ use http::HeaderValue;
 
 use super::{TokenError, TokenResponse, schedule};
 
+/// The scheme of an Entra access token's `Authorization` header (RFC 6750 section 2.1).
+const BEARER: &str = "Bearer ";
 /// How long a static API token counts as valid: longer than any process runs.
 const STATIC_LIFETIME: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
@@ -56,11 +58,13 @@ impl AccessToken {
         let account = ["upn", "preferred_username", "unique_name"]
             .iter()
             .find_map(|name| claims[*name].as_str().map(str::to_owned));
-        let mut authorization = HeaderValue::try_from(format!(
-            "Bearer {}",
-            response.access_token.expose()
-        ))
-        .map_err(|_| {
+        // Built at its exact size: the header keeps its buffer for the token's life, and one
+        // grown by `format!` may be nearly twice the token (a partner caches hundreds).
+        let token = response.access_token.expose();
+        let mut value = String::with_capacity(BEARER.len() + token.len());
+        value.push_str(BEARER);
+        value.push_str(token);
+        let mut authorization = HeaderValue::try_from(value).map_err(|_| {
             TokenError::Malformed("the access token has characters a header cannot carry".into())
         })?;
         authorization.set_sensitive(true);
@@ -71,8 +75,13 @@ impl AccessToken {
                 response.expires_in.as_secs()
             ))
         };
-        let s = schedule::schedule(sent_at, response.expires_in, response.refresh_in)
-            .ok_or_else(too_long)?;
+        let s = schedule::schedule(
+            sent_at,
+            response.expires_in,
+            response.refresh_in,
+            schedule::spread(),
+        )
+        .ok_or_else(too_long)?;
         let expires_at_wall = sent_at_wall
             .checked_add(response.expires_in)
             .ok_or_else(too_long)?;

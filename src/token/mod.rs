@@ -1,12 +1,15 @@
 //! The token cache: one slot per (credential, tenant, scope) on moka, filled by exactly one Entra
 //! request however many callers wait, refreshed ahead of expiry in the background while callers keep
 //! the still-valid token, never handing out a token past its usable lifetime, and backing off after
-//! failures.
+//! failures. Every token request passes the process-wide bound of requests in flight per authority
+//! (`gate`), a client's before warm-up and refreshes.
 
 mod access;
+mod background;
 mod direct;
 mod entra;
 mod error;
+mod gate;
 mod grant;
 mod hints;
 mod schedule;
@@ -28,6 +31,7 @@ pub(crate) use hints::hint;
 
 use crate::credential::Credential;
 use crate::metrics::{Metrics, TokenLabel};
+use gate::{Gates, Permit};
 
 /// Slots unused for this long are dropped (a partner proxy may see many tenants once).
 const SLOT_IDLE: Duration = Duration::from_secs(24 * 60 * 60);
@@ -151,18 +155,27 @@ impl TokenStatus {
 pub struct TokenCache {
     slots: moka::sync::Cache<TokenKey, Arc<Slot>>,
     metrics: Arc<Metrics>,
+    gates: Arc<Gates>,
 }
 
 impl TokenCache {
-    /// An empty cache reporting to `metrics`.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    /// An empty cache reporting to `metrics`, with at most `request_concurrency` token requests in
+    /// flight per authority.
+    pub fn new(metrics: Arc<Metrics>, request_concurrency: usize) -> Self {
         Self {
             slots: moka::sync::Cache::builder()
                 .max_capacity(MAX_SLOTS)
                 .time_to_idle(SLOT_IDLE)
                 .build(),
             metrics,
+            gates: Arc::new(Gates::new(request_concurrency)),
         }
+    }
+
+    /// Changes the bound on token requests in flight per authority (on reload); requests already
+    /// under way finish under the old one.
+    pub(crate) fn set_request_concurrency(&self, request_concurrency: usize) {
+        self.gates.set_limit(request_concurrency);
     }
 
     /// A usable token for `key`, from the cache or from Entra through `entra`. Concurrent callers
@@ -205,12 +218,14 @@ impl TokenCache {
             }));
         }
         // In its own task, so that a caller going away does not cancel a request others wait for.
+        let gate = self.gates.of(&credential.authority);
         let fetch = tokio::spawn(self.clone().fetch(
             state,
             slot,
             key.clone(),
             credential.clone(),
             entra.clone(),
+            async move { gate.on_demand().await },
         ));
         fetch
             .await
@@ -284,41 +299,8 @@ impl TokenCache {
         stale.len()
     }
 
-    fn refresh_in_background(
-        &self,
-        slot: &Arc<Slot>,
-        key: &TokenKey,
-        credential: &Arc<Credential>,
-        entra: &EntraClient,
-    ) {
-        if slot
-            .refreshing
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return;
-        }
-        // A request holding the lock is already getting a token.
-        let Ok(state) = slot.fetch.clone().try_lock_owned() else {
-            slot.refreshing.store(false, Ordering::Release);
-            return;
-        };
-        let fetch = self.clone().fetch(
-            state,
-            slot.clone(),
-            key.clone(),
-            credential.clone(),
-            entra.clone(),
-        );
-        let slot = slot.clone();
-        tokio::spawn(async move {
-            // The outcome is recorded in the slot and logged by `fetch`.
-            drop(fetch.await);
-            slot.refreshing.store(false, Ordering::Release);
-        });
-    }
-
-    /// One token request, made while holding the slot's lock (`state`).
+    /// One token request, made while holding the slot's lock (`state`) and, once it resolves, the
+    /// `permit` of the authority's gate.
     async fn fetch(
         self,
         mut state: OwnedMutexGuard<FetchState>,
@@ -326,12 +308,16 @@ impl TokenCache {
         key: TokenKey,
         credential: Arc<Credential>,
         entra: EntraClient,
+        permit: impl Future<Output = Permit>,
     ) -> Result<Arc<AccessToken>, Arc<TokenError>> {
-        let (sent_at, sent_at_wall) = (Instant::now(), SystemTime::now());
-        let outcome = entra
-            .acquire(&credential, &key.tenant, &key.scope)
-            .await
-            .and_then(|response| AccessToken::new(response, sent_at, sent_at_wall));
+        let outcome = {
+            let _permit = permit.await;
+            let (sent_at, sent_at_wall) = (Instant::now(), SystemTime::now());
+            entra
+                .acquire(&credential, &key.tenant, &key.scope)
+                .await
+                .and_then(|response| AccessToken::new(response, sent_at, sent_at_wall))
+        };
         slot.attempts.fetch_add(1, Ordering::AcqRel);
         self.metrics.token_request(
             key.label(),

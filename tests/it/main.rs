@@ -27,3 +27,4 @@ mod streaming;
 mod support;
 mod tls;
 mod tokens;
+mod warmup;
