@@ -9,7 +9,9 @@ use defender_sim::SimOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{TestProxy, client, eventually, mde_config};
+use defender_sim::Sim;
+
+use crate::support::{BinaryProxy, TestProxy, client, eventually, mde_config};
 
 /// Far longer than any timeout these tests configure, and shorter than the defaults they replace:
 /// a connection still open by then was never going to be closed.
@@ -75,6 +77,34 @@ async fn connections_that_never_send_a_byte_are_closed_and_stop_locking_clients_
         served,
         "a real client was not served once the silent ones were closed"
     );
+}
+
+#[tokio::test]
+async fn silent_connections_to_each_localhost_listener_are_closed() {
+    let sim = Sim::start(SimOptions::default()).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("dtp-silent-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("proxy.toml");
+    let text =
+        mde_config(&sim, "header_read_timeout = \"1s\"").replace("127.0.0.1:0", "localhost:0");
+    std::fs::write(&config, text).unwrap();
+    let proxy = BinaryProxy::start(&config).await;
+    let port = proxy.url.rsplit(':').next().unwrap().to_owned();
+    let mut addresses = vec![format!("127.0.0.1:{port}")];
+    if std::net::TcpListener::bind("[::1]:0").is_ok() {
+        addresses.push(format!("[::1]:{port}"));
+    }
+    for address in &addresses {
+        let mut silent = TcpStream::connect(address).await.unwrap();
+        assert!(
+            closed(&mut silent).await,
+            "{address}: the silent connection is still open"
+        );
+    }
+    proxy.signal("TERM");
+    let (status, _) = proxy.exit().await;
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn fixture(name: &str) -> PathBuf {
