@@ -110,6 +110,10 @@ pub(crate) async fn run_listeners(
         .ok_or_else(|| io::Error::other("no listener to serve"))?
         .local_addr()?;
     let config_limits = config.server.limits;
+    // One cap for all the main listeners, and the admin listener's own, so that neither can use up
+    // the descriptors the other needs (validation checked both fit under the process's limit).
+    let main_cap = server::ConnectionCap::new(config_limits.max_connections, "main");
+    let admin_cap = server::ConnectionCap::new(config.admin_max_connections, "admin");
     let admin_local = admin.as_ref().map(TcpListener::local_addr).transpose()?;
     let state = AppState::new(config, first, admin_local)?;
     let also: Vec<String> = listeners[1..]
@@ -130,8 +134,16 @@ pub(crate) async fn run_listeners(
     let servers: Vec<_> = listeners
         .into_iter()
         .map(|listener| {
-            let (router, state) = (router.clone(), state.clone());
-            server::serve(listener, router, state, config_limits, stopping.clone())
+            let tls = server::Tls::Live(state.clone());
+            let cap = main_cap.clone();
+            server::serve(
+                listener,
+                router.clone(),
+                tls,
+                config_limits,
+                cap,
+                stopping.clone(),
+            )
         })
         .collect();
     let aborts: Vec<_> = servers.iter().map(JoinHandle::abort_handle).collect();
@@ -142,7 +154,17 @@ pub(crate) async fn run_listeners(
         }
         Ok::<(), io::Error>(())
     });
-    let admin = admin.map(|listener| serve(listener, admin_router(state.clone()), admin_stopping));
+    let admin = admin.map(|listener| {
+        let router = admin_router(state.clone());
+        server::serve(
+            listener,
+            router,
+            server::Tls::Plain,
+            config_limits,
+            admin_cap,
+            admin_stopping,
+        )
+    });
     if state.source().is_some() {
         tokio::spawn(reload::watch(state.clone(), stopping));
     }
@@ -173,25 +195,4 @@ pub(crate) async fn run_listeners(
     }
     tracing::info!("stopped");
     outcome
-}
-
-/// Serves the admin router on `listener` in its own task until `stopping` turns true.
-fn serve(
-    listener: TcpListener,
-    router: Router,
-    mut stopping: watch::Receiver<bool>,
-) -> JoinHandle<io::Result<()>> {
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        // Small request/response exchanges are the norm; don't let Nagle delay them.
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    });
-    tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stopping.wait_for(|stop| *stop).await;
-            })
-            .await
-    })
 }

@@ -128,6 +128,10 @@ pub enum ProxyError {
     /// The request body could not be read from the client.
     #[error("the request body could not be read")]
     RequestBody(#[source] axum::Error),
+    /// The client stopped sending its request body (`server.body_read_timeout`), or took longer
+    /// to send it than `server.upstream_timeout` allows.
+    #[error("the client's request body did not arrive within {0:?}")]
+    RequestBodyTimeout(Duration),
     /// The path is one of the proxy's own endpoints, which do not take this method.
     #[error("{path} does not allow {method}")]
     MethodNotAllowed {
@@ -191,6 +195,8 @@ impl ProxyError {
             | Self::IdentityRequest(_) => StatusCode::BAD_REQUEST,
             Self::MethodRefused(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            // RFC 9110 section 15.5.9: the server did not receive a complete request in time.
+            Self::RequestBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Token { error, .. } => match error.root() {
@@ -239,6 +245,7 @@ impl ProxyError {
             Self::BadTarget(_) => "bad_target",
             Self::RequestBody(_) => "request_body_failed",
             Self::BodyTooLarge { .. } => "body_too_large",
+            Self::RequestBodyTimeout(_) => "request_timeout",
             Self::Overloaded => "overloaded",
             Self::RateLimited { .. } => "rate_limited",
             Self::Token { error, .. } => match error.root() {
@@ -343,6 +350,7 @@ impl ProxyError {
             | Self::BadTarget(_)
             | Self::RequestBody(_)
             | Self::BodyTooLarge { .. }
+            | Self::RequestBodyTimeout(_)
             | Self::Overloaded
             | Self::RateLimited { .. } => crate::report::error_chain(self),
         };

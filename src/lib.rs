@@ -24,6 +24,9 @@ mod secret;
 mod signal;
 mod telemetry;
 pub mod upstream;
+// What a client can hold: descriptors (the connection caps fit under their limit), body idle time.
+mod body_timeout;
+mod descriptors;
 
 // Sign-ins, credentials and tokens.
 mod state;

@@ -41,6 +41,8 @@ pub(crate) struct Live {
     upstream_connect_timeout: Duration,
     pub(crate) upstream_timeout: Duration,
     pub(crate) replay_max_body_bytes: usize,
+    /// How long a request body may go without a byte from its client.
+    pub(crate) body_read_timeout: Duration,
     pub(crate) shutdown_grace: Duration,
     pub(crate) watch_interval: Duration,
     pub(crate) api_keys: Vec<Secret>,
@@ -117,6 +119,7 @@ impl Live {
             upstream_connect_timeout: server.upstream_connect_timeout,
             upstream_timeout: server.upstream_timeout,
             replay_max_body_bytes: server.replay_max_body_bytes,
+            body_read_timeout: server.body_read_timeout,
             shutdown_grace: server.shutdown_grace,
             watch_interval: server.watch_interval,
             api_keys: server.api_keys,

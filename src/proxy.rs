@@ -15,6 +15,7 @@ use http::{Extensions, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 
+use crate::body_timeout::{IdleTimeout, idle_in};
 use crate::encoding::{Coding, accepts_gzip, gunzip};
 use crate::error::ProxyError;
 use crate::headers::{filter_request_headers, filter_response_headers};
@@ -96,6 +97,13 @@ async fn forward_request(
         }
     }
 
+    // The clock runs while the body waits on its client, so a client that goes quiet mid-body
+    // frees its slot (buffered for replay or streamed alike).
+    let body = if body.is_end_stream() {
+        body
+    } else {
+        Body::new(IdleTimeout::new(body, live.body_read_timeout))
+    };
     // A declared length over the route's limit is refused before anything else; a chunked body is
     // cut off when it passes the limit.
     let body = match route.max_body_bytes {
@@ -170,8 +178,10 @@ async fn forward_request(
     }
 
     // A small body is buffered so that the request can be replayed once with a fresh token if the
-    // upstream refuses this one (a token can be revoked before it expires).
-    let (body, replay) = buffer_for_replay(body, live.replay_max_body_bytes).await?;
+    // upstream refuses this one (a token can be revoked before it expires). Reading it counts
+    // against the upstream timeout, as the time to send a streamed body does.
+    let deadline = Instant::now() + live.upstream_timeout;
+    let (body, replay) = buffer_for_replay(body, live, deadline).await?;
     let replay = replay.map(|bytes| {
         (
             parts.method.clone(),
@@ -183,9 +193,9 @@ async fn forward_request(
     parts
         .headers
         .insert(header::AUTHORIZATION, token.authorization());
-    let mut response = send(live, metrics, Request::from_parts(parts, body))
+    let mut response = send(live, metrics, Request::from_parts(parts, body), deadline)
         .await
-        .map_err(|error| body_limit(error, route))?;
+        .map_err(|error| body_failure(error, route))?;
     // Never on 403: that is a permission the app lacks, which a new token does not grant. A 401
     // drops the token even when the request cannot be replayed, so the next one gets a fresh token.
     if response.status() == StatusCode::UNAUTHORIZED
@@ -200,7 +210,8 @@ async fn forward_request(
         *request.uri_mut() = uri;
         *request.headers_mut() = headers;
         tracing::info!("replaying the request once with a fresh token after an upstream 401");
-        response = send(live, metrics, request).await?;
+        let deadline = Instant::now() + live.upstream_timeout;
+        response = send(live, metrics, request, deadline).await?;
     }
     if response.status() == StatusCode::TOO_MANY_REQUESTS {
         hold_after_429(route, response.headers());
@@ -303,34 +314,36 @@ fn hold_after_429(route: &Route, headers: &HeaderMap) {
     }
 }
 
-/// A request whose chunked body passed the route's limit fails in the client; say so.
-fn body_limit(error: ProxyError, route: &Route) -> ProxyError {
-    let limited = match (&error, route.max_body_bytes) {
-        (ProxyError::UpstreamUnreachable(cause), Some(limit)) => {
-            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(cause);
-            let mut found = false;
-            while let Some(e) = source {
-                found |= e.is::<http_body_util::LengthLimitError>();
-                source = e.source();
-            }
-            found.then_some(limit)
-        }
-        _ => None,
+/// A request whose streamed body passed the route's limit, or whose client stopped sending it,
+/// fails in the client (which aborts the upstream request); say which.
+fn body_failure(error: ProxyError, route: &Route) -> ProxyError {
+    let ProxyError::UpstreamUnreachable(cause) = &error else {
+        return error;
     };
-    match limited {
-        Some(limit) => ProxyError::BodyTooLarge { limit },
-        None => error,
+    if let Some(idle) = idle_in(cause) {
+        return ProxyError::RequestBodyTimeout(idle);
     }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(cause);
+    while let Some(e) = source {
+        if let Some(limit) = route.max_body_bytes
+            && e.is::<http_body_util::LengthLimitError>()
+        {
+            return ProxyError::BodyTooLarge { limit };
+        }
+        source = e.source();
+    }
+    error
 }
 
-/// Sends `request` upstream, within the upstream timeout.
+/// Sends `request` upstream; its response headers must arrive by `deadline` (the upstream timeout).
 async fn send(
     live: &Live,
     metrics: &RouteMetrics,
     request: Request,
+    deadline: Instant,
 ) -> Result<http::Response<hyper::body::Incoming>, ProxyError> {
     let sent = Instant::now();
-    let response = tokio::time::timeout(live.upstream_timeout, live.client.request(request))
+    let response = tokio::time::timeout_at(deadline.into(), live.client.request(request))
         .await
         .map_err(|_| ProxyError::UpstreamTimeout(live.upstream_timeout))?
         .map_err(ProxyError::UpstreamUnreachable)?;
@@ -338,17 +351,30 @@ async fn send(
     Ok(response)
 }
 
-/// `body`, and a copy of it when its declared length is at most `limit` (an empty body counts):
-/// what a replay needs. Longer or chunked bodies stream and are never replayed.
-async fn buffer_for_replay(body: Body, limit: usize) -> Result<(Body, Option<Bytes>), ProxyError> {
+/// `body`, and a copy of it when its declared length is at most `replay_max_body_bytes` (an empty
+/// body counts): what a replay needs. Longer or chunked bodies stream and are never replayed. A
+/// client that stops sending, or has not sent it all by `deadline`, gets 408; nothing has gone
+/// upstream yet.
+async fn buffer_for_replay(
+    body: Body,
+    live: &Live,
+    deadline: Instant,
+) -> Result<(Body, Option<Bytes>), ProxyError> {
     match body.size_hint().exact() {
         Some(0) => Ok((Body::empty(), Some(Bytes::new()))),
-        Some(length) if length <= limit as u64 => {
-            let bytes = body
-                .collect()
+        Some(length) if length <= live.replay_max_body_bytes as u64 => {
+            let collected = tokio::time::timeout_at(deadline.into(), body.collect())
                 .await
-                .map_err(ProxyError::RequestBody)?
-                .to_bytes();
+                .map_err(|_| ProxyError::RequestBodyTimeout(live.upstream_timeout))?;
+            let bytes = match collected {
+                Ok(collected) => collected.to_bytes(),
+                Err(error) => {
+                    return Err(match idle_in(&error) {
+                        Some(idle) => ProxyError::RequestBodyTimeout(idle),
+                        None => ProxyError::RequestBody(error),
+                    });
+                }
+            };
             Ok((Body::from(bytes.clone()), Some(bytes)))
         }
         _ => Ok((body, None)),

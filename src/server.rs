@@ -1,9 +1,10 @@
-//! The main listener: accepting connections (plain, or TLS with optional client certificates), the
+//! The listeners: accepting connections (plain, or TLS with optional client certificates), the
 //! HTTP/1 and HTTP/2 limits that bound what a client can make the proxy hold (header size, the
-//! time to send headers, connections), and the graceful drain on shutdown.
+//! time from accept to a request's headers, connections), and the graceful drain on shutdown.
 
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -12,9 +13,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_rustls::server::TlsStream;
+use tokio_util::either::Either;
 use tower::ServiceExt;
 
 use crate::config::ConnectionLimits;
@@ -23,16 +27,48 @@ use crate::signal::stopped;
 
 /// A TLS handshake must complete within this, so that half-open handshakes cannot pile up.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// After a failed accept (such as too many open files), wait this long before the next one.
+/// After a failed accept (such as too many open files), wait this long before the next one, so
+/// that a listener out of descriptors does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Where a listener's TLS comes from.
+pub(crate) enum Tls {
+    /// Plain HTTP (the admin listener).
+    Plain,
+    /// The live configuration's acceptor, if any, read per connection so that a renewed
+    /// certificate is used for new connections.
+    Live(AppState),
+}
+
+/// A cap on the connections open at once, shared by the listeners it is given to (the main
+/// listeners of `localhost:PORT` share one).
+#[derive(Clone)]
+pub(crate) struct ConnectionCap {
+    slots: Arc<Semaphore>,
+    max: usize,
+    /// The listener's name, for the log.
+    listener: &'static str,
+}
+
+impl ConnectionCap {
+    /// `max` connections (at most `Semaphore::MAX_PERMITS`, as validation ensures).
+    pub(crate) fn new(max: usize, listener: &'static str) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+            listener,
+        }
+    }
+}
 
 /// Serves `router` on `listener` in its own task until `stopping` turns true, then lets open
 /// connections finish their requests (the caller bounds how long).
 pub(crate) fn serve(
     listener: TcpListener,
     router: Router,
-    state: AppState,
+    tls: Tls,
     limits: ConnectionLimits,
+    cap: ConnectionCap,
     mut stopping: watch::Receiver<bool>,
 ) -> JoinHandle<io::Result<()>> {
     let mut builder = Builder::new(TokioExecutor::new());
@@ -46,64 +82,80 @@ pub(crate) fn serve(
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
     let builder = Arc::new(builder);
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
     tokio::spawn(async move {
         let graceful = GracefulShutdown::new();
+        // Logged once per episode, not once per connection: a flood must not flood the log.
+        let (mut failing, mut full) = (false, false);
         loop {
             let (tcp, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
+                    Ok((tcp, peer)) => {
+                        if std::mem::take(&mut failing) {
+                            tracing::info!(listener = cap.listener, "accepting connections again");
+                        }
+                        (tcp, peer)
+                    }
                     Err(error) => {
-                        tracing::warn!(%error, "accepting a connection failed");
+                        if !std::mem::replace(&mut failing, true) {
+                            tracing::warn!(listener = cap.listener, %error, "accepting a connection failed; retrying every {ACCEPT_BACKOFF:?}");
+                        }
                         tokio::time::sleep(ACCEPT_BACKOFF).await;
                         continue;
                     }
                 },
                 () = stopped(&mut stopping) => break,
             };
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                tracing::warn!(
-                    max = limits.max_connections,
-                    "too many connections: closing a new one"
-                );
+            let Ok(slot) = cap.slots.clone().try_acquire_owned() else {
+                if !std::mem::replace(&mut full, true) {
+                    tracing::warn!(
+                        listener = cap.listener,
+                        max = cap.max,
+                        "too many connections: closing new ones until one ends"
+                    );
+                }
                 continue;
             };
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-            // The caller's address, for handlers that log who they answered (`/-/identity`).
-            let service = TowerToHyperService::new(router.clone().map_request(
-                move |mut request: http::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(ConnectInfo(peer));
-                    request
-                },
-            ));
+            full = false;
+            let deadline = Instant::now() + limits.header_read_timeout;
+            let acceptor = match &tls {
+                Tls::Plain => None,
+                Tls::Live(state) => state.live().tls.clone(),
+            };
             let (builder, watcher) = (builder.clone(), graceful.watcher());
-            let tls = state.live().tls.clone();
+            let router = router.clone();
             tokio::spawn(async move {
                 let _slot = slot;
-                let served = match tls {
-                    None => {
-                        let connection =
-                            builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
-                        watcher.watch(connection.into_owned()).await
+                if let Err(error) = tcp.set_nodelay(true) {
+                    tracing::debug!(%error, "cannot set TCP_NODELAY");
+                }
+                let Some(io) = handshake(tcp, acceptor, deadline).await else {
+                    return;
+                };
+                // Set when the first request's head has been read; until then, the connection
+                // is closed at `deadline`. hyper's own header timer starts only once it knows the
+                // protocol, which the auto builder learns from the client's first bytes, so a
+                // client that sends nothing would otherwise hold its slot for ever. Later
+                // requests' headers are timed by hyper (HTTP/1).
+                let first = Arc::new(AtomicBool::new(false));
+                let service = TowerToHyperService::new(router.map_request({
+                    let first = first.clone();
+                    // The caller's address, for handlers that log who they answered (`/-/identity`).
+                    move |mut request: http::Request<hyper::body::Incoming>| {
+                        first.store(true, Ordering::Relaxed);
+                        request.extensions_mut().insert(ConnectInfo(peer));
+                        request
                     }
-                    Some(acceptor) => {
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                            Ok(Ok(stream)) => {
-                                let connection = builder
-                                    .serve_connection_with_upgrades(TokioIo::new(stream), service);
-                                watcher.watch(connection.into_owned()).await
-                            }
-                            Ok(Err(error)) => {
-                                tracing::info!(%error, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::info!("TLS handshake timed out");
-                                return;
-                            }
-                        }
+                }));
+                let connection = watcher.watch(
+                    builder
+                        .serve_connection_with_upgrades(io, service)
+                        .into_owned(),
+                );
+                let served = tokio::select! {
+                    served = connection => served,
+                    () = first_request_late(deadline, &first) => {
+                        tracing::debug!("closing a connection that sent no request in time");
+                        return;
                     }
                 };
                 if let Err(error) = served {
@@ -115,4 +167,37 @@ pub(crate) fn serve(
         graceful.shutdown().await;
         Ok(())
     })
+}
+
+/// A connection's stream, after the TLS handshake if there is one, which must end by `deadline`
+/// and within [`HANDSHAKE_TIMEOUT`]; `None` if it failed. TLS streams are boxed, so that plain
+/// connections stay small.
+async fn handshake(
+    tcp: TcpStream,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    deadline: Instant,
+) -> Option<TokioIo<Either<TcpStream, Box<TlsStream<TcpStream>>>>> {
+    let Some(acceptor) = acceptor else {
+        return Some(TokioIo::new(Either::Left(tcp)));
+    };
+    let by = deadline.min(Instant::now() + HANDSHAKE_TIMEOUT);
+    match tokio::time::timeout_at(by, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => Some(TokioIo::new(Either::Right(Box::new(stream)))),
+        Ok(Err(error)) => {
+            tracing::info!(%error, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::info!("TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// Completes at `deadline` unless the connection's first request has arrived by then.
+async fn first_request_late(deadline: Instant, first: &AtomicBool) {
+    tokio::time::sleep_until(deadline).await;
+    if first.load(Ordering::Relaxed) {
+        std::future::pending::<()>().await;
+    }
 }

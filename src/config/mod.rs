@@ -2,6 +2,7 @@
 //! [`Config`]. Where a config comes from is [`source`]; the one validation step that turns the model
 //! into a `Config` that cannot be invalid is `validate`.
 
+mod capacity;
 mod checks;
 mod credentials;
 mod env;
@@ -83,6 +84,12 @@ pub(crate) const MAX_REPLAY_BODY_BYTES: usize = 256 << 20;
 pub(crate) const MAX_BODY_BYTES: u64 = 1 << 40;
 /// The shortest inbound API key accepted: anything shorter can be guessed.
 pub(crate) const MIN_API_KEY_LEN: usize = 16;
+/// How long a request body may go without a byte from the client before the request fails with
+/// 408 (a client that declares a length and goes quiet would hold its in-flight slot).
+pub(crate) const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most connections the admin listener holds open at once: probes and scrapes are few, and
+/// its cap keeps it from using up the descriptors the main listener needs.
+pub(crate) const DEFAULT_ADMIN_MAX_CONNECTIONS: usize = 64;
 
 /// The most token requests in flight at once per Entra authority, process-wide (warm-up, refreshes
 /// and clients waiting for a token together): a partner listing hundreds of tenants must not send
@@ -141,6 +148,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// The separate admin listener (health, readiness, metrics and status only), if any.
     pub admin_listen: Option<SocketAddr>,
+    /// The most connections the admin listener holds open at once (`admin.max_connections`).
+    pub admin_max_connections: usize,
     /// Things worth a warning at start-up (such as a literal secret in the file).
     pub warnings: Vec<String>,
     /// Every file the config was read from (the config file, secret and certificate files), with
@@ -222,6 +231,8 @@ pub struct Server {
     pub watch_interval: Duration,
     /// Request bodies up to this many bytes are buffered for a replay after an upstream 401.
     pub replay_max_body_bytes: usize,
+    /// How long a request body may go without a byte from the client.
+    pub body_read_timeout: Duration,
     /// Connection limits.
     pub limits: ConnectionLimits,
     /// The longest a request waits for a rate-limit slot.
@@ -280,6 +291,7 @@ struct RawState {
 #[serde(deny_unknown_fields)]
 struct RawAdmin {
     listen: SocketAddr,
+    max_connections: Option<usize>,
 }
 
 #[derive(Default, Deserialize)]
@@ -304,6 +316,8 @@ struct RawServer {
     max_header_bytes: Option<usize>,
     #[serde(default, with = "humantime_serde")]
     header_read_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    body_read_timeout: Option<Duration>,
     max_connections: Option<usize>,
     max_concurrent_requests: Option<usize>,
     token_request_concurrency: Option<usize>,
@@ -423,6 +437,8 @@ impl Config {
     }
 }
 
+#[cfg(test)]
+mod capacity_tests;
 #[cfg(test)]
 mod credential_tests;
 #[cfg(test)]

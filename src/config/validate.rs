@@ -13,14 +13,15 @@ use super::tls;
 use super::validator::Validator;
 
 use super::{
-    Api, Cloud, Config, ConfigError, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_LISTEN,
-    DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES,
-    DEFAULT_RATE_LIMIT_MAX_QUEUE, DEFAULT_RATE_LIMIT_MAX_WAIT, DEFAULT_REPLAY_MAX_BODY_BYTES,
-    DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_REQUEST_CONCURRENCY, DEFAULT_TOKEN_TIMEOUT,
-    DEFAULT_UPSTREAM_CONNECT_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_WATCH_INTERVAL,
-    MAX_BODY_BYTES, MAX_DURATION, MAX_HEADER_BYTES, MAX_PERMITS, MAX_REPLAY_BODY_BYTES,
-    MAX_TOKEN_REQUEST_CONCURRENCY, MIN_API_KEY_LEN, Overrides, RawConfig, RawRoute, RawServer,
-    RouteConfig, Server, TENANT_PLACEHOLDER,
+    Api, Cloud, Config, ConfigError, DEFAULT_ADMIN_MAX_CONNECTIONS, DEFAULT_BODY_READ_TIMEOUT,
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_CONCURRENT_REQUESTS,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_RATE_LIMIT_MAX_QUEUE,
+    DEFAULT_RATE_LIMIT_MAX_WAIT, DEFAULT_REPLAY_MAX_BODY_BYTES, DEFAULT_SHUTDOWN_GRACE,
+    DEFAULT_TOKEN_REQUEST_CONCURRENCY, DEFAULT_TOKEN_TIMEOUT, DEFAULT_UPSTREAM_CONNECT_TIMEOUT,
+    DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_WATCH_INTERVAL, MAX_BODY_BYTES, MAX_DURATION,
+    MAX_HEADER_BYTES, MAX_PERMITS, MAX_REPLAY_BODY_BYTES, MAX_TOKEN_REQUEST_CONCURRENCY,
+    MIN_API_KEY_LEN, Overrides, RawConfig, RawRoute, RawServer, RouteConfig, Server,
+    TENANT_PLACEHOLDER,
 };
 use crate::access::Access;
 use crate::credential::{ClientAuth, Credential};
@@ -36,7 +37,20 @@ impl Validator<'_> {
     ) -> Result<Config, ConfigError> {
         let mut warnings = Vec::new();
         let token_timeout = raw.server.token_timeout.unwrap_or(DEFAULT_TOKEN_TIMEOUT);
+        let explicit_connections = raw.server.max_connections.is_some();
         let server = self.server(raw.server, overrides)?;
+        let admin_max_connections = self.positive(
+            "admin.max_connections",
+            raw.admin.as_ref().and_then(|admin| admin.max_connections),
+            DEFAULT_ADMIN_MAX_CONNECTIONS,
+            MAX_PERMITS,
+        )?;
+        let server = self.descriptors(
+            server,
+            explicit_connections,
+            admin_max_connections,
+            &mut warnings,
+        )?;
         let authority = match &raw.cloud.authority_host {
             Some(host) => self.url("cloud.authority_host", &normalize_authority(host))?,
             None => Url::parse(raw.cloud.name.authority_host()).expect("preset URLs are valid"),
@@ -81,6 +95,7 @@ impl Validator<'_> {
             credentials,
             routes,
             admin_listen: raw.admin.map(|admin| admin.listen),
+            admin_max_connections,
             warnings,
             files: self.files,
             source: None,
@@ -140,6 +155,7 @@ impl Validator<'_> {
             ("server.shutdown_grace", raw.shutdown_grace),
             ("server.watch_interval", raw.watch_interval),
             ("server.header_read_timeout", raw.header_read_timeout),
+            ("server.body_read_timeout", raw.body_read_timeout),
             ("server.rate_limit_max_wait", raw.rate_limit_max_wait),
         ] {
             if value == Some(Duration::ZERO) && key != "server.rate_limit_max_wait" {
@@ -183,6 +199,7 @@ impl Validator<'_> {
             replay_max_body_bytes: raw
                 .replay_max_body_bytes
                 .unwrap_or(DEFAULT_REPLAY_MAX_BODY_BYTES),
+            body_read_timeout: raw.body_read_timeout.unwrap_or(DEFAULT_BODY_READ_TIMEOUT),
             limits: super::ConnectionLimits {
                 max_header_bytes: self.positive(
                     "server.max_header_bytes",
@@ -226,7 +243,7 @@ impl Validator<'_> {
     }
 
     /// A count that must be more than zero and at most `max` (what the runtime can hold).
-    fn positive(
+    pub(super) fn positive(
         &self,
         key: &str,
         value: Option<usize>,

@@ -23,6 +23,7 @@ mod outbound;
 mod ratelimit;
 mod reload;
 mod security;
+mod slow_clients;
 mod streaming;
 mod support;
 mod tls;
