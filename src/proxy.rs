@@ -311,7 +311,11 @@ fn hold_after_429(state: &AppState, live: &Live, budget: &Budget, headers: &Head
     }) else {
         return;
     };
-    tracing::info!(budget = budget.label(), retry_after_s = wait.as_secs(), "upstream 429: holding the budget");
+    tracing::info!(
+        budget = budget.label(),
+        retry_after_s = wait.as_secs(),
+        "upstream 429: holding the budget"
+    );
     state
         .metrics()
         .budget_event(budget.label(), BudgetEvent::Hold);

@@ -22,9 +22,9 @@ use super::{
     RawRoute, RawServer, RouteConfig, Server, TENANT_PLACEHOLDER,
 };
 use crate::access::Access;
+use crate::credential::{ClientAuth, Credential};
 use crate::ratelimit::UPSTREAM_RETRY_AFTER_MAX;
 use crate::ratelimit::store::{self, StoreConfig, StoreUrl};
-use crate::credential::{ClientAuth, Credential};
 use crate::report::error_chain;
 use crate::token::AccessToken;
 use crate::upstream::Upstream;
@@ -189,7 +189,9 @@ impl Validator<'_> {
                 let prefix = raw
                     .rate_limit_prefix
                     .unwrap_or_else(|| store::DEFAULT_PREFIX.to_owned());
-                if prefix.len() > MAX_STORE_PREFIX || prefix.contains(|c: char| c.is_whitespace() || c.is_control()) {
+                if prefix.len() > MAX_STORE_PREFIX
+                    || prefix.contains(|c: char| c.is_whitespace() || c.is_control())
+                {
                     return Err(self.invalid(
                         "server.rate_limit_prefix",
                         format!("at most {MAX_STORE_PREFIX} bytes, without spaces"),

@@ -108,7 +108,12 @@ impl Budget {
             Some(store) => {
                 let max_wait = self.limiter.max_wait();
                 match store
-                    .admit(&self.label, self.limiter.limits(), max_wait, self.limiter.queue_has_room())
+                    .admit(
+                        &self.label,
+                        self.limiter.limits(),
+                        max_wait,
+                        self.limiter.queue_has_room(),
+                    )
                     .await
                 {
                     Some(Ok(wait)) => self.limiter.admitted(wait).await,

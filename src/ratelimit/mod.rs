@@ -123,7 +123,11 @@ const PRESETS: [(&str, Limits, Counted); 8] = [
     ),
     // MDE `runliveresponse`: 10 calls per minute, 429 beyond
     // (https://learn.microsoft.com/en-us/defender-endpoint/api/run-live-response).
-    ("live-response", limits(Some(10), None), Counted::AppAndTenant),
+    (
+        "live-response",
+        limits(Some(10), None),
+        Counted::AppAndTenant,
+    ),
     // MDE investigation package download (`getPackageUri`): 2 calls per minute and 120 per hour
     // (https://learn.microsoft.com/en-us/defender-endpoint/api/get-package-sas-uri).
     (
@@ -325,7 +329,11 @@ impl Bucket {
 
     /// How many requests could go at `now` without waiting.
     fn remaining(&self, now: Instant) -> u32 {
-        remaining_cells(self.tat.saturating_duration_since(now), self.interval, self.limit())
+        remaining_cells(
+            self.tat.saturating_duration_since(now),
+            self.interval,
+            self.limit(),
+        )
     }
 
     fn limit(&self) -> u32 {
@@ -434,7 +442,8 @@ impl RateLimiter {
         let now = Instant::now();
         let state = self.state();
         let mut windows = state.buckets.iter();
-        let mut next = |limit: Option<u32>| limit.and_then(|_| windows.next()).map(|b| b.remaining(now));
+        let mut next =
+            |limit: Option<u32>| limit.and_then(|_| windows.next()).map(|b| b.remaining(now));
         Remaining {
             minute: next(self.limits.per_minute),
             hour: next(self.limits.per_hour),
@@ -569,11 +578,7 @@ pub(crate) fn parse_retry_after(
     // httpdate accepts the IMF-fixdate and the two obsolete forms recipients must accept
     // (RFC 9110 section 5.6.7).
     let date = httpdate::parse_http_date(value).ok()?;
-    Some(
-        date.duration_since(now)
-            .unwrap_or(Duration::ZERO)
-            .min(max),
-    )
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO).min(max))
 }
 
 #[cfg(test)]

@@ -69,7 +69,9 @@ fn custom_limits_resolve_to_themselves_in_a_family_named_by_them() {
 
 #[test]
 fn a_named_budget_is_its_own_family_counted_per_app_and_tenant() {
-    let limit = custom(Some(10), None, Some("shared-mde")).resolve().unwrap();
+    let limit = custom(Some(10), None, Some("shared-mde"))
+        .resolve()
+        .unwrap();
     assert_eq!(&*limit.family, "budget-shared-mde");
     assert!(!limit.per_tenant);
     for bad in ["", "two words", "a/b", &"x".repeat(65)] {

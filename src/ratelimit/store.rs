@@ -135,7 +135,11 @@ impl StoreUrl {
         redis::Client::open(url.expose())
             .map_err(|_| "the redis client does not accept this URL".to_owned())?;
         let port = parsed.port().unwrap_or(6379);
-        let described = format!("{}://{host}:{port}/{}", parsed.scheme(), db.parse().unwrap_or(0));
+        let described = format!(
+            "{}://{host}:{port}/{}",
+            parsed.scheme(),
+            db.parse().unwrap_or(0)
+        );
         Ok(Self { url, described })
     }
 
@@ -275,10 +279,17 @@ impl Store {
         queue_has_room: bool,
     ) -> Option<Result<Duration, Duration>> {
         let mut connection = self.connection()?;
-        let allowed = if queue_has_room { max_wait } else { Duration::ZERO };
+        let allowed = if queue_has_room {
+            max_wait
+        } else {
+            Duration::ZERO
+        };
         let mut invocation = self.admit.key(self.key(label));
         invocation.arg(micros(allowed));
-        for (window, limit) in WINDOWS.into_iter().zip([limits.per_minute, limits.per_hour]) {
+        for (window, limit) in WINDOWS
+            .into_iter()
+            .zip([limits.per_minute, limits.per_hour])
+        {
             let (interval, tolerance) = match limit.filter(|n| *n > 0) {
                 Some(n) => {
                     let interval = micros(window).div_ceil(u64::from(n));
@@ -346,7 +357,9 @@ impl Store {
         .await
         .ok()?
         .ok()?;
-        let ahead = |i: usize| Duration::from_micros(ahead.get(i).copied().map_or(0, |a| a.max(0).unsigned_abs()));
+        let ahead = |i: usize| {
+            Duration::from_micros(ahead.get(i).copied().map_or(0, |a| a.max(0).unsigned_abs()))
+        };
         Some(
             limits
                 .iter()
@@ -381,7 +394,10 @@ impl Store {
             );
             (self.on_change)(false);
         }
-        *self.connection.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        *self
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
         self.reconnect();
     }
 
@@ -436,7 +452,10 @@ impl Store {
         };
         match tokio::time::timeout(CONNECT_TIMEOUT * 2, connected).await {
             Ok(Ok(connection)) => {
-                *self.connection.lock().unwrap_or_else(PoisonError::into_inner) = Some(connection);
+                *self
+                    .connection
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(connection);
                 let was = self.state.swap(1, Ordering::AcqRel);
                 tracing::info!(
                     store = self.config.url.describe(),

@@ -270,7 +270,10 @@ fn retry_after_parses_delay_seconds_with_or_without_whitespace() {
         parse_retry_after(&header(" 7 "), now, UPSTREAM_RETRY_AFTER_MAX),
         Some(Duration::from_secs(7))
     );
-    assert_eq!(parse_retry_after(&header("0"), now, UPSTREAM_RETRY_AFTER_MAX), Some(Duration::ZERO));
+    assert_eq!(
+        parse_retry_after(&header("0"), now, UPSTREAM_RETRY_AFTER_MAX),
+        Some(Duration::ZERO)
+    );
 }
 
 #[test]
@@ -301,7 +304,11 @@ fn an_upstream_retry_after_is_capped_at_ten_minutes() {
 fn retry_after_parses_an_imf_fixdate_relative_to_now() {
     let now = date("Sun, 06 Nov 1994 08:49:37 GMT");
     assert_eq!(
-        parse_retry_after(&header("Sun, 06 Nov 1994 08:50:37 GMT"), now, UPSTREAM_RETRY_AFTER_MAX),
+        parse_retry_after(
+            &header("Sun, 06 Nov 1994 08:50:37 GMT"),
+            now,
+            UPSTREAM_RETRY_AFTER_MAX
+        ),
         Some(Duration::from_secs(60))
     );
 }
@@ -310,11 +317,19 @@ fn retry_after_parses_an_imf_fixdate_relative_to_now() {
 fn retry_after_parses_the_obsolete_date_forms() {
     let now = date("Sun, 06 Nov 1994 08:49:37 GMT");
     assert_eq!(
-        parse_retry_after(&header("Sunday, 06-Nov-94 08:49:47 GMT"), now, UPSTREAM_RETRY_AFTER_MAX),
+        parse_retry_after(
+            &header("Sunday, 06-Nov-94 08:49:47 GMT"),
+            now,
+            UPSTREAM_RETRY_AFTER_MAX
+        ),
         Some(Duration::from_secs(10))
     );
     assert_eq!(
-        parse_retry_after(&header("Sun Nov  6 08:49:57 1994"), now, UPSTREAM_RETRY_AFTER_MAX),
+        parse_retry_after(
+            &header("Sun Nov  6 08:49:57 1994"),
+            now,
+            UPSTREAM_RETRY_AFTER_MAX
+        ),
         Some(Duration::from_secs(20))
     );
 }
@@ -323,7 +338,11 @@ fn retry_after_parses_the_obsolete_date_forms() {
 fn retry_after_date_in_the_past_is_no_delay() {
     let now = date("Sun, 06 Nov 1994 08:49:37 GMT");
     assert_eq!(
-        parse_retry_after(&header("Sun, 06 Nov 1994 08:00:00 GMT"), now, UPSTREAM_RETRY_AFTER_MAX),
+        parse_retry_after(
+            &header("Sun, 06 Nov 1994 08:00:00 GMT"),
+            now,
+            UPSTREAM_RETRY_AFTER_MAX
+        ),
         Some(Duration::ZERO)
     );
 }
@@ -350,5 +369,8 @@ fn retry_after_garbage_is_none() {
         );
     }
     let opaque = HeaderValue::from_bytes(b"\xff7").unwrap();
-    assert_eq!(parse_retry_after(&opaque, now, UPSTREAM_RETRY_AFTER_MAX), None);
+    assert_eq!(
+        parse_retry_after(&opaque, now, UPSTREAM_RETRY_AFTER_MAX),
+        None
+    );
 }

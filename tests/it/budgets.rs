@@ -132,7 +132,9 @@ async fn an_upstream_429_for_one_tenant_holds_that_tenant_only() {
     // The simulator answers 429 with Retry-After: 7.
     let throttled = format!("/customers/{HOME}/mde/_sim/status/429");
     assert_eq!(statuses(&proxy, &throttled, 1).await, [429]);
-    let held = proxy.get(&format!("/customers/{HOME}/mde/api/alerts")).await;
+    let held = proxy
+        .get(&format!("/customers/{HOME}/mde/api/alerts"))
+        .await;
     assert_eq!(held.status(), 429);
     assert_eq!(held.json::<Value>().await.unwrap()["kind"], "rate_limited");
     assert_eq!(
@@ -154,7 +156,10 @@ async fn an_upstream_429_for_one_tenant_holds_that_tenant_only() {
 #[tokio::test]
 async fn an_upstream_retry_after_is_capped_at_retry_after_max() {
     let proxy = TestProxy::start_with(SimOptions::default(), |sim| {
-        mde_config(sim, "rate_limit_max_wait = \"5s\"\nretry_after_max = \"1s\"")
+        mde_config(
+            sim,
+            "rate_limit_max_wait = \"5s\"\nretry_after_max = \"1s\"",
+        )
     })
     .await;
     assert_eq!(statuses(&proxy, "/mde/_sim/status/429", 1).await, [429]);

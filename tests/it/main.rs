@@ -21,6 +21,7 @@ mod outbound;
 mod ratelimit;
 mod reload;
 mod security;
+mod shared_budgets;
 mod streaming;
 mod support;
 mod tls;

@@ -278,7 +278,10 @@ async fn a_reload_keeps_a_spent_budget_spent_when_a_route_moves_and_the_wait_cha
     // the request waits its turn (30 s) rather than being let through or refused at once.
     let moved = limited_config(&proxy.sim, "", 2)
         .replace("prefix = \"/mde\"", "prefix = \"/defender\"")
-        .replace("rate_limit_max_wait = \"100ms\"", "rate_limit_max_wait = \"10s\"");
+        .replace(
+            "rate_limit_max_wait = \"100ms\"",
+            "rate_limit_max_wait = \"10s\"",
+        );
     files.write("proxy.toml", &moved);
     assert!(reloaded(&proxy, 1.0).await, "the change was not applied");
     let refused = proxy.get("/defender/api/alerts").await;
@@ -287,7 +290,11 @@ async fn a_reload_keeps_a_spent_budget_spent_when_a_route_moves_and_the_wait_cha
         429,
         "a reload that kept the budget's key let a new burst through"
     );
-    let retry_after: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((20..=30).contains(&retry_after), "{retry_after}");
     assert_eq!(proxy.control().api_requests(), 2);
 }

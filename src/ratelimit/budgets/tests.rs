@@ -42,7 +42,10 @@ async fn spend(budget: &Budget, n: u32) -> u32 {
 async fn each_tenant_of_one_app_has_its_own_full_budget() {
     let budgets = registry(3, None);
     let mde = family("mde", Some("app"));
-    let (one, two) = (budgets.get(&mde, &"t1".into()), budgets.get(&mde, &"t2".into()));
+    let (one, two) = (
+        budgets.get(&mde, &"t1".into()),
+        budgets.get(&mde, &"t2".into()),
+    );
     assert_eq!(spend(&one, 5).await, 3);
     assert_eq!(spend(&two, 5).await, 3);
     assert_eq!(one.label(), "mde/app/t1");
@@ -68,7 +71,10 @@ async fn a_family_counted_per_tenant_is_shared_by_every_app_of_the_tenant() {
     let hunting = family("advanced-hunting", None);
     assert_eq!(spend(&budgets.get(&hunting, &"t1".into()), 3).await, 3);
     assert_eq!(spend(&budgets.get(&hunting, &"t1".into()), 1).await, 0);
-    assert_eq!(budgets.get(&hunting, &"t1".into()).label(), "advanced-hunting/*/t1");
+    assert_eq!(
+        budgets.get(&hunting, &"t1".into()).label(),
+        "advanced-hunting/*/t1"
+    );
 }
 
 #[tokio::test(start_paused = true)]
