@@ -1,7 +1,7 @@
 //! Rate-limit budgets keyed by what Microsoft counts: each partner tenant has its own, routes on
 //! one app and tenant share one, and an upstream 429 holds only the budget it came from.
 
-use defender_sim::{Sim, SimOptions, SimTenant};
+use defender_sim::{Sim, SimOptions, SimQuota, SimQuotas, SimTenant};
 use serde_json::Value;
 
 use crate::support::{CLIENT_ID, TestProxy, mde_config};
@@ -167,4 +167,39 @@ async fn an_upstream_retry_after_is_capped_at_retry_after_max() {
     // Held for 1 s rather than the upstream's 7 s: it waits, then goes.
     assert_eq!(statuses(&proxy, "/mde/api/alerts", 1).await, [200]);
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn the_simulators_quota_per_app_and_tenant_holds_only_the_budget_that_met_it() {
+    let options = SimOptions {
+        quotas: SimQuotas {
+            mde: SimQuota {
+                per_minute: Some(2),
+                per_hour: None,
+            },
+            ..SimQuotas::MICROSOFT
+        },
+        ..partner_options()
+    };
+    // No client-side limit: the upstream's 429 is what the proxy meets.
+    let proxy = TestProxy::start_with(options, |sim| partner_config(sim, "")).await;
+    let home = format!("/customers/{HOME}/mde/api/alerts");
+    assert_eq!(statuses(&proxy, &home, 2).await, [200, 200]);
+    let upstream = proxy.get(&home).await;
+    assert_eq!(upstream.status(), 429);
+    assert!(upstream.headers().contains_key("retry-after"));
+    assert!(!upstream.headers().contains_key("x-token-proxy-error"));
+    let body: Value = upstream.json().await.unwrap();
+    assert_eq!(
+        body["error"]["message"],
+        "API calls quota exceeded! maximum allowed 2 per 00:01:00"
+    );
+    // The proxy now holds that tenant's budget and answers itself, without sending.
+    let sent = proxy.control().api_requests();
+    let held = proxy.get(&home).await;
+    assert_eq!(held.status(), 429);
+    assert!(held.headers().contains_key("x-token-proxy-error"));
+    assert_eq!(proxy.control().api_requests(), sent);
+    let fabrikam = format!("/customers/{FABRIKAM}/mde/api/alerts");
+    assert_eq!(statuses(&proxy, &fabrikam, 2).await, [200, 200]);
 }
