@@ -163,7 +163,7 @@ async fn authorize(
                 // A legacy Cloud Apps token is one tenant's; Cloud Apps counts per tenant.
                 Caller::ApiToken => ("api-token", "api-token"),
             };
-            if let Err(throttled) = server.sim.throttle.check(server.api, app, tenant) {
+            if let Some(throttled) = server.sim.throttle.refusal(server.api, app, tenant) {
                 return throttled;
             }
             request.extensions_mut().insert(caller);

@@ -119,13 +119,13 @@ impl Throttle {
         }
     }
 
-    /// Counts a call of `app` in `tenant` to `api`, or answers 429 when a quota is spent. Cloud
-    /// Apps counts per tenant, whatever `app` is.
-    pub(super) fn check(&self, api: Api, app: &str, tenant: &str) -> Result<(), Response> {
+    /// Counts a call of `app` in `tenant` to `api` (`None`), or gives the 429 for it when a quota
+    /// is spent. Cloud Apps counts per tenant, whatever `app` is.
+    pub(super) fn refusal(&self, api: Api, app: &str, tenant: &str) -> Option<Response> {
         let quota = self.quotas.of(api);
         let limits = [quota.per_minute, quota.per_hour];
         if limits.iter().all(Option::is_none) {
-            return Ok(());
+            return None;
         }
         let app = if api == Api::Mdca { "*" } else { app };
         let now = Instant::now();
@@ -149,13 +149,13 @@ impl Throttle {
                 && window.calls >= limit
             {
                 let left = *length - now.duration_since(window.start);
-                return Err(throttled(api, limit, WINDOWS[i].1, left));
+                return Some(throttled(api, limit, WINDOWS[i].1, left));
             }
         }
         for window in counts.iter_mut() {
             window.calls += 1;
         }
-        Ok(())
+        None
     }
 }
 
@@ -198,9 +198,9 @@ mod tests {
     #[test]
     fn a_spent_quota_answers_429_with_retry_after_per_app_and_tenant() {
         let throttle = Throttle::new(quotas(2));
-        assert!(throttle.check(Api::Mde, "app", "t1").is_ok());
-        assert!(throttle.check(Api::Mde, "app", "t1").is_ok());
-        let refused = throttle.check(Api::Mde, "app", "t1").unwrap_err();
+        assert!(throttle.refusal(Api::Mde, "app", "t1").is_none());
+        assert!(throttle.refusal(Api::Mde, "app", "t1").is_none());
+        let refused = throttle.refusal(Api::Mde, "app", "t1").unwrap();
         assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
         let retry_after: u64 = refused.headers()[header::RETRY_AFTER]
             .to_str()
@@ -209,11 +209,11 @@ mod tests {
             .unwrap();
         assert!((1..=60).contains(&retry_after), "{retry_after}");
         assert!(
-            throttle.check(Api::Mde, "app", "t2").is_ok(),
+            throttle.refusal(Api::Mde, "app", "t2").is_none(),
             "another tenant"
         );
         assert!(
-            throttle.check(Api::Mde, "other", "t1").is_ok(),
+            throttle.refusal(Api::Mde, "other", "t1").is_none(),
             "another app"
         );
     }
@@ -227,15 +227,15 @@ mod tests {
             },
             ..SimQuotas::MICROSOFT
         });
-        assert!(throttle.check(Api::Mdca, "app", "t1").is_ok());
-        assert!(throttle.check(Api::Mdca, "other", "t1").is_err());
+        assert!(throttle.refusal(Api::Mdca, "app", "t1").is_none());
+        assert!(throttle.refusal(Api::Mdca, "other", "t1").is_some());
     }
 
     #[test]
     fn unlimited_quotas_never_throttle() {
         let throttle = Throttle::new(SimQuotas::UNLIMITED);
         for _ in 0..1000 {
-            assert!(throttle.check(Api::Mde, "app", "t1").is_ok());
+            assert!(throttle.refusal(Api::Mde, "app", "t1").is_none());
         }
     }
 }

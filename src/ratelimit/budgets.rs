@@ -24,12 +24,12 @@ use super::{Admission, Limits, RateLimiter, Refusal, Remaining, UNLIMITED};
 /// What a route's budget is keyed by besides the tenant: the family and, unless the family is
 /// counted per tenant alone, the app.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct BudgetFamily {
+pub struct BudgetFamily {
     /// The family's name (`mde`, `custom-100m`, `budget-NAME`, or `route:PREFIX` for a route
     /// without limits, whose budget only holds after an upstream 429).
-    pub(crate) name: Arc<str>,
+    pub name: Arc<str>,
     /// The app's client id, or `None` for families counted per tenant.
-    pub(crate) app: Option<Arc<str>>,
+    pub app: Option<Arc<str>>,
 }
 
 /// One budget's key: family, app (unless counted per tenant) and tenant.
@@ -51,11 +51,11 @@ impl fmt::Display for BudgetKey {
 
 /// How requests wait for a budget, from `[server]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Waiting {
+pub struct Waiting {
     /// The longest a request waits.
-    pub(crate) max_wait: Duration,
+    pub max_wait: Duration,
     /// The most requests waiting per budget.
-    pub(crate) max_queue: usize,
+    pub max_queue: usize,
 }
 
 /// Counts of what happened to one budget's requests, for `/-/status`.
@@ -69,7 +69,7 @@ struct Counts {
 /// One budget: its local limiter (the store, when one is configured, keeps the shared copy under
 /// the budget's label).
 #[derive(Debug)]
-pub(crate) struct Budget {
+pub struct Budget {
     /// `family/app/tenant`, made once.
     label: String,
     limiter: RateLimiter,
@@ -103,7 +103,7 @@ impl Budget {
 
     /// Waits until the request may go, or refuses it: from the store's shared budget while the
     /// store answers within its timeout (one round trip), else from the local one at once.
-    pub(crate) async fn acquire(&self, store: Option<&Store>) -> Result<Admission, Refusal> {
+    pub async fn acquire(&self, store: Option<&Store>) -> Result<Admission, Refusal> {
         let outcome = match store {
             Some(store) => {
                 let max_wait = self.limiter.max_wait();
@@ -161,7 +161,7 @@ impl Budget {
 
 /// The budgets of one configuration.
 #[derive(Debug)]
-pub(crate) struct Budgets {
+pub struct Budgets {
     /// Each family's limits.
     families: HashMap<Arc<str>, Limits>,
     waiting: Waiting,
@@ -174,7 +174,7 @@ impl Budgets {
     /// limits: validation refuses two limits for one named budget), drawing on `store` if any. Of
     /// `previous` (the running configuration's registry, on reload) it keeps every budget whose
     /// family still has the limits it was made with.
-    pub(crate) fn new(
+    pub fn new(
         families: impl IntoIterator<Item = (Arc<str>, Limits)>,
         waiting: Waiting,
         store: Option<Arc<Store>>,
@@ -203,7 +203,7 @@ impl Budgets {
     }
 
     /// The budget of `family` for `tenant`, made on first use.
-    pub(crate) fn get(&self, family: &BudgetFamily, tenant: &Arc<str>) -> Arc<Budget> {
+    pub fn get(&self, family: &BudgetFamily, tenant: &Arc<str>) -> Arc<Budget> {
         let key = BudgetKey {
             family: family.name.clone(),
             app: family.app.clone(),
@@ -224,7 +224,7 @@ impl Budgets {
     }
 
     /// The store budgets draw on, if one is configured.
-    pub(crate) fn store(&self) -> Option<&Arc<Store>> {
+    pub fn store(&self) -> Option<&Arc<Store>> {
         self.store.as_ref()
     }
 

@@ -16,8 +16,8 @@
 //! problem with `Retry-After`, records the [`Admission`], and holds the budget when the upstream
 //! answers 429.
 
-pub(crate) mod budgets;
-pub(crate) mod store;
+pub mod budgets;
+pub mod store;
 
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -244,7 +244,7 @@ impl RateLimitSpec {
 
 /// Why a request may not go now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
+pub enum Refusal {
     /// Waiting would take longer than `max_wait`; the client should come back after this long.
     TooLong {
         /// How long the request would have had to wait.
@@ -259,7 +259,7 @@ pub(crate) enum Refusal {
 
 /// What `acquire` did, for metrics: whether the request had to wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Admission {
+pub enum Admission {
     /// The request went at once.
     Immediate,
     /// The request went after waiting this long.

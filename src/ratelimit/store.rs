@@ -160,7 +160,7 @@ pub struct StoreConfig {
 
 /// Whether the store is in use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StoreState {
+pub enum StoreState {
     /// The first connection has not been made yet; budgets are local meanwhile.
     Connecting,
     /// Budgets draw on the store.
@@ -189,10 +189,10 @@ impl StoreState {
 }
 
 /// Called with `true` when the store becomes usable and `false` when budgets fall back to local.
-pub(crate) type OnChange = Box<dyn Fn(bool) + Send + Sync>;
+pub type OnChange = Box<dyn Fn(bool) + Send + Sync>;
 
 /// The store as the budgets use it.
-pub(crate) struct Store {
+pub struct Store {
     /// Itself, for the reconnection task.
     this: Weak<Self>,
     config: StoreConfig,
@@ -219,7 +219,7 @@ impl fmt::Debug for Store {
 impl Store {
     /// The store `config` describes; connects in the background (budgets are local until then).
     /// `on_change` hears of every change between the store and the local fall-back.
-    pub(crate) fn start(config: StoreConfig, on_change: OnChange) -> Arc<Self> {
+    pub fn start(config: StoreConfig, on_change: OnChange) -> Arc<Self> {
         let client = redis::Client::open(config.url.url.expose())
             .expect("validation opened this URL with the same client");
         let store = Arc::new_cyclic(|this| Self {
@@ -245,7 +245,7 @@ impl Store {
     }
 
     /// Whether budgets draw on it now.
-    pub(crate) fn state(&self) -> StoreState {
+    pub fn state(&self) -> StoreState {
         StoreState::from_u8(self.state.load(Ordering::Acquire))
     }
 
