@@ -2,6 +2,7 @@
 //! what Microsoft counts each by.
 
 use super::*;
+use crate::ratelimit::limits;
 
 fn custom(per_minute: Option<u32>, per_hour: Option<u32>, budget: Option<&str>) -> RateLimitSpec {
     RateLimitSpec::Custom(CustomLimits {

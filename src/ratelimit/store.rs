@@ -18,7 +18,11 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Script};
 
 use super::{Limits, Remaining, WINDOWS, remaining_cells};
-use crate::secret::Secret;
+pub use address::{StoreConfig, StoreUrl};
+use scripts::{ADMIT, HOLD, PEEK};
+
+mod address;
+mod scripts;
 
 /// How long a store call may take before the request falls back to its local budget: an
 /// admission on a healthy Redis takes well under a millisecond, and this is added to the request.
@@ -29,134 +33,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const RECONNECT_INTERVAL: Duration = Duration::from_secs(1);
 /// The key prefix unless `server.rate_limit_prefix` says otherwise.
 pub(crate) const DEFAULT_PREFIX: &str = "dtp:";
-
-/// The GCRA of `RateLimiter::reserve` in microseconds of Redis's clock. KEYS[1] is the budget's
-/// hash (`m`, `h`: theoretical arrival times; `hold`: end of a hold); ARGV: the longest wait, then
-/// interval and tolerance per window (interval 0: not limited). Returns `{1, wait}` when the
-/// request may go after `wait` (its cells are taken) or `{0, wait}` when that is too long (nothing
-/// is taken). Numbers are written with `%.0f`: Lua's `tostring` would round them to 14 digits.
-const ADMIT: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local max_wait = tonumber(ARGV[1])
-local fields = {'m', 'h'}
-local state = redis.call('HMGET', KEYS[1], 'm', 'h', 'hold')
-local at = math.max(now, tonumber(state[3]) or 0)
-for i = 1, 2 do
-  local interval = tonumber(ARGV[2 * i])
-  if interval > 0 then
-    local tat = tonumber(state[i]) or now
-    at = math.max(at, tat - tonumber(ARGV[2 * i + 1]))
-  end
-end
-local wait = at - now
-if wait > max_wait then return {0, wait} end
-local last = math.max(now, tonumber(state[3]) or 0)
-for i = 1, 2 do
-  local interval = tonumber(ARGV[2 * i])
-  if interval > 0 then
-    local tat = math.max(tonumber(state[i]) or now, at) + interval
-    last = math.max(last, tat)
-    redis.call('HSET', KEYS[1], fields[i], string.format('%.0f', tat))
-  end
-end
-redis.call('PEXPIRE', KEYS[1], math.ceil((last - now) / 1000) + 1000)
-return {1, wait}
-";
-
-/// Holds KEYS[1] for ARGV[1] microseconds from now on Redis's clock; never shortens a hold.
-const HOLD: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local hold = now + tonumber(ARGV[1])
-if hold > (tonumber(redis.call('HGET', KEYS[1], 'hold')) or 0) then
-  redis.call('HSET', KEYS[1], 'hold', string.format('%.0f', hold))
-  local need = math.ceil((hold - now) / 1000) + 1000
-  if redis.call('PTTL', KEYS[1]) < need then redis.call('PEXPIRE', KEYS[1], need) end
-end
-return 1
-";
-
-/// Redis's clock and, per key, how far each window's theoretical arrival time and the hold are
-/// ahead of it (microseconds, 0 when not ahead).
-const PEEK: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local out = {}
-for i, key in ipairs(KEYS) do
-  local state = redis.call('HMGET', key, 'm', 'h', 'hold')
-  for j = 1, 3 do
-    out[#out + 1] = math.max(0, (tonumber(state[j]) or now) - now)
-  end
-end
-return out
-";
-
-/// `server.rate_limit_store`: a `redis://` or `rediss://` URL, which may hold a password, so it is
-/// kept as a secret; what logs and `/-/status` show is [`StoreUrl::describe`].
-#[derive(Clone)]
-pub struct StoreUrl {
-    url: Secret,
-    /// Scheme, host, port and database: no user or password.
-    described: String,
-}
-
-impl fmt::Debug for StoreUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.described)
-    }
-}
-
-impl PartialEq for StoreUrl {
-    fn eq(&self, other: &Self) -> bool {
-        self.url.expose() == other.url.expose()
-    }
-}
-
-impl StoreUrl {
-    /// Checks `url`: `redis://HOST[:PORT][/DB]` or `rediss://…` (TLS, rustls), optionally with
-    /// `user:password@`. The message of an error never holds the URL.
-    pub(crate) fn parse(url: Secret) -> Result<Self, String> {
-        let parsed = url::Url::parse(url.expose())
-            .map_err(|e| format!("not a URL ({e}); give redis://HOST:PORT[/DB] or rediss://…"))?;
-        if !matches!(parsed.scheme(), "redis" | "rediss") {
-            return Err("the scheme must be redis:// or rediss:// (TLS)".to_owned());
-        }
-        let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
-            return Err("the URL needs a host: redis://HOST:PORT[/DB]".to_owned());
-        };
-        let db = parsed.path().trim_start_matches('/');
-        if !db.is_empty() && db.parse::<u16>().is_err() {
-            return Err("the path must be a database number, such as /0".to_owned());
-        }
-        if parsed.query().is_some() || parsed.fragment().is_some() {
-            return Err("the URL takes no query or fragment".to_owned());
-        }
-        redis::Client::open(url.expose())
-            .map_err(|_| "the redis client does not accept this URL".to_owned())?;
-        let port = parsed.port().unwrap_or(6379);
-        let described = format!(
-            "{}://{host}:{port}/{}",
-            parsed.scheme(),
-            db.parse().unwrap_or(0)
-        );
-        Ok(Self { url, described })
-    }
-
-    /// The URL without user and password, for logs and status.
-    pub(crate) fn describe(&self) -> &str {
-        &self.described
-    }
-}
-
-/// The store's settings: where it is and the prefix of its keys.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoreConfig {
-    /// Where the store is.
-    pub url: StoreUrl,
-    /// What every key starts with.
-    pub prefix: String,
-}
 
 /// Whether the store is in use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
