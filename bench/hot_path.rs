@@ -80,12 +80,7 @@ upstream = "{upstream}"
 
 fn routes(c: &mut Criterion) {
     let config = config("http://127.0.0.1:9", "http://127.0.0.1:9");
-    let routes = Routes::new(
-        config.routes,
-        config.server.rate_limit_max_wait,
-        config.server.rate_limit_max_queue,
-    )
-    .expect("the routes build");
+    let routes = Routes::new(config.routes).expect("the routes build");
     let mut group = c.benchmark_group("route");
     for (name, path) in [
         ("find/mde", "/mde/api/alerts"),
@@ -113,12 +108,7 @@ fn token_cache(c: &mut Criterion) {
     let config = config(&sim.authority(), &sim.mde());
     let credential = config.credentials["bench"].clone();
     let entra = EntraClient::new(Duration::from_secs(10)).expect("an Entra client");
-    let routes = Routes::new(
-        config.routes,
-        config.server.rate_limit_max_wait,
-        config.server.rate_limit_max_queue,
-    )
-    .expect("the routes build");
+    let routes = Routes::new(config.routes).expect("the routes build");
     let (route, _, _) = routes.find("/mde/api/alerts").expect("the /mde route");
     let key = route.token_keys().remove(0);
     let cache = TokenCache::new(Arc::new(Metrics::default()), 16);

@@ -9,7 +9,8 @@
 # leaves the input in fuzz/artifacts/TARGET/ and makes the script exit non-zero after the others
 # have run. Reproduce one with `RUSTC_BOOTSTRAP=1 cargo fuzz run TARGET fuzz/artifacts/TARGET/crash-...`
 # and minimise it with `RUSTC_BOOTSTRAP=1 cargo fuzz tmin TARGET fuzz/artifacts/TARGET/crash-...`
-# (from fuzz/). Extra libFuzzer flags go in FUZZ_ARGS (such as FUZZ_ARGS="-jobs=2 -workers=2");
+# (from fuzz/). Extra libFuzzer flags go in FUZZ_ARGS (such as FUZZ_ARGS="-jobs=2 -workers=2"),
+# extra cargo-fuzz flags in CARGO_FUZZ_FLAGS (such as "--dev --sanitizer none");
 # CARGO_TARGET_DIR is honoured.
 set -euo pipefail
 
@@ -44,7 +45,8 @@ for target in "${targets[@]}"; do
     [[ -f "dicts/$target.dict" ]] && flags+=("-dict=$here/dicts/$target.dict")
     # shellcheck disable=SC2206 # FUZZ_ARGS is a list of flags
     flags+=(${FUZZ_ARGS:-})
-    if ! cargo fuzz run "$target" "${corpora[@]}" -- "${flags[@]}"; then
+    # shellcheck disable=SC2086 # CARGO_FUZZ_FLAGS is a list of flags
+    if ! cargo fuzz run ${CARGO_FUZZ_FLAGS:-} "$target" "${corpora[@]}" -- "${flags[@]}"; then
         failed+=("$target")
     fi
 done

@@ -1,6 +1,7 @@
 //! The proxy's own endpoints, on the main listener and on the admin listener: `/-/healthy` (the
 //! process serves), `/-/ready` (every route's token can be had, and no shutdown has begun),
-//! `/-/metrics` (Prometheus) and `/-/status` (routes, credentials and token states; never a token).
+//! `/-/metrics` (Prometheus) and `/-/status` (routes, credentials, token states, rate-limit budgets
+//! and their store; never a token, never the store's password).
 
 use std::time::{Duration, SystemTime};
 
@@ -13,7 +14,8 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use crate::error::ProxyError;
-use crate::live::{AppState, NeededToken};
+use crate::live::{AppState, Live, NeededToken};
+use crate::metrics::BudgetSample;
 use crate::token::TokenError;
 
 /// How long readiness waits for a token request before reporting the token as pending.
@@ -126,7 +128,22 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json) {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(json!({ "ready": ready, "tokens": tokens })))
+    // The store is reported, never waited on: budgets fall back to local ones without it.
+    let mut body = json!({ "ready": ready, "tokens": tokens });
+    if let Some(store) = store(&live) {
+        body["rate_limit_store"] = store;
+    }
+    (status, Json(body))
+}
+
+/// The rate-limit store's address (without credentials) and state, if one is configured.
+fn store(live: &Live) -> Option<Value> {
+    let store = live.budgets.store()?;
+    Some(json!({
+        "url": store.config().url.describe(),
+        "prefix": store.config().prefix,
+        "state": store.state().name(),
+    }))
 }
 
 /// `GET /-/metrics`: the Prometheus exposition, with token expiry and readiness read from the
@@ -154,6 +171,17 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         .iter()
         .map(|(needed, e)| (needed.key.label(), *e))
         .collect();
+    let budgets = live.budgets.views().await;
+    let samples: Vec<BudgetSample<'_>> = budgets
+        .iter()
+        .map(|view| BudgetSample {
+            budget: &view.label,
+            minute: view.remaining.minute,
+            hour: view.remaining.hour,
+            held_for: view.remaining.held_for.unwrap_or_default(),
+        })
+        .collect();
+    state.metrics().set_budgets(&samples);
     (
         [(header::CONTENT_TYPE, OPENMETRICS)],
         state.metrics().encode(&expiries, ready),
@@ -173,6 +201,32 @@ async fn status(State(state): State<AppState>) -> Json {
                 "upstream": r.upstream.url().as_str(),
                 "credential": &*r.credential.name,
                 "scope": &*r.scope,
+                "rate_limit": r.rate_limit.as_ref().map(|l| json!({
+                    "family": &*l.family,
+                    "per_minute": l.limits.per_minute,
+                    "per_hour": l.limits.per_hour,
+                    "counted_per": if l.per_tenant { "tenant" } else { "app and tenant" },
+                })),
+            })
+        })
+        .collect();
+    let budgets: Vec<Value> = live
+        .budgets
+        .views()
+        .await
+        .into_iter()
+        .map(|view| {
+            json!({
+                "budget": view.label,
+                "per_minute": view.limits.per_minute,
+                "per_hour": view.limits.per_hour,
+                "remaining_minute": view.remaining.minute,
+                "remaining_hour": view.remaining.hour,
+                "held_for_s": view.remaining.held_for.map(|h| h.as_secs_f64().ceil()),
+                "shared": view.shared,
+                "waits": view.waits,
+                "refusals": view.refusals,
+                "holds": view.holds,
             })
         })
         .collect();
@@ -229,6 +283,11 @@ async fn status(State(state): State<AppState>) -> Json {
         "routes": routes,
         "credentials": credentials,
         "tokens": tokens,
+        "rate_limits": {
+            "retry_after_max_s": live.retry_after_max.as_secs(),
+            "store": store(&live),
+            "budgets": budgets,
+        },
     }))
 }
 

@@ -18,7 +18,9 @@ mod digest;
 mod encoding;
 pub mod headers;
 pub mod metrics;
-mod ratelimit;
+// Public for the admission benchmark only (bench/ratelimit_store.rs).
+#[doc(hidden)]
+pub mod ratelimit;
 mod report;
 mod secret;
 mod signal;

@@ -18,7 +18,9 @@ use crate::client::{self, UpstreamClient};
 use crate::config::{Config, ConfigSource, WatchedFile};
 use crate::credential::Credential;
 use crate::metrics::{Metrics, RouteMetrics};
-use crate::ratelimit::{RateLimiter, UNLIMITED};
+use crate::ratelimit::UNLIMITED;
+use crate::ratelimit::budgets::{Budgets, Waiting};
+use crate::ratelimit::store::Store;
 use crate::rewrite::LinkTable;
 use crate::route::Routes;
 use crate::screen::Screen;
@@ -32,6 +34,10 @@ const NO_ROUTE: &str = "-";
 /// Everything that comes from the configuration and is replaced as a whole on reload.
 pub(crate) struct Live {
     pub(crate) routes: Routes,
+    /// The rate-limit budgets the routes draw on (and the store that shares them, if any).
+    pub(crate) budgets: Budgets,
+    /// The longest an upstream 429's Retry-After holds a budget.
+    pub(crate) retry_after_max: Duration,
     pub(crate) credentials: BTreeMap<String, Arc<Credential>>,
     pub(crate) entra: EntraClient,
     /// What `entra` was built with, so that a reload that keeps it keeps the client.
@@ -67,25 +73,40 @@ pub(crate) struct Live {
 impl Live {
     /// What runs for `config` with a main listener bound to `local` (and the admin listener to
     /// `admin`, if any). From `previous` (the running
-    /// configuration, on reload) it keeps what the change left as it was: each route's limiter
-    /// (spent allowance and hold) when the route's prefix and limits are unchanged, the in-flight
-    /// count, the upstream connection pool and the Entra client.
+    /// configuration, on reload) it keeps what the change left as it was: every budget (spent
+    /// allowance and hold) whose family keeps its limits, the rate-limit store and its connection
+    /// when its settings are unchanged, the in-flight count, the upstream connection pool and the
+    /// Entra client.
     fn new(
         config: Config,
         (local, admin): (SocketAddr, Option<SocketAddr>),
         previous: Option<&Live>,
+        metrics: &Arc<Metrics>,
     ) -> io::Result<Self> {
         let server = config.server;
-        let (max_wait, max_queue) = (server.rate_limit_max_wait, server.rate_limit_max_queue);
-        let routes = Routes::build(config.routes, |route| {
-            let limits = route.rate_limit.unwrap_or(UNLIMITED);
+        let routes = Routes::new(config.routes).map_err(io::Error::other)?;
+        let store = server.rate_limit_store.map(|settings| {
             previous
-                .and_then(|live| live.routes.iter().find(|r| r.prefix == route.prefix))
-                .map(|r| Arc::clone(&r.limiter))
-                .filter(|limiter| limiter.has_settings(limits, max_wait, max_queue))
-                .unwrap_or_else(|| Arc::new(RateLimiter::new(limits, max_wait, max_queue)))
-        })
-        .map_err(io::Error::other)?;
+                .and_then(|live| live.budgets.store())
+                .filter(|store| *store.config() == settings)
+                .map(Arc::clone)
+                .unwrap_or_else(|| {
+                    let metrics = Arc::clone(metrics);
+                    Store::start(settings, Box::new(move |up| metrics.rate_limit_store(up)))
+                })
+        });
+        let budgets = Budgets::new(
+            routes.iter().map(|r| {
+                let limits = r.rate_limit.as_ref().map_or(UNLIMITED, |l| l.limits);
+                (r.budget.name.clone(), limits)
+            }),
+            Waiting {
+                max_wait: server.rate_limit_max_wait,
+                max_queue: server.rate_limit_max_queue,
+            },
+            store,
+            previous.map(|live| &live.budgets),
+        );
         let tls = server.tls.map(TlsAcceptor::from);
         let entra = match previous {
             Some(live) if live.token_timeout == config.token_timeout => live.entra.clone(),
@@ -125,6 +146,8 @@ impl Live {
             api_keys: server.api_keys,
             links: Arc::new(LinkTable::new(&routes)),
             routes,
+            budgets,
+            retry_after_max: server.retry_after_max,
             credentials: config.credentials,
             files: config.files,
             identity: config.identity_endpoint,
@@ -195,7 +218,7 @@ impl AppState {
         let source = config.source.clone();
         let tokens = TokenCache::new(metrics.clone(), config.server.token_request_concurrency);
         Ok(Self(Arc::new(Shared {
-            live: ArcSwap::from_pointee(Live::new(config, local, None)?),
+            live: ArcSwap::from_pointee(Live::new(config, local, None, &metrics)?),
             local,
             tokens,
             no_route: metrics.route(NO_ROUTE),
@@ -271,7 +294,7 @@ impl AppState {
     pub(crate) fn apply(&self, config: Config) -> io::Result<()> {
         let running = self.live();
         let token_request_concurrency = config.server.token_request_concurrency;
-        let live = Live::new(config, self.0.local, Some(&running))?;
+        let live = Live::new(config, self.0.local, Some(&running), &self.0.metrics)?;
         if live.restart_only != running.restart_only {
             tracing::warn!(
                 "server.listen, server.allow_remote and admin.listen take effect only after a restart"

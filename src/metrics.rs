@@ -52,6 +52,41 @@ struct TokenLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BudgetLabels {
+    budget: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WindowLabels {
+    budget: String,
+    window: &'static str,
+}
+
+/// What a rate-limit budget has left, for the gauges set at scrape time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BudgetSample<'a> {
+    /// `family/app/tenant`.
+    pub(crate) budget: &'a str,
+    /// Requests that could go now by the per-minute limit, if limited.
+    pub(crate) minute: Option<u32>,
+    /// The same by the per-hour limit.
+    pub(crate) hour: Option<u32>,
+    /// What is left of a hold after an upstream 429.
+    pub(crate) held_for: Duration,
+}
+
+/// What happened to a request on a budget.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum BudgetEvent {
+    /// It waited for its turn.
+    Wait,
+    /// It was refused with 429.
+    Refusal,
+    /// An upstream 429 held the budget.
+    Hold,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
@@ -83,6 +118,13 @@ pub struct Metrics {
     rate_limit_waits: Family<RouteLabels, Counter>,
     rate_limit_refusals: Family<RouteLabels, Counter>,
     identity_requests: Family<OutcomeLabels, Counter>,
+    budget_remaining: Family<WindowLabels, Gauge>,
+    budget_held: Family<BudgetLabels, Gauge<f64, AtomicU64>>,
+    budget_waits: Family<BudgetLabels, Counter>,
+    budget_refusals: Family<BudgetLabels, Counter>,
+    budget_holds: Family<BudgetLabels, Counter>,
+    store_fallbacks: Counter,
+    store_up: Gauge,
 }
 
 /// The request metrics of one route, resolved once.
@@ -182,6 +224,48 @@ impl Default for Metrics {
             "Requests to the managed-identity endpoint: issued, or the refusal's kind",
             identity_requests.clone(),
         );
+        let budget_remaining = Family::default();
+        registry.register(
+            "rate_limit_budget_remaining",
+            "Requests a rate-limit budget lets through now, by budget (family/app/tenant) and window",
+            budget_remaining.clone(),
+        );
+        let budget_held = Family::default();
+        registry.register(
+            "rate_limit_budget_held_seconds",
+            "Seconds left of the hold after an upstream 429, by budget",
+            budget_held.clone(),
+        );
+        let budget_waits = Family::default();
+        registry.register(
+            "rate_limit_budget_waits",
+            "Requests that waited for their turn, by budget",
+            budget_waits.clone(),
+        );
+        let budget_refusals = Family::default();
+        registry.register(
+            "rate_limit_budget_refusals",
+            "Requests refused with 429 by the client-side rate limiter, by budget",
+            budget_refusals.clone(),
+        );
+        let budget_holds = Family::default();
+        registry.register(
+            "rate_limit_budget_holds",
+            "Upstream 429s that held a budget, by budget",
+            budget_holds.clone(),
+        );
+        let store_fallbacks = Counter::default();
+        registry.register(
+            "rate_limit_store_fallbacks",
+            "Times the rate-limit store stopped answering and budgets fell back to local ones",
+            store_fallbacks.clone(),
+        );
+        let store_up = Gauge::default();
+        registry.register(
+            "rate_limit_store_up",
+            "1 while budgets are shared through the rate-limit store, else 0",
+            store_up.clone(),
+        );
         let cache_hits = cache_lookups.get_or_create_owned(&ResultLabels { result: "hit" });
         let cache_misses = cache_lookups.get_or_create_owned(&ResultLabels { result: "miss" });
         Self {
@@ -191,6 +275,13 @@ impl Default for Metrics {
             cache_misses,
             rate_limit_waits,
             rate_limit_refusals,
+            budget_remaining,
+            budget_held,
+            budget_waits,
+            budget_refusals,
+            budget_holds,
+            store_fallbacks,
+            store_up,
             upstream_duration,
             token_requests,
             token_expiry,
@@ -257,6 +348,51 @@ impl Metrics {
         self.identity_requests
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
+    }
+
+    /// Counts what happened to a request on `budget`.
+    pub(crate) fn budget_event(&self, budget: &str, event: BudgetEvent) {
+        let family = match event {
+            BudgetEvent::Wait => &self.budget_waits,
+            BudgetEvent::Refusal => &self.budget_refusals,
+            BudgetEvent::Hold => &self.budget_holds,
+        };
+        family
+            .get_or_create(&BudgetLabels {
+                budget: budget.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Records that budgets draw on the store (`up`) or fell back to local ones (counted).
+    pub(crate) fn rate_limit_store(&self, up: bool) {
+        if !up {
+            self.store_fallbacks.inc();
+        }
+        self.store_up.set(i64::from(up));
+    }
+
+    /// Sets the budget gauges from `budgets` (what each has left), before an exposition.
+    pub(crate) fn set_budgets(&self, budgets: &[BudgetSample<'_>]) {
+        self.budget_remaining.clear();
+        self.budget_held.clear();
+        for sample in budgets {
+            for (window, left) in [("minute", sample.minute), ("hour", sample.hour)] {
+                if let Some(left) = left {
+                    self.budget_remaining
+                        .get_or_create(&WindowLabels {
+                            budget: sample.budget.to_owned(),
+                            window,
+                        })
+                        .set(i64::from(left));
+                }
+            }
+            self.budget_held
+                .get_or_create(&BudgetLabels {
+                    budget: sample.budget.to_owned(),
+                })
+                .set(sample.held_for.as_secs_f64());
+        }
     }
 
     /// Counts a configuration reload.

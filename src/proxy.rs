@@ -20,7 +20,8 @@ use crate::encoding::{Coding, accepts_gzip, gunzip};
 use crate::error::ProxyError;
 use crate::headers::{filter_request_headers, filter_response_headers};
 use crate::live::{AppState, Live};
-use crate::metrics::RouteMetrics;
+use crate::metrics::{BudgetEvent, RouteMetrics};
+use crate::ratelimit::budgets::Budget;
 use crate::ratelimit::{Admission, Refusal, parse_retry_after};
 use crate::rewrite::Links;
 use crate::route::{Route, Source, TENANT_HEADER};
@@ -116,13 +117,26 @@ async fn forward_request(
         )),
         None => body,
     };
-    // Client-side rate limits, and the hold after an upstream 429: wait in the bounded queue, or
-    // 429 when that would take too long. Before the token, so a refused request costs nothing.
-    match route.limiter.acquire().await {
+    // Client-side rate limits, and the hold after an upstream 429, on the budget of what
+    // Microsoft counts (family, app, tenant): wait in the bounded queue, or 429 when that would
+    // take too long. Before the token, so a refused request costs nothing.
+    let budget = live
+        .budgets
+        .get(&route.budget, &route.budget_tenant(&source));
+    let store = live.budgets.store();
+    match budget.acquire(store.map(|s| &**s)).await {
         Ok(Admission::Immediate) => {}
-        Ok(Admission::Waited(_)) => metrics.rate_limit_wait(),
+        Ok(Admission::Waited(_)) => {
+            metrics.rate_limit_wait();
+            state
+                .metrics()
+                .budget_event(budget.label(), BudgetEvent::Wait);
+        }
         Err(Refusal::TooLong { retry_after } | Refusal::QueueFull { retry_after }) => {
             metrics.rate_limit_refusal();
+            state
+                .metrics()
+                .budget_event(budget.label(), BudgetEvent::Refusal);
             return Err(ProxyError::RateLimited {
                 prefix: route.prefix.clone(),
                 retry_after,
@@ -214,7 +228,7 @@ async fn forward_request(
         response = send(live, metrics, request, deadline).await?;
     }
     if response.status() == StatusCode::TOO_MANY_REQUESTS {
-        hold_after_429(route, response.headers());
+        hold_after_429(state, live, &budget, response.headers());
     }
     let (mut parts, body) = response.into_parts();
     filter_response_headers(&mut parts.headers);
@@ -298,20 +312,25 @@ async fn token_for(
         })
 }
 
-/// After an upstream 429, the route's requests wait until its Retry-After has passed (Microsoft:
-/// "resubmitting in a shorter time frame gives a return of the 429 error code",
-/// <https://learn.microsoft.com/en-us/defender-endpoint/api/common-errors>).
-fn hold_after_429(route: &Route, headers: &HeaderMap) {
-    let Some(wait) = headers
-        .get(header::RETRY_AFTER)
-        .and_then(|value| parse_retry_after(value, std::time::SystemTime::now()))
-    else {
+/// After an upstream 429, the budget's requests (that app's in that tenant, on every route and,
+/// with a store, every replica) wait until its Retry-After has passed, capped at
+/// `server.retry_after_max` (Microsoft: "resubmitting in a shorter time frame gives a return of
+/// the 429 error code", <https://learn.microsoft.com/en-us/defender-endpoint/api/common-errors>).
+fn hold_after_429(state: &AppState, live: &Live, budget: &Budget, headers: &HeaderMap) {
+    let Some(wait) = headers.get(header::RETRY_AFTER).and_then(|value| {
+        parse_retry_after(value, std::time::SystemTime::now(), live.retry_after_max)
+    }) else {
         return;
     };
-    if let Some(until) = Instant::now().checked_add(wait) {
-        tracing::info!(route = %route.prefix, retry_after_s = wait.as_secs(), "upstream 429: holding the route");
-        route.limiter.hold_until(until);
-    }
+    tracing::info!(
+        budget = budget.label(),
+        retry_after_s = wait.as_secs(),
+        "upstream 429: holding the budget"
+    );
+    state
+        .metrics()
+        .budget_event(budget.label(), BudgetEvent::Hold);
+    budget.hold(wait, live.budgets.store());
 }
 
 /// A request whose streamed body passed the route's limit, or whose client stopped sending it,

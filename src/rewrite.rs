@@ -266,16 +266,12 @@ mod tests {
             max_body_bytes: None,
             rate_limit: None,
         };
-        let routes = Routes::new(
-            vec![
-                route("/mde", "https://api.securitycenter.microsoft.com"),
-                route("/mde2", "https://api.securitycenter.microsoft.com"),
-                route("/graph", "https://graph.microsoft.com"),
-                route("/based", "https://graph.microsoft.com/beta"),
-            ],
-            std::time::Duration::ZERO,
-            0,
-        )
+        let routes = Routes::new(vec![
+            route("/mde", "https://api.securitycenter.microsoft.com"),
+            route("/mde2", "https://api.securitycenter.microsoft.com"),
+            route("/graph", "https://graph.microsoft.com"),
+            route("/based", "https://graph.microsoft.com/beta"),
+        ])
         .unwrap();
         Links::new(Arc::new(LinkTable::new(&routes)), "http://127.0.0.1:8080")
     }

@@ -90,11 +90,7 @@ pub fn routes_and_screen() -> (Routes, Screen) {
         &config.server.allowed_origins,
     );
     (
-        Routes::new(
-            config.routes,
-            config.server.rate_limit_max_wait,
-            config.server.rate_limit_max_queue,
-        )
+        Routes::new(config.routes)
         .expect("the routes build"),
         screen,
     )

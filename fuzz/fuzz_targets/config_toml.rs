@@ -38,11 +38,7 @@ fuzz_target!(|data: &[u8]| {
                 &config.server.allowed_origins,
             );
             let _ = screen;
-            let routes = Routes::new(
-                config.routes,
-                config.server.rate_limit_max_wait,
-                config.server.rate_limit_max_queue,
-            )
+            let routes = Routes::new(config.routes)
             .expect("the routes build");
             for prefix in routes.prefixes() {
                 assert!(

@@ -158,6 +158,14 @@ async fn authorize(
         .map(|v| v.as_bytes());
     match authenticate(&server, authorization) {
         Ok(caller) => {
+            let (app, tenant) = match &caller {
+                Caller::Bearer(claims) => (claims.appid.as_str(), claims.tid.as_str()),
+                // A legacy Cloud Apps token is one tenant's; Cloud Apps counts per tenant.
+                Caller::ApiToken => ("api-token", "api-token"),
+            };
+            if let Some(throttled) = server.sim.throttle.refusal(server.api, app, tenant) {
+                return throttled;
+            }
             request.extensions_mut().insert(caller);
             next.run(request).await
         }

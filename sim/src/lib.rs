@@ -16,6 +16,7 @@
 //! - `defender`: one API server per resource, with the token check, OData paging, data endpoints and gzip for clients
 //!   that ask. `server`: the API server as its handlers see it, and the APIs' error shape. `mdca`: what only the
 //!   MDCA server does (body paging, legacy API token). `export`: MDE's "via files" export answer.
+//! - `throttle`: the APIs' quotas per app and tenant, and the 429 past them.
 //! - `identity`: the managed-identity server (IMDS and App Service shapes).
 //! - `state`: what the servers of one simulator share (clients, identities, codes, keys, data). `data`: the
 //!   generated records. `control`: the switches and counters shared by all servers. `sync`: the locking rule.
@@ -59,6 +60,7 @@ mod state;
 mod sync;
 #[cfg(any(test, feature = "test-hooks"))]
 mod testing;
+mod throttle;
 mod token;
 mod user;
 
@@ -74,6 +76,7 @@ use tokio::task::JoinHandle;
 pub use control::EntraFault;
 pub use control::SimControl;
 pub use options::{SimClient, SimClientAuth, SimOptions, SimTenant, SimUser};
+pub use throttle::{SimQuota, SimQuotas};
 
 use assertion::ReplayGuard;
 use data::Dataset;
@@ -125,6 +128,7 @@ impl Sim {
             replay: ReplayGuard::default(),
             control: Arc::clone(&control),
             authority: authority.clone(),
+            throttle: throttle::Throttle::new(options.quotas),
         });
         let mut tasks = vec![spawn_server(
             entra_listener,

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::throttle::SimQuotas;
+
 /// How a `Sim` behaves: its tenants, registered clients and users, and what the token endpoint issues.
 #[derive(Debug, Clone)]
 pub struct SimOptions {
@@ -41,6 +43,10 @@ pub struct SimOptions {
     /// Legacy MDCA API tokens the MDCA server accepts as `Authorization: Token <key>`
     /// (<https://learn.microsoft.com/en-us/defender-cloud-apps/api-tokens-legacy>).
     pub mdca_api_tokens: Vec<String>,
+    /// The APIs' quotas, counted per app and tenant as Microsoft counts them: Microsoft's own
+    /// numbers by default (the simulator is never kinder than Microsoft); tests lower them to
+    /// meet them quickly, and load tests of the proxy itself lift them.
+    pub quotas: SimQuotas,
 }
 
 impl SimOptions {
@@ -83,6 +89,7 @@ impl Default for SimOptions {
             managed_identities: Vec::new(),
             identity_header: "sim-identity-header".to_owned(),
             mdca_api_tokens: Vec::new(),
+            quotas: SimQuotas::MICROSOFT,
         }
     }
 }

@@ -25,13 +25,7 @@ pub(super) struct ApiServer {
 #[derive(Debug, Clone)]
 pub(super) enum Caller {
     /// An Entra access token (app or user).
-    Bearer(
-        #[cfg_attr(
-            not(any(test, feature = "test-hooks")),
-            expect(dead_code, reason = "only `/_sim/whoami` reads the claims")
-        )]
-        Box<AccessClaims>,
-    ),
+    Bearer(Box<AccessClaims>),
     /// A legacy MDCA API token.
     ApiToken,
 }

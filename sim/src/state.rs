@@ -11,6 +11,7 @@ use crate::control::SimControl;
 use crate::data::{self, Dataset};
 use crate::directory::Directory;
 use crate::options::{SimClient, SimClientAuth, SimOptions};
+use crate::throttle::Throttle;
 use crate::token::TokenKeys;
 
 /// Everything the servers of one `Sim` share.
@@ -36,6 +37,8 @@ pub(crate) struct SimState {
     pub(crate) control: Arc<SimControl>,
     pub(crate) authority: String,
     pub(crate) data: Dataset,
+    /// The APIs' quotas and what each app and tenant has spent of them.
+    pub(crate) throttle: Throttle,
 }
 
 #[derive(Debug)]

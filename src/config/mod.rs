@@ -34,7 +34,8 @@ pub use source::{ConfigSource, Env};
 use crate::access::Access;
 use crate::cloud::{Api, Cloud};
 use crate::credential::{AssertionAlgorithm, Credential};
-use crate::ratelimit::Limits;
+use crate::ratelimit::RateLimit;
+use crate::ratelimit::store::StoreConfig;
 use crate::secret::{Secret, SecretSource};
 use crate::upstream::Upstream;
 use validator::Validator;
@@ -189,8 +190,8 @@ pub struct RouteConfig {
     pub rewrite_links: bool,
     /// The largest request body accepted (413 beyond it), if limited.
     pub max_body_bytes: Option<u64>,
-    /// The client-side rate limits, if any.
-    pub rate_limit: Option<Limits>,
+    /// The client-side rate limits and the family of budgets they draw on, if any.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// A file the configuration was read from.
@@ -237,8 +238,12 @@ pub struct Server {
     pub limits: ConnectionLimits,
     /// The longest a request waits for a rate-limit slot.
     pub rate_limit_max_wait: Duration,
-    /// The most requests waiting for a rate-limit slot per route.
+    /// The most requests waiting for a rate-limit slot per budget.
     pub rate_limit_max_queue: usize,
+    /// The longest an upstream 429's Retry-After holds a budget.
+    pub retry_after_max: Duration,
+    /// The store that shares budgets between replicas, if any.
+    pub rate_limit_store: Option<StoreConfig>,
     /// The most requests in flight at once.
     pub max_concurrent_requests: usize,
     /// The most token requests in flight at once per Entra authority.
@@ -324,6 +329,10 @@ struct RawServer {
     #[serde(default, with = "humantime_serde")]
     rate_limit_max_wait: Option<Duration>,
     rate_limit_max_queue: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    retry_after_max: Option<Duration>,
+    rate_limit_store: Option<SecretSource>,
+    rate_limit_prefix: Option<String>,
     tls: Option<RawTls>,
     #[serde(default)]
     allowed_hosts: Vec<String>,

@@ -111,16 +111,60 @@ fn prefixes_are_checked_and_unique() {
 #[test]
 fn rate_limits_take_microsofts_presets_or_explicit_numbers() {
     let config = parse(&format!("{MINIMAL}rate_limit = \"mde\"\n")).unwrap();
-    let limits = config.routes[0].rate_limit.unwrap();
+    let limits = config.routes[0].rate_limit.clone().unwrap().limits;
     assert_eq!(
         (limits.per_minute, limits.per_hour),
         (Some(100), Some(1500))
     );
     let config = parse(&format!("{MINIMAL}rate_limit = {{ per_minute = 45 }}\n")).unwrap();
-    assert_eq!(config.routes[0].rate_limit.unwrap().per_minute, Some(45));
+    let limit = config.routes[0].rate_limit.clone().unwrap();
+    assert_eq!(limit.limits.per_minute, Some(45));
     let message = error(&format!("{MINIMAL}rate_limit = \"fast\"\n"));
     assert!(
         message.contains("routes[0].rate_limit") && message.contains("mde"),
         "{message}"
     );
+}
+
+#[test]
+fn routes_naming_one_budget_need_the_same_limits() {
+    let second = "\n[[routes]]\nprefix = \"/mde2\"\napi = \"mde\"\ncredential = \"app\"\n";
+    let shared = |per_minute: u32| {
+        format!(
+            "{MINIMAL}rate_limit = {{ per_minute = 10, budget = \"b\" }}\n\n\
+             {second}rate_limit = {{ per_minute = {per_minute}, budget = \"b\" }}\n"
+        )
+    };
+    let config = parse(&shared(10)).unwrap();
+    assert_eq!(
+        config.routes[0].rate_limit.as_ref().unwrap().family,
+        config.routes[1].rate_limit.as_ref().unwrap().family
+    );
+    let message = error(&shared(20));
+    assert!(
+        message.contains("routes[1].rate_limit") && message.contains("same limits"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_rate_limit_store_is_a_redis_url_whose_password_no_error_shows() {
+    let with_store = |url: &str| format!("[server]\nrate_limit_store = \"{url}\"\n{MINIMAL}");
+    let config = parse(&with_store("redis://:hunter2-secret@127.0.0.1:6390/2")).unwrap();
+    let store = config.server.rate_limit_store.unwrap();
+    assert_eq!(store.url.describe(), "redis://127.0.0.1:6390/2");
+    assert_eq!(store.prefix, "dtp:");
+    assert!(!format!("{store:?}").contains("hunter2"));
+    for bad in [
+        "http://:hunter2-secret@127.0.0.1:6379",
+        "redis://:hunter2-secret@127.0.0.1:6379/x",
+        "redis://:hunter2-secret@/0",
+        "not a url hunter2-secret",
+    ] {
+        let message = error(&with_store(bad));
+        assert!(message.contains("server.rate_limit_store"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+    let message = error(&format!("[server]\nrate_limit_prefix = \"x:\"\n{MINIMAL}"));
+    assert!(message.contains("server.rate_limit_prefix"), "{message}");
 }

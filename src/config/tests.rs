@@ -11,7 +11,7 @@ use crate::route::{Route, Routes};
 
 /// The routes `config` runs with, in config order.
 pub(super) fn running(config: &Config) -> Vec<Arc<Route>> {
-    Routes::new(config.routes.clone(), Duration::ZERO, 0)
+    Routes::new(config.routes.clone())
         .unwrap()
         .iter()
         .cloned()

@@ -25,9 +25,14 @@ use super::{
 };
 use crate::access::Access;
 use crate::credential::{ClientAuth, Credential};
+use crate::ratelimit::UPSTREAM_RETRY_AFTER_MAX;
+use crate::ratelimit::store::{self, StoreConfig, StoreUrl};
 use crate::report::error_chain;
 use crate::token::AccessToken;
 use crate::upstream::Upstream;
+
+/// The longest `server.rate_limit_prefix`: a key prefix, not a place for data.
+const MAX_STORE_PREFIX: usize = 64;
 
 impl Validator<'_> {
     pub(super) fn config(
@@ -75,6 +80,23 @@ impl Validator<'_> {
         let mut routes: Vec<RouteConfig> = Vec::with_capacity(raw.routes.len());
         for (i, route) in raw.routes.into_iter().enumerate() {
             let route = self.route(i, route, raw.cloud.name, &credentials)?;
+            if let Some(limit) = &route.rate_limit
+                && let Some(other) = routes
+                    .iter()
+                    .filter_map(|r| r.rate_limit.as_ref())
+                    .find(|other| other.family == limit.family && other.limits != limit.limits)
+            {
+                return Err(self.invalid(
+                    format!("routes[{i}].rate_limit"),
+                    format!(
+                        "budget {:?} is used by an earlier route with other limits ({:?} per minute, \
+                         {:?} per hour): routes sharing a budget need the same limits",
+                        limit.family.trim_start_matches("budget-"),
+                        other.limits.per_minute,
+                        other.limits.per_hour
+                    ),
+                ));
+            }
             if routes.iter().any(|r| r.prefix == route.prefix) {
                 return Err(self.invalid(
                     format!("routes[{i}].prefix"),
@@ -157,6 +179,7 @@ impl Validator<'_> {
             ("server.header_read_timeout", raw.header_read_timeout),
             ("server.body_read_timeout", raw.body_read_timeout),
             ("server.rate_limit_max_wait", raw.rate_limit_max_wait),
+            ("server.retry_after_max", raw.retry_after_max),
         ] {
             if value == Some(Duration::ZERO) && key != "server.rate_limit_max_wait" {
                 return Err(self.invalid(key, "must be more than zero"));
@@ -180,6 +203,32 @@ impl Validator<'_> {
                 format!("must be at most {MAX_REPLAY_BODY_BYTES} (256 MiB)"),
             ));
         }
+        let rate_limit_store = match raw.rate_limit_store {
+            Some(source) => {
+                let key = "server.rate_limit_store";
+                let url = self.secret(key, source)?;
+                let url = StoreUrl::parse(url).map_err(|m| self.invalid(key, m))?;
+                let prefix = raw
+                    .rate_limit_prefix
+                    .unwrap_or_else(|| store::DEFAULT_PREFIX.to_owned());
+                if prefix.len() > MAX_STORE_PREFIX
+                    || prefix.contains(|c: char| c.is_whitespace() || c.is_control())
+                {
+                    return Err(self.invalid(
+                        "server.rate_limit_prefix",
+                        format!("at most {MAX_STORE_PREFIX} bytes, without spaces"),
+                    ));
+                }
+                Some(StoreConfig { url, prefix })
+            }
+            None if raw.rate_limit_prefix.is_some() => {
+                return Err(self.invalid(
+                    "server.rate_limit_prefix",
+                    "applies only with server.rate_limit_store",
+                ));
+            }
+            None => None,
+        };
         if raw.rate_limit_max_queue.is_some_and(|n| n > MAX_PERMITS) {
             return Err(self.invalid(
                 "server.rate_limit_max_queue",
@@ -223,6 +272,8 @@ impl Validator<'_> {
             rate_limit_max_queue: raw
                 .rate_limit_max_queue
                 .unwrap_or(DEFAULT_RATE_LIMIT_MAX_QUEUE),
+            retry_after_max: raw.retry_after_max.unwrap_or(UPSTREAM_RETRY_AFTER_MAX),
+            rate_limit_store,
             max_concurrent_requests: self.positive(
                 "server.max_concurrent_requests",
                 raw.max_concurrent_requests,

@@ -1,6 +1,7 @@
-//! Client-side rate limits per route: token buckets matching Microsoft's documented limits, a
-//! bounded wait queue, and holding a route after an upstream 429 until its Retry-After has passed
-//! (issue 4, item 6).
+//! Client-side rate limits: token buckets matching Microsoft's documented limits, a bounded wait
+//! queue, and holding a budget after an upstream 429 until its Retry-After has passed (issue 4,
+//! item 6). What a limiter is kept for (the family, app and tenant Microsoft counts) is
+//! [`budgets`]; sharing budgets between replicas through Redis is [`store`].
 //!
 //! Each bucket is a GCRA (generic cell rate algorithm, the "virtual scheduling" form of a token
 //! bucket): `limit` requests may go at once, then one more every `window / limit`. A request that
@@ -12,8 +13,15 @@
 //! the tests run on tokio's paused clock and are exact.
 //!
 //! This module does not answer requests or touch metrics: the caller turns a [`Refusal`] into a 429
-//! problem with `Retry-After`, records the [`Admission`], and calls [`RateLimiter::hold_until`] when
-//! the upstream answers 429.
+//! problem with `Retry-After`, records the [`Admission`], and holds the budget when the upstream
+//! answers 429.
+
+pub mod budgets;
+mod spec;
+pub mod store;
+
+pub use spec::RateLimit;
+pub(crate) use spec::RateLimitSpec;
 
 use std::num::NonZeroU32;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -22,17 +30,6 @@ use std::time::{Duration, SystemTime};
 use http::HeaderValue;
 use serde::Deserialize;
 use tokio::time::Instant;
-
-/// A named preset or explicit limits, as written in the config: `rate_limit = "mde"` or
-/// `rate_limit = { per_minute = 100, per_hour = 1500 }`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
-pub(crate) enum RateLimitSpec {
-    /// One of the presets named in [`RateLimitSpec::resolve`].
-    Preset(String),
-    /// Explicit limits.
-    Custom(Limits),
-}
 
 /// Calls allowed per window. At least one must be given, and each must be greater than zero
 /// ([`RateLimitSpec::resolve`] checks both).
@@ -45,34 +42,6 @@ pub struct Limits {
     pub per_hour: Option<u32>,
 }
 
-/// The presets, with the limits Microsoft documents (sources below).
-const PRESETS: [(&str, Limits); 7] = [
-    // Most Defender for Endpoint APIs (list alerts, isolate machine, indicators); see e.g.
-    // https://learn.microsoft.com/en-us/defender-endpoint/api/get-alerts.
-    ("mde", limits(Some(100), Some(1500))),
-    // MDE `POST /api/advancedqueries/run` is 45/min and 1,500/h per tenant
-    // (https://learn.microsoft.com/en-us/defender-endpoint/api/run-advanced-query-api); Defender XDR
-    // `POST /api/advancedhunting/run` documents "at least 45 calls per minute per tenant"
-    // (https://learn.microsoft.com/en-us/defender-xdr/api-advanced-hunting).
-    ("advanced-hunting", limits(Some(45), Some(1500))),
-    // Graph `POST /security/runHuntingQuery`, where advanced hunting is moving (the MDE and XDR
-    // APIs above stop returning data on 2027-02-01): "up to at least 45 calls per minute per
-    // tenant", varying with tenant size; no hourly figure is documented in English
-    // (https://learn.microsoft.com/en-us/graph/api/resources/security-api-overview).
-    ("graph-hunting", limits(Some(45), None)),
-    // Defender XDR list incidents (https://learn.microsoft.com/en-us/defender-xdr/api-list-incidents).
-    ("xdr-incidents", limits(Some(50), Some(1500))),
-    // Defender for Cloud Apps: "30 requests per minute per tenant" for all API requests
-    // (https://learn.microsoft.com/en-us/defender-cloud-apps/api-introduction).
-    ("mdca", limits(Some(30), None)),
-    // Graph `/security` alerts, securityActions, secureScore: 150 per minute per app per tenant
-    // (https://learn.microsoft.com/en-us/graph/throttling-limits).
-    ("graph-security", limits(Some(150), None)),
-    // MDE `runliveresponse`: 10 calls per minute, 429 beyond
-    // (https://learn.microsoft.com/en-us/defender-endpoint/api/run-live-response).
-    ("live-response", limits(Some(10), None)),
-];
-
 /// No client-side limit: a limiter with it only holds requests after an upstream 429.
 pub(crate) const UNLIMITED: Limits = limits(None, None);
 
@@ -83,57 +52,9 @@ const fn limits(per_minute: Option<u32>, per_hour: Option<u32>) -> Limits {
     }
 }
 
-impl RateLimitSpec {
-    /// Resolves presets to limits and checks explicit ones. The presets follow the limits
-    /// Microsoft documents:
-    ///
-    /// | preset | limits | for |
-    /// |---|---|---|
-    /// | `mde` | 100/min and 1,500/h | most Defender for Endpoint APIs ([list alerts]) |
-    /// | `advanced-hunting` | 45/min and 1,500/h | MDE `/api/advancedqueries/run` ([MDE advanced hunting]) and XDR `/api/advancedhunting/run` ([XDR advanced hunting]) |
-    /// | `graph-hunting` | 45/min | Graph `/security/runHuntingQuery` ([Graph security API]) |
-    /// | `xdr-incidents` | 50/min and 1,500/h | Defender XDR incidents ([list incidents]) |
-    /// | `mdca` | 30/min | Defender for Cloud Apps ([Cloud Apps API]) |
-    /// | `graph-security` | 150/min | Microsoft Graph security API ([Graph throttling limits]) |
-    /// | `live-response` | 10/min | MDE live response ([live response]) |
-    ///
-    /// [list alerts]: https://learn.microsoft.com/en-us/defender-endpoint/api/get-alerts
-    /// [MDE advanced hunting]: https://learn.microsoft.com/en-us/defender-endpoint/api/run-advanced-query-api
-    /// [XDR advanced hunting]: https://learn.microsoft.com/en-us/defender-xdr/api-advanced-hunting
-    /// [Graph security API]: https://learn.microsoft.com/en-us/graph/api/resources/security-api-overview
-    /// [list incidents]: https://learn.microsoft.com/en-us/defender-xdr/api-list-incidents
-    /// [Cloud Apps API]: https://learn.microsoft.com/en-us/defender-cloud-apps/api-introduction
-    /// [Graph throttling limits]: https://learn.microsoft.com/en-us/graph/throttling-limits
-    /// [live response]: https://learn.microsoft.com/en-us/defender-endpoint/api/run-live-response
-    ///
-    /// `Err` holds a message naming the problem: an unknown preset (with the known ones), no limit
-    /// at all, or a zero limit.
-    pub(crate) fn resolve(&self) -> Result<Limits, String> {
-        match self {
-            Self::Preset(name) => PRESETS
-                .iter()
-                .find(|(known, _)| known == name)
-                .map(|(_, limits)| *limits)
-                .ok_or_else(|| {
-                    let known: Vec<&str> = PRESETS.iter().map(|(known, _)| *known).collect();
-                    format!(
-                        "unknown rate limit preset {name:?} (known: {})",
-                        known.join(", ")
-                    )
-                }),
-            Self::Custom(limits) => match (limits.per_minute, limits.per_hour) {
-                (None, None) => Err("a rate limit needs per_minute, per_hour or both".to_owned()),
-                (Some(0), _) => Err("rate limit per_minute must be greater than zero".to_owned()),
-                (_, Some(0)) => Err("rate limit per_hour must be greater than zero".to_owned()),
-                _ => Ok(*limits),
-            },
-        }
-    }
-}
-
 /// Why a request may not go now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
+pub enum Refusal {
     /// Waiting would take longer than `max_wait`; the client should come back after this long.
     TooLong {
         /// How long the request would have had to wait.
@@ -148,24 +69,27 @@ pub(crate) enum Refusal {
 
 /// What `acquire` did, for metrics: whether the request had to wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Admission {
+pub enum Admission {
     /// The request went at once.
     Immediate,
     /// The request went after waiting this long.
     Waited(Duration),
 }
 
-/// One route's limiter. Shared by all requests of the route (`&self` methods; Send + Sync).
+/// One budget's limiter. Shared by all requests drawing on the budget (`&self` methods; Send +
+/// Sync).
 #[derive(Debug)]
 pub(crate) struct RateLimiter {
     limits: Limits,
-    max_wait: Duration,
-    max_queue: usize,
     state: Mutex<State>,
 }
 
 #[derive(Debug)]
 struct State {
+    /// The longest a request may wait (a reload may change it; the buckets stay).
+    max_wait: Duration,
+    /// The most requests waiting at once.
+    max_queue: usize,
     /// The per-minute and per-hour buckets that are limited.
     buckets: Vec<Bucket>,
     /// No request goes before this instant (set after an upstream 429).
@@ -212,6 +136,42 @@ impl Bucket {
     fn consume(&mut self, at: Instant) {
         self.tat = self.tat.max(at) + self.interval;
     }
+
+    /// How many requests could go at `now` without waiting.
+    fn remaining(&self, now: Instant) -> u32 {
+        remaining_cells(
+            self.tat.saturating_duration_since(now),
+            self.interval,
+            self.limit(),
+        )
+    }
+
+    fn limit(&self) -> u32 {
+        let cells = (self.tolerance.as_nanos() / self.interval.as_nanos().max(1)) + 1;
+        u32::try_from(cells).unwrap_or(u32::MAX)
+    }
+}
+
+/// How many of `limit` cells are free when the theoretical arrival time is `ahead` of now and one
+/// cell costs `interval`: the cells spent are `ahead / interval`, rounded up.
+pub(crate) fn remaining_cells(ahead: Duration, interval: Duration, limit: u32) -> u32 {
+    let spent = ahead.as_nanos().div_ceil(interval.as_nanos().max(1));
+    u32::try_from(u128::from(limit).saturating_sub(spent)).unwrap_or(0)
+}
+
+/// The minute and hour windows, in the order of [`Limits`]' fields.
+pub(crate) const WINDOWS: [Duration; 2] = [Duration::from_secs(60), Duration::from_secs(60 * 60)];
+
+/// What a limiter has left: requests that could go now in each limited window, and how long a
+/// hold after an upstream 429 still lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Remaining {
+    /// Requests that could go now as far as the per-minute limit goes (`None`: not limited).
+    pub(crate) minute: Option<u32>,
+    /// The same for the per-hour limit.
+    pub(crate) hour: Option<u32>,
+    /// The time left of a hold, if one is in force.
+    pub(crate) held_for: Option<Duration>,
 }
 
 impl State {
@@ -242,11 +202,10 @@ impl RateLimiter {
     /// wait at once. A window whose limit is `None` or zero is not limited ([`RateLimitSpec::resolve`]
     /// refuses zero, so a validated config never has one).
     pub(crate) fn new(limits: Limits, max_wait: Duration, max_queue: usize) -> Self {
-        const MINUTE: Duration = Duration::from_secs(60);
-        const HOUR: Duration = Duration::from_secs(60 * 60);
         let now = Instant::now();
-        let buckets = [(MINUTE, limits.per_minute), (HOUR, limits.per_hour)]
+        let buckets = WINDOWS
             .into_iter()
+            .zip([limits.per_minute, limits.per_hour])
             .filter_map(|(window, limit)| {
                 let limit = NonZeroU32::new(limit?)?;
                 Some(Bucket::new(window, limit, now))
@@ -254,9 +213,9 @@ impl RateLimiter {
             .collect();
         Self {
             limits,
-            max_wait,
-            max_queue,
             state: Mutex::new(State {
+                max_wait,
+                max_queue,
                 buckets,
                 held_until: None,
                 waiting: 0,
@@ -264,15 +223,45 @@ impl RateLimiter {
         }
     }
 
-    /// Whether this limiter was made with these settings, so that a reload can keep it (with its
-    /// spent allowance and any hold) rather than start afresh.
-    pub(crate) fn has_settings(
-        &self,
-        limits: Limits,
-        max_wait: Duration,
-        max_queue: usize,
-    ) -> bool {
-        self.limits == limits && self.max_wait == max_wait && self.max_queue == max_queue
+    /// The limits it was made with.
+    pub(crate) fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Sets the longest wait and the queue length (a reload that keeps the budget may change
+    /// them); the spent allowance and any hold stay.
+    pub(crate) fn reconfigure(&self, max_wait: Duration, max_queue: usize) {
+        let mut state = self.state();
+        state.max_wait = max_wait;
+        state.max_queue = max_queue;
+    }
+
+    /// Whether a request that would have to wait may join the queue now.
+    pub(crate) fn queue_has_room(&self) -> bool {
+        let state = self.state();
+        state.waiting < state.max_queue
+    }
+
+    /// The longest a request may wait.
+    pub(crate) fn max_wait(&self) -> Duration {
+        self.state().max_wait
+    }
+
+    /// What is left now in each window, and the hold.
+    pub(crate) fn remaining(&self) -> Remaining {
+        let now = Instant::now();
+        let state = self.state();
+        let mut windows = state.buckets.iter();
+        let mut next =
+            |limit: Option<u32>| limit.and_then(|_| windows.next()).map(|b| b.remaining(now));
+        Remaining {
+            minute: next(self.limits.per_minute),
+            hour: next(self.limits.per_hour),
+            held_for: state
+                .held_until
+                .and_then(|until| until.checked_duration_since(now))
+                .filter(|left| !left.is_zero()),
+        }
     }
 
     /// Waits (asynchronously, tokio) until the request may go: both the per-minute and the per-hour
@@ -286,6 +275,31 @@ impl RateLimiter {
         let Some(slot) = self.reserve(arrived)? else {
             return Ok(Admission::Immediate);
         };
+        self.wait_in_queue(slot, arrived).await
+    }
+
+    /// Records a request that a shared store admitted to go after `wait` (the store's decision
+    /// stands: this takes the cells and a queue place without checking them), and waits that long,
+    /// or until a hold set meanwhile ends. The local buckets follow what this replica sends, so a
+    /// fall-back to them does not start from a full allowance.
+    pub(crate) async fn admitted(&self, wait: Duration) -> Result<Admission, Refusal> {
+        let arrived = Instant::now();
+        let at = arrived + wait;
+        let slot = {
+            let mut state = self.state();
+            for bucket in &mut state.buckets {
+                bucket.consume(at);
+            }
+            if wait.is_zero() {
+                return Ok(Admission::Immediate);
+            }
+            state.waiting += 1;
+            Slot { limiter: self, at }
+        };
+        self.wait_in_queue(slot, arrived).await
+    }
+
+    async fn wait_in_queue(&self, slot: Slot<'_>, arrived: Instant) -> Result<Admission, Refusal> {
         let mut until = slot.at;
         loop {
             tokio::time::sleep_until(until).await;
@@ -293,9 +307,13 @@ impl RateLimiter {
             // Retry-After only earns another 429
             // (https://learn.microsoft.com/en-us/defender-endpoint/api/common-errors).
             let now = Instant::now();
-            match self.state().held_until {
+            let (held_until, max_wait) = {
+                let state = self.state();
+                (state.held_until, state.max_wait)
+            };
+            match held_until {
                 Some(held) if held > now => {
-                    if held.saturating_duration_since(arrived) > self.max_wait {
+                    if held.saturating_duration_since(arrived) > max_wait {
                         return Err(Refusal::TooLong {
                             retry_after: held - now,
                         });
@@ -315,10 +333,10 @@ impl RateLimiter {
         let mut state = self.state();
         let at = state.earliest(now);
         let wait = at - now;
-        if wait > self.max_wait {
+        if wait > state.max_wait {
             return Err(Refusal::TooLong { retry_after: wait });
         }
-        if !wait.is_zero() && state.waiting >= self.max_queue {
+        if !wait.is_zero() && state.waiting >= state.max_queue {
             return Err(Refusal::QueueFull { retry_after: wait });
         }
         for bucket in &mut state.buckets {
@@ -347,31 +365,30 @@ impl RateLimiter {
     }
 }
 
-/// The longest an upstream's Retry-After holds a route: a remote number must not stop a route for
-/// hours (or overflow the clock). Entra's is capped at an hour in the token cache; Defender asks
-/// for seconds to minutes.
+/// The longest an upstream's Retry-After holds a budget unless `server.retry_after_max` says
+/// otherwise: a remote number must not stop a budget for hours (or overflow the clock). Entra's is
+/// capped at an hour in the token cache; Defender asks for seconds to minutes.
 pub(crate) const UPSTREAM_RETRY_AFTER_MAX: Duration = Duration::from_secs(10 * 60);
 
 /// Parses a Retry-After header value: delay-seconds or an HTTP-date (RFC 9110 section 10.2.3);
-/// `None` if neither. A date in the past is no delay; any delay is capped at
-/// [`UPSTREAM_RETRY_AFTER_MAX`].
-pub(crate) fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
+/// `None` if neither. A date in the past is no delay; any delay is capped at `max`.
+pub(crate) fn parse_retry_after(
+    value: &HeaderValue,
+    now: SystemTime,
+    max: Duration,
+) -> Option<Duration> {
     // RFC 9110 section 5.5: surrounding whitespace is not part of a field value.
     let value = value.to_str().ok()?.trim();
     // delay-seconds is `1*DIGIT`; `u64::from_str` alone would also take a leading `+`. Too many
     // digits for a u64 is still a (very long) delay, so it gets the cap.
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         let seconds = value.parse().unwrap_or(u64::MAX);
-        return Some(Duration::from_secs(seconds).min(UPSTREAM_RETRY_AFTER_MAX));
+        return Some(Duration::from_secs(seconds).min(max));
     }
     // httpdate accepts the IMF-fixdate and the two obsolete forms recipients must accept
     // (RFC 9110 section 5.6.7).
     let date = httpdate::parse_http_date(value).ok()?;
-    Some(
-        date.duration_since(now)
-            .unwrap_or(Duration::ZERO)
-            .min(UPSTREAM_RETRY_AFTER_MAX),
-    )
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO).min(max))
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Unit tests of the rate limiter, on tokio's paused clock. One file past 400 lines: the bucket,
-//! queue, hold and Retry-After tests share its clock helpers and read best side by side.
+//! Unit tests of the rate limiter, on tokio's paused clock: buckets, queue, holds and
+//! Retry-After.
 
 use std::sync::Arc;
 
@@ -263,14 +263,17 @@ fn date(value: &str) -> SystemTime {
 fn retry_after_parses_delay_seconds_with_or_without_whitespace() {
     let now = SystemTime::now();
     assert_eq!(
-        parse_retry_after(&header("7"), now),
+        parse_retry_after(&header("7"), now, UPSTREAM_RETRY_AFTER_MAX),
         Some(Duration::from_secs(7))
     );
     assert_eq!(
-        parse_retry_after(&header(" 7 "), now),
+        parse_retry_after(&header(" 7 "), now, UPSTREAM_RETRY_AFTER_MAX),
         Some(Duration::from_secs(7))
     );
-    assert_eq!(parse_retry_after(&header("0"), now), Some(Duration::ZERO));
+    assert_eq!(
+        parse_retry_after(&header("0"), now, UPSTREAM_RETRY_AFTER_MAX),
+        Some(Duration::ZERO)
+    );
 }
 
 #[test]
@@ -285,14 +288,14 @@ fn an_upstream_retry_after_is_capped_at_ten_minutes() {
         "Fri, 31 Dec 9999 23:59:59 GMT",
     ] {
         assert_eq!(
-            parse_retry_after(&header(value), now),
+            parse_retry_after(&header(value), now, UPSTREAM_RETRY_AFTER_MAX),
             Some(UPSTREAM_RETRY_AFTER_MAX),
             "{value}"
         );
     }
     assert_eq!(UPSTREAM_RETRY_AFTER_MAX, Duration::from_secs(600));
     assert_eq!(
-        parse_retry_after(&header("600"), now),
+        parse_retry_after(&header("600"), now, UPSTREAM_RETRY_AFTER_MAX),
         Some(Duration::from_secs(600))
     );
 }
@@ -301,7 +304,11 @@ fn an_upstream_retry_after_is_capped_at_ten_minutes() {
 fn retry_after_parses_an_imf_fixdate_relative_to_now() {
     let now = date("Sun, 06 Nov 1994 08:49:37 GMT");
     assert_eq!(
-        parse_retry_after(&header("Sun, 06 Nov 1994 08:50:37 GMT"), now),
+        parse_retry_after(
+            &header("Sun, 06 Nov 1994 08:50:37 GMT"),
+            now,
+            UPSTREAM_RETRY_AFTER_MAX
+        ),
         Some(Duration::from_secs(60))
     );
 }
@@ -310,11 +317,19 @@ fn retry_after_parses_an_imf_fixdate_relative_to_now() {
 fn retry_after_parses_the_obsolete_date_forms() {
     let now = date("Sun, 06 Nov 1994 08:49:37 GMT");
     assert_eq!(
-        parse_retry_after(&header("Sunday, 06-Nov-94 08:49:47 GMT"), now),
+        parse_retry_after(
+            &header("Sunday, 06-Nov-94 08:49:47 GMT"),
+            now,
+            UPSTREAM_RETRY_AFTER_MAX
+        ),
         Some(Duration::from_secs(10))
     );
     assert_eq!(
-        parse_retry_after(&header("Sun Nov  6 08:49:57 1994"), now),
+        parse_retry_after(
+            &header("Sun Nov  6 08:49:57 1994"),
+            now,
+            UPSTREAM_RETRY_AFTER_MAX
+        ),
         Some(Duration::from_secs(20))
     );
 }
@@ -323,7 +338,11 @@ fn retry_after_parses_the_obsolete_date_forms() {
 fn retry_after_date_in_the_past_is_no_delay() {
     let now = date("Sun, 06 Nov 1994 08:49:37 GMT");
     assert_eq!(
-        parse_retry_after(&header("Sun, 06 Nov 1994 08:00:00 GMT"), now),
+        parse_retry_after(
+            &header("Sun, 06 Nov 1994 08:00:00 GMT"),
+            now,
+            UPSTREAM_RETRY_AFTER_MAX
+        ),
         Some(Duration::ZERO)
     );
 }
@@ -344,100 +363,14 @@ fn retry_after_garbage_is_none() {
         "Sun, 06 Nov",
     ] {
         assert_eq!(
-            parse_retry_after(&header(garbage), now),
+            parse_retry_after(&header(garbage), now, UPSTREAM_RETRY_AFTER_MAX),
             None,
             "{garbage:?}"
         );
     }
     let opaque = HeaderValue::from_bytes(b"\xff7").unwrap();
-    assert_eq!(parse_retry_after(&opaque, now), None);
-}
-
-#[test]
-fn every_preset_resolves_to_its_documented_limits() {
-    let expected = [
-        ("mde", Some(100), Some(1500)),
-        ("advanced-hunting", Some(45), Some(1500)),
-        ("graph-hunting", Some(45), None),
-        ("xdr-incidents", Some(50), Some(1500)),
-        ("mdca", Some(30), None),
-        ("graph-security", Some(150), None),
-        ("live-response", Some(10), None),
-    ];
-    assert_eq!(expected.len(), PRESETS.len());
-    for (name, per_minute, per_hour) in expected {
-        assert_eq!(
-            RateLimitSpec::Preset(name.to_owned()).resolve(),
-            Ok(limits(per_minute, per_hour)),
-            "{name}"
-        );
-    }
-}
-
-#[test]
-fn unknown_preset_is_refused_naming_the_known_ones() {
-    let error = RateLimitSpec::Preset("defender".to_owned())
-        .resolve()
-        .unwrap_err();
     assert_eq!(
-        error,
-        "unknown rate limit preset \"defender\" (known: mde, advanced-hunting, graph-hunting, \
-         xdr-incidents, mdca, graph-security, live-response)"
+        parse_retry_after(&opaque, now, UPSTREAM_RETRY_AFTER_MAX),
+        None
     );
-}
-
-#[test]
-fn custom_limits_resolve_to_themselves() {
-    for custom in [
-        limits(Some(100), Some(1500)),
-        limits(Some(1), None),
-        limits(None, Some(1)),
-    ] {
-        assert_eq!(RateLimitSpec::Custom(custom).resolve(), Ok(custom));
-    }
-}
-
-#[test]
-fn custom_limits_without_any_limit_or_with_a_zero_are_refused() {
-    let resolve = |per_minute, per_hour| {
-        RateLimitSpec::Custom(limits(per_minute, per_hour))
-            .resolve()
-            .unwrap_err()
-    };
-    assert!(resolve(None, None).contains("needs per_minute, per_hour or both"));
-    assert!(resolve(Some(0), Some(1500)).contains("per_minute must be greater than zero"));
-    assert!(resolve(Some(100), Some(0)).contains("per_hour must be greater than zero"));
-    assert!(resolve(None, Some(0)).contains("per_hour must be greater than zero"));
-}
-
-#[derive(Debug, Deserialize)]
-struct Route {
-    rate_limit: RateLimitSpec,
-}
-
-fn parse(toml_text: &str) -> Result<RateLimitSpec, toml::de::Error> {
-    toml::from_str::<Route>(toml_text).map(|route| route.rate_limit)
-}
-
-#[test]
-fn config_accepts_a_preset_name_or_explicit_limits() {
-    assert_eq!(
-        parse(r#"rate_limit = "mde""#).unwrap(),
-        RateLimitSpec::Preset("mde".to_owned())
-    );
-    assert_eq!(
-        parse("rate_limit = { per_minute = 100, per_hour = 1500 }").unwrap(),
-        RateLimitSpec::Custom(limits(Some(100), Some(1500)))
-    );
-    assert_eq!(
-        parse("rate_limit = { per_hour = 1500 }").unwrap(),
-        RateLimitSpec::Custom(limits(None, Some(1500)))
-    );
-}
-
-#[test]
-fn config_refuses_unknown_limit_keys_and_negative_limits() {
-    assert!(parse("rate_limit = { per_second = 5 }").is_err());
-    assert!(parse("rate_limit = { per_minute = -1 }").is_err());
-    assert!(parse("rate_limit = 100").is_err());
 }

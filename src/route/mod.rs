@@ -1,9 +1,9 @@
-//! Routes as they run: each configured route with its token source and limiter, the lookup of a
-//! request's route, and which token a request uses.
+//! Routes as they run: each configured route with its token source and the family of budgets it
+//! draws on, the lookup of a request's route, and which token (and so which budget) a request
+//! uses.
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use http::{HeaderMap, HeaderName};
 
@@ -13,7 +13,8 @@ use crate::config::{RouteConfig, TENANT_PLACEHOLDER};
 use crate::credential::{ClientAuth, Credential};
 use crate::error::ProxyError;
 use crate::metrics::{Metrics, RouteMetrics};
-use crate::ratelimit::{RateLimiter, UNLIMITED};
+use crate::ratelimit::RateLimit;
+use crate::ratelimit::budgets::BudgetFamily;
 use crate::token::{AccessToken, TokenError, TokenKey};
 use crate::upstream::Upstream;
 /// The request header that names a partner's customer tenant on routes with `tenant_header`; it is
@@ -97,18 +98,20 @@ pub struct Route {
     pub(crate) rewrite_links: bool,
     /// The largest request body accepted (413 beyond it), if limited.
     pub(crate) max_body_bytes: Option<u64>,
-    /// The limiter: the rate limits, and the hold after an upstream 429 (every route has one).
-    /// Shared, so that a reload that leaves the route's limits as they were keeps its state.
-    pub(crate) limiter: Arc<RateLimiter>,
+    /// The family of budgets its requests draw on (one budget per tenant): the rate limits, and
+    /// the hold after an upstream 429 (every route has one, limited or not).
+    pub(crate) budget: BudgetFamily,
+    /// Its limits, if any.
+    pub(crate) rate_limit: Option<RateLimit>,
     metrics: OnceLock<RouteMetrics>,
 }
 
 impl Route {
-    /// Builds the route `config` describes, with `limiter`. A partner credential's tenant comes
-    /// from each request (`tenant_header` allows `X-Tenant-Id`); a legacy API token is the same for
-    /// every request; any other credential has one token per scope. Fails only for an API token a
-    /// header cannot carry, which validation refuses first.
-    pub(crate) fn new(config: RouteConfig, limiter: Arc<RateLimiter>) -> Result<Self, TokenError> {
+    /// Builds the route `config` describes. A partner credential's tenant comes from each request
+    /// (`tenant_header` allows `X-Tenant-Id`); a legacy API token is the same for every request;
+    /// any other credential has one token per scope. Fails only for an API token a header cannot
+    /// carry, which validation refuses first.
+    pub(crate) fn new(config: RouteConfig) -> Result<Self, TokenError> {
         let RouteConfig {
             prefix,
             api,
@@ -119,9 +122,26 @@ impl Route {
             access,
             rewrite_links,
             max_body_bytes,
-            rate_limit: _,
+            rate_limit,
         } = config;
         let tenancy = Tenancy::new(&credential, &scope, tenant_header)?;
+        // The app Microsoft counts is the client id; a legacy API token has none, so its
+        // credential stands for it.
+        let app: Arc<str> = match &tenancy {
+            Tenancy::Static(_) => credential.name.clone(),
+            _ => credential.client_id.as_str().into(),
+        };
+        let budget = match &rate_limit {
+            Some(limit) => BudgetFamily {
+                name: limit.family.clone(),
+                app: (!limit.per_tenant).then_some(app),
+            },
+            // No limits: a budget of the route's own, which only holds after an upstream 429.
+            None => BudgetFamily {
+                name: format!("route:{prefix}").into(),
+                app: Some(app),
+            },
+        };
         let pattern = match prefix.split_once(TENANT_PLACEHOLDER) {
             Some((before, after)) => (before.to_owned(), Some(after.to_owned())),
             None => (prefix.clone(), None),
@@ -137,9 +157,19 @@ impl Route {
             access,
             rewrite_links,
             max_body_bytes,
-            limiter,
+            budget,
+            rate_limit,
             metrics: OnceLock::new(),
         })
+    }
+
+    /// The tenant whose budget a request with `source` draws on: its token's, or for a legacy API
+    /// token (one tenant's Cloud Apps portal) the upstream's host.
+    pub(crate) fn budget_tenant(&self, source: &Source<'_>) -> Arc<str> {
+        match source {
+            Source::Cache(key) => key.tenant.clone(),
+            Source::Static(_) => self.upstream.url().host_str().unwrap_or_default().into(),
+        }
     }
 
     /// The token cache key for this route's token in `tenant` (one of the credential's).
@@ -268,31 +298,11 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// The table of the routes `routes` describe, each with a new limiter: requests wait at most
-    /// `max_wait`, `max_queue` at a time.
-    pub fn new(
-        routes: Vec<RouteConfig>,
-        max_wait: Duration,
-        max_queue: usize,
-    ) -> Result<Self, TokenError> {
-        Self::build(routes, |route| {
-            let limits = route.rate_limit.unwrap_or(UNLIMITED);
-            Arc::new(RateLimiter::new(limits, max_wait, max_queue))
-        })
-    }
-
-    /// The table of the routes `routes` describe, each with the limiter `limiter` gives it (a
-    /// reload hands over the running route's where it can be kept).
-    pub(crate) fn build(
-        routes: Vec<RouteConfig>,
-        mut limiter: impl FnMut(&RouteConfig) -> Arc<RateLimiter>,
-    ) -> Result<Self, TokenError> {
+    /// The table of the routes `routes` describe.
+    pub fn new(routes: Vec<RouteConfig>) -> Result<Self, TokenError> {
         let routes = routes
             .into_iter()
-            .map(|route| {
-                let limiter = limiter(&route);
-                Route::new(route, limiter).map(Arc::new)
-            })
+            .map(|route| Route::new(route).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         let prefixes = routes.iter().map(|r| r.prefix.clone()).collect();
         let mut by_length = routes.clone();

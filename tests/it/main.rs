@@ -1,6 +1,7 @@
 //! The integration tests: the real proxy (`run` on port 0) in front of the simulated Entra ID and
 //! Defender APIs, driven over HTTP.
 
+mod budgets;
 mod clients;
 mod commands;
 mod compression;
@@ -23,6 +24,7 @@ mod outbound;
 mod ratelimit;
 mod reload;
 mod security;
+mod shared_budgets;
 mod slow_clients;
 mod streaming;
 mod support;

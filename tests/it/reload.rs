@@ -263,3 +263,38 @@ async fn a_reload_keeps_a_spent_allowance_unless_the_route_limits_change() {
     assert_eq!(proxy.get("/mde/api/alerts").await.status(), 200);
     assert_eq!(proxy.control().api_requests(), 3);
 }
+
+#[tokio::test]
+async fn a_reload_keeps_a_spent_budget_spent_when_a_route_moves_and_the_wait_changes() {
+    let sim = Sim::start(SimOptions::default()).await.unwrap();
+    let files = ConfigDir::new("keep-budget");
+    files.write("client-secret", &format!("{SECRET}\n"));
+    files.write("proxy.toml", &limited_config(&sim, "", 2));
+    let proxy = TestProxy::start_from(sim, files.source()).await;
+    assert_eq!(proxy.get("/mde/api/alerts").await.status(), 200);
+    assert_eq!(proxy.get("/mde/api/alerts").await.status(), 200);
+
+    // Another prefix and a longer wait: the budget (same limits, app and tenant) stays spent, and
+    // the request waits its turn (30 s) rather than being let through or refused at once.
+    let moved = limited_config(&proxy.sim, "", 2)
+        .replace("prefix = \"/mde\"", "prefix = \"/defender\"")
+        .replace(
+            "rate_limit_max_wait = \"100ms\"",
+            "rate_limit_max_wait = \"10s\"",
+        );
+    files.write("proxy.toml", &moved);
+    assert!(reloaded(&proxy, 1.0).await, "the change was not applied");
+    let refused = proxy.get("/defender/api/alerts").await;
+    assert_eq!(
+        refused.status(),
+        429,
+        "a reload that kept the budget's key let a new burst through"
+    );
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((20..=30).contains(&retry_after), "{retry_after}");
+    assert_eq!(proxy.control().api_requests(), 2);
+}

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use defender_sim::{EntraFault, SimClient, SimOptions};
+use defender_sim::{EntraFault, SimClient, SimOptions, SimQuotas};
 use futures_util::future::join_all;
 
 use crate::support::{CLIENT_ID, TestProxy, client, eventually, standard_config};
@@ -25,6 +25,8 @@ async fn token_is_fetched_once_for_64_concurrent_cold_requests() {
 async fn the_upstream_never_receives_an_expired_token_across_several_token_lifetimes() {
     let options = SimOptions {
         token_lifetime: Duration::from_secs(2),
+        // Hundreds of calls in 7 s: far past MDE's quota, which this test is not about.
+        quotas: SimQuotas::UNLIMITED,
         ..SimOptions::default()
     };
     let proxy = TestProxy::start_mde(options).await;
