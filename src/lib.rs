@@ -16,6 +16,7 @@ mod client;
 mod cloud;
 mod digest;
 mod encoding;
+mod file;
 pub mod headers;
 pub mod metrics;
 mod ratelimit;

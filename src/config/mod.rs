@@ -184,7 +184,7 @@ pub struct WatchedFile {
 impl WatchedFile {
     /// Reads `path` now and records its fingerprint.
     pub fn read(path: PathBuf) -> Self {
-        let fingerprint = std::fs::read(&path)
+        let fingerprint = crate::file::read(&path)
             .ok()
             .map(|c| crate::digest::content_fingerprint(&c));
         Self { path, fingerprint }

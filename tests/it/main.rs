@@ -20,6 +20,7 @@ mod outbound;
 mod ratelimit;
 mod reload;
 mod security;
+mod sign_in_files;
 mod streaming;
 mod support;
 mod tls;
