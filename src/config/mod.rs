@@ -412,6 +412,8 @@ mod credential_tests;
 #[cfg(test)]
 mod env_tests;
 #[cfg(test)]
+mod file_tests;
+#[cfg(test)]
 mod route_tests;
 #[cfg(test)]
 mod tests;
