@@ -10,13 +10,15 @@
 
 // The modules in layers, lowest first: a module imports only from the layers below its own.
 
-// Leaves: nothing from the crate.
+// The floor: reading the files the proxy is configured with (imports nothing).
+mod file;
+
+// Leaves: nothing from the crate but `file`.
 mod access;
 mod client;
 mod cloud;
 mod digest;
 mod encoding;
-mod file;
 pub mod headers;
 pub mod metrics;
 mod ratelimit;

@@ -262,7 +262,8 @@ fn lock_exclusively(path: &Path) -> io::Result<std::fs::File> {
     create_private_dir(dir)?;
     make_private(dir, 0o700)?;
     let file = open_lock_file(path)?;
-    file.lock()?;
+    // flock(2) on Unix, LockFileEx on Windows; released when the file is closed.
+    fs4::FileExt::lock(&file)?;
     Ok(file)
 }
 
