@@ -6,7 +6,7 @@
 //! is always stored before it is relied on.
 //!
 //! Several processes may use one file (`serve`, `token`, `login`): each redemption holds an OS
-//! lock on the file's companion `.lock` file, and reads the file again once it holds it, so the
+//! lock (on the state directory), and reads the file again once it holds it, so the
 //! newest refresh token is the one presented. A directory or file that others can read is made
 //! private again (0700, 0600) with a warning.
 
@@ -132,10 +132,16 @@ impl TokenFile {
         Ok(Redemption { memory, _os: os })
     }
 
-    /// The companion file the OS lock is taken on: the sign-in file itself is replaced by a rename
-    /// on every write, so a lock on it would not outlive the first write.
+    /// What the OS lock is taken on: on Unix the state directory itself (flock(2) takes a
+    /// directory, and no lock file is left behind; one lock for the directory's sign-ins, each
+    /// held only for one redemption), elsewhere a companion `.lock` file. Never the sign-in file:
+    /// it is replaced by a rename on every write, so a lock on it would not outlive the first.
     fn lock_path(&self) -> PathBuf {
-        self.path.with_extension("json.lock")
+        if cfg!(unix) {
+            self.path.parent().unwrap_or(Path::new(".")).to_path_buf()
+        } else {
+            self.path.with_extension("json.lock")
+        }
     }
 
     /// [`TokenFile::read`], off the runtime's threads.
@@ -256,11 +262,9 @@ impl DerefMut for Redemption {
     }
 }
 
-/// Opens (creating, private) and locks `path` exclusively, waiting for another holder.
+/// Opens (creating, private) and locks [`TokenFile::lock_path`] exclusively, waiting for another
+/// holder.
 fn lock_exclusively(path: &Path) -> io::Result<std::fs::File> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    create_private_dir(dir)?;
-    make_private(dir, 0o700)?;
     let file = open_lock_file(path)?;
     // flock(2) on Unix, LockFileEx on Windows; released when the file is closed.
     fs4::FileExt::lock(&file)?;
@@ -268,19 +272,15 @@ fn lock_exclusively(path: &Path) -> io::Result<std::fs::File> {
 }
 
 #[cfg(unix)]
-fn open_lock_file(path: &Path) -> io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
+fn open_lock_file(dir: &Path) -> io::Result<std::fs::File> {
+    create_private_dir(dir)?;
+    make_private(dir, 0o700)?;
+    std::fs::File::open(dir)
 }
 
 #[cfg(not(unix))]
 fn open_lock_file(path: &Path) -> io::Result<std::fs::File> {
+    create_private_dir(path.parent().unwrap_or(Path::new(".")))?;
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
