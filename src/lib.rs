@@ -10,7 +10,10 @@
 
 // The modules in layers, lowest first: a module imports only from the layers below its own.
 
-// Leaves: nothing from the crate.
+// The floor: reading the files the proxy is configured with (imports nothing).
+mod file;
+
+// Leaves: nothing from the crate but `file`.
 mod access;
 mod client;
 mod cloud;

@@ -11,6 +11,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::Query;
+use axum::http::StatusCode;
 use axum::response::Html;
 use axum::routing::get;
 use base64::Engine;
@@ -60,7 +61,7 @@ pub enum LoginError {
     /// The loopback listener for the browser's redirect could not be used.
     #[error("cannot receive the browser's redirect")]
     Redirect(#[source] std::io::Error),
-    /// The redirect carried an error, or not this sign-in's `state`.
+    /// The redirect carried an error, or no code.
     #[error("the browser sign-in failed: {0}")]
     Authorization(String),
 }
@@ -190,18 +191,31 @@ pub(crate) async fn browser(
     ));
     drop(out.flush());
     let (sender, mut receiver) = mpsc::channel::<HashMap<String, String>>(1);
+    let expected = state.clone();
     let app = axum::Router::new().route(
         "/",
         get(move |Query(query): Query<HashMap<String, String>>| {
-            let sender = sender.clone();
+            let (sender, expected) = (sender.clone(), expected.clone());
             async move {
+                // Any page on this machine can send the browser here: only the redirect that
+                // carries this sign-in's `state` ends it (RFC 6749 section 10.12); another gets
+                // an error page, and the listener waits on for the real one.
+                if query.get("state") != Some(&expected) {
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        Html("<p>This is not the redirect of the sign-in in progress.</p>"),
+                    );
+                }
                 let failed = query.contains_key("error");
                 drop(sender.try_send(query));
-                Html(if failed {
-                    "<p>Sign-in failed; see the terminal.</p>"
-                } else {
-                    "<p>Signed in. You can close this window.</p>"
-                })
+                (
+                    StatusCode::OK,
+                    Html(if failed {
+                        "<p>Sign-in failed; see the terminal.</p>"
+                    } else {
+                        "<p>Signed in. You can close this window.</p>"
+                    }),
+                )
             }
         }),
     );
@@ -224,11 +238,6 @@ pub(crate) async fn browser(
             .unwrap_or_default();
         return Err(LoginError::Authorization(format!("{error}{description}")));
     }
-    if query.get("state") != Some(&state) {
-        return Err(LoginError::Authorization(
-            "the redirect's state does not match this sign-in".into(),
-        ));
-    }
     let code = query
         .get("code")
         .map(|c| Secret::new(c.as_str()))
@@ -249,12 +258,14 @@ async fn store(file: &TokenFile, response: TokenResponse) -> Result<SignedIn, Lo
     let account = AccessToken::new(response, Instant::now(), SystemTime::now())
         .ok()
         .and_then(|token| token.account.clone());
-    let mut memory = file.lock().await;
-    file.write(&refresh_token, account.as_deref())
-        .map_err(|source| LoginError::State {
-            path: file.path().to_owned(),
-            source,
-        })?;
+    let state_error = |source| LoginError::State {
+        path: file.path().to_owned(),
+        source,
+    };
+    let mut memory = file.lock().await.map_err(state_error)?;
+    file.save(&refresh_token, account.as_deref())
+        .await
+        .map_err(state_error)?;
     *memory = Default::default();
     Ok(SignedIn { account })
 }

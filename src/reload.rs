@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use tokio::sync::watch;
 
 use crate::config::WatchedFile;
-use crate::digest::content_fingerprint;
 use crate::live::AppState;
 use crate::report::error_chain;
 use crate::signal::stopped;
@@ -45,23 +44,24 @@ pub(crate) async fn watch(state: AppState, mut stopping: watch::Receiver<bool>) 
             {
                 paths.insert(0, config.to_path_buf());
             }
-            paths.into_iter().map(WatchedFile::read).collect()
+            tokio::task::spawn_blocking(move || paths.into_iter().map(WatchedFile::read).collect())
+                .await
+                .unwrap_or_default()
         };
     }
 }
 
-/// Whether any file's content differs from when it was read.
+/// Whether any file's content differs from when it was read. The files are read off the runtime's
+/// threads, with the limits of every configured file.
 async fn changed(files: &[WatchedFile]) -> bool {
-    for file in files {
-        let now = tokio::fs::read(&file.path)
-            .await
-            .ok()
-            .map(|c| content_fingerprint(&c));
-        if now != file.fingerprint {
-            return true;
-        }
-    }
-    false
+    let files = files.to_vec();
+    tokio::task::spawn_blocking(move || {
+        files
+            .iter()
+            .any(|file| WatchedFile::read(file.path.clone()).fingerprint != file.fingerprint)
+    })
+    .await
+    .unwrap_or(true)
 }
 
 /// Reads the configuration again and applies it, or refuses it; returns whether it was applied.
@@ -69,12 +69,15 @@ pub(crate) async fn reload(state: &AppState) -> bool {
     let Some(source) = state.source().cloned() else {
         return false;
     };
-    let loaded = tokio::task::spawn_blocking(move || source.load()).await;
-    let error = match loaded {
-        Ok(Ok(config)) => state.apply(config).err().map(|e| error_chain(&e)),
-        Ok(Err(error)) => Some(error.to_string()),
-        Err(join) => Some(join.to_string()),
-    };
+    // Reading the files and building what runs (the upstream and Entra clients read the system's
+    // CA bundle) block: both run off the runtime's threads.
+    let applying = state.clone();
+    let outcome = tokio::task::spawn_blocking(move || match source.load() {
+        Ok(config) => applying.apply(config).err().map(|e| error_chain(&e)),
+        Err(error) => Some(error.to_string()),
+    })
+    .await;
+    let error = outcome.unwrap_or_else(|join| Some(join.to_string()));
     if let Some(error) = &error {
         tracing::error!(%error, "configuration reload refused; the running configuration stays");
     }

@@ -1,29 +1,27 @@
-//! Link rewriting: absolute URLs that point at a configured upstream (OData's `@odata.nextLink` and
-//! `@odata.context`, and `Location`) are rewritten to the proxy's own URL for that upstream's
-//! route, so that pagination stays behind the proxy (<https://learn.microsoft.com/en-us/graph/paging>).
-//! Other absolute URLs, such as Azure Storage download links, are left alone. JSON bodies are
-//! rewritten as they arrive, holding back at most one URL's length between chunks: never buffered
-//! beyond the frame at hand.
+//! Link rewriting: link values that point at a configured upstream (`Location`, and in JSON the
+//! value of a member named `@odata.nextLink`, `@odata.deltaLink`, `nextLink` or `@odata.context`,
+//! at any depth) are rewritten to the proxy's own URL for that upstream's route, so that pagination
+//! stays behind the proxy (<https://learn.microsoft.com/en-us/graph/paging>). Nothing else changes:
+//! an upstream URL in any other string (an alert's description, a command line, evidence) reaches
+//! the tool byte for byte, and links elsewhere, such as Azure Storage download links, are left
+//! alone. JSON bodies are rewritten as they arrive, holding back at most one URL's length between
+//! chunks: never buffered beyond the frame at hand.
 
 use std::sync::Arc;
 
 use http::HeaderValue;
-use memchr::memmem::Finder;
 
 use crate::route::Routes;
+use json::{Decision, Scan};
 
 mod body;
+mod json;
 
 /// The upstream URLs of a configuration, compiled once per configuration.
 #[derive(Debug)]
 pub struct LinkTable {
     /// Longest first, so that an upstream with a base path wins over its host alone.
     rules: Vec<Rule>,
-    /// The longest pattern, in bytes.
-    longest: usize,
-    /// The start every pattern shares (`http:` at least): one scan finds every candidate, instead
-    /// of one scan per pattern. `None` without patterns.
-    lead: Option<Finder<'static>>,
 }
 
 #[derive(Debug)]
@@ -70,30 +68,8 @@ impl LinkTable {
             }
         }
         rules.sort_by_key(|r| std::cmp::Reverse(r.needle.len()));
-        let longest = rules.first().map_or(0, |r| r.needle.len());
-        let lead = rules.first().map(|first| {
-            let shared = rules.iter().fold(&first.needle[..], |lead, rule| {
-                let same = lead.iter().zip(&rule.needle).take_while(|(a, b)| a == b);
-                &lead[..same.count()]
-            });
-            Finder::new(shared).into_owned()
-        });
-        Self {
-            rules,
-            longest,
-            lead,
-        }
+        Self { rules }
     }
-}
-
-/// The next thing to do in a buffer, from a position on.
-enum Step<'a> {
-    /// Nothing to rewrite up to the end but the last `keep` bytes, which may start a link.
-    End { keep: usize },
-    /// Whether a link starts here depends on bytes not yet arrived.
-    Wait(usize),
-    /// A link to this rule's upstream from `.1` to `.2`.
-    Replace(&'a Rule, usize, usize),
 }
 
 /// The rewriting of one response: links go to `proxy_base` (such as `http://127.0.0.1:8080`).
@@ -144,98 +120,40 @@ impl Links {
 
     /// The rewritten `Location` value, if it points at an upstream.
     pub fn location(&self, value: &HeaderValue) -> Option<HeaderValue> {
-        let mut pending = value.as_bytes().to_vec();
-        let rewritten = self.process(&mut pending, true);
-        (rewritten != value.as_bytes()).then(|| HeaderValue::from_bytes(&rewritten).ok())?
-    }
-
-    /// Rewrites what can be rewritten in `pending` and returns it; what could still turn out to be
-    /// the start of a link stays in `pending` for the next chunk (unless `last`).
-    fn process(&self, pending: &mut Vec<u8>, last: bool) -> Vec<u8> {
-        let buf = std::mem::take(pending);
-        let mut out = Vec::with_capacity(buf.len() + 64);
-        let mut at = 0;
-        loop {
-            match self.next_step(&buf, at, last) {
-                Step::End { keep } => {
-                    out.extend_from_slice(&buf[at..buf.len() - keep]);
-                    pending.extend_from_slice(&buf[buf.len() - keep..]);
-                    return out;
-                }
-                Step::Wait(start) => {
-                    out.extend_from_slice(&buf[at..start]);
-                    pending.extend_from_slice(&buf[start..]);
-                    return out;
-                }
-                Step::Replace(rule, start, end) => {
-                    out.extend_from_slice(&buf[at..start]);
-                    self.push_replacement(rule, &mut out);
-                    at = end;
-                }
-            }
-        }
-    }
-
-    /// What comes next in `buf` from `at` on: the first link to rewrite, or the first place that
-    /// needs more bytes to decide (unless `last`), or the end.
-    fn next_step(&self, buf: &[u8], mut at: usize, last: bool) -> Step<'_> {
-        let Some(lead) = &self.table.lead else {
-            return Step::End { keep: 0 };
+        let Decision::Replace(rule) = json::decide(&self.table, value.as_bytes(), true) else {
+            return None;
         };
-        loop {
-            let Some(found) = lead.find(&buf[at..]) else {
-                let keep = if last {
-                    0
-                } else {
-                    self.partial_suffix(&buf[at..])
-                };
-                return Step::End { keep };
-            };
-            let start = at + found;
-            let rest = &buf[start..];
-            // A longer pattern (an upstream with a base path) may still match once more arrives.
-            if !last
-                && self
-                    .table
-                    .rules
-                    .iter()
-                    .any(|rule| rule.needle.len() > rest.len() && rule.needle.starts_with(rest))
-            {
-                return Step::Wait(start);
-            }
-            // Every pattern that matches here, longest first: when `…/beta` is followed by `x`, the
-            // host alone may still be a link (found by the `link_rewrite` fuzz target).
-            for rule in self
-                .table
-                .rules
-                .iter()
-                .filter(|rule| rest.starts_with(&rule.needle))
-            {
-                let end = start + rule.needle.len();
-                match buf.get(end) {
-                    // The byte after the match decides whether it is this upstream or a longer host.
-                    None if !last => return Step::Wait(start),
-                    Some(&next) if !matches!(next, b'/' | b'?' | b'"' | b'\\' | b'#') => {}
-                    _ => return Step::Replace(rule, start, end),
-                }
-            }
-            at = start + 1;
-        }
+        let mut out = Vec::with_capacity(value.len() + 64);
+        self.push_replacement(rule, &mut out);
+        out.extend_from_slice(&value.as_bytes()[rule.needle.len()..]);
+        HeaderValue::from_bytes(&out).ok()
     }
 
-    /// The length of the longest end of `tail` that is the start of a pattern.
-    fn partial_suffix(&self, tail: &[u8]) -> usize {
-        let most = self.table.longest.saturating_sub(1).min(tail.len());
-        // Every pattern starts with the lead's first byte (`h`): the other ends need no comparing.
-        let first = self.table.lead.as_ref().and_then(|l| l.needle().first());
-        (1..=most)
-            .rev()
-            .find(|&k| {
-                let end = &tail[tail.len() - k..];
-                first.is_none_or(|b| end[0] == *b)
-                    && self.table.rules.iter().any(|r| r.needle.starts_with(end))
-            })
-            .unwrap_or(0)
+    /// `buf` (as far as `found` did not hold it back) with `found`'s links replaced.
+    fn apply(&self, buf: &[u8], found: &json::Found<'_>) -> Vec<u8> {
+        let end = found.hold.unwrap_or(buf.len());
+        let mut out = Vec::with_capacity(end + 64 * found.edits.len());
+        let mut at = 0;
+        for &(start, stop, rule) in &found.edits {
+            out.extend_from_slice(&buf[at..start]);
+            self.push_replacement(rule, &mut out);
+            at = stop;
+        }
+        out.extend_from_slice(&buf[at..end]);
+        out
+    }
+
+    /// Rewrites what can be rewritten in `pending` (which starts where `scan` stands) and returns
+    /// it; the start of a link value that is not complete yet stays in `pending` for the next
+    /// chunk (unless `last`).
+    fn process(&self, scan: &mut Scan, pending: &mut Vec<u8>, last: bool) -> Vec<u8> {
+        let buf = std::mem::take(pending);
+        let found = scan.find(&self.table, &buf, last);
+        let out = self.apply(&buf, &found);
+        if let Some(hold) = found.hold {
+            pending.extend_from_slice(&buf[hold..]);
+        }
+        out
     }
 }
 
@@ -280,18 +198,48 @@ mod tests {
         String::from_utf8(links.rewrite_chunks(text.as_bytes().chunks(size))).unwrap()
     }
 
-    #[test]
-    fn upstream_links_are_rewritten_to_their_route_and_others_are_left_alone() {
-        let text = r#"{"@odata.context":"https://api.securitycenter.microsoft.com/api/$metadata#Alerts","@odata.nextLink":"https://api.securitycenter.microsoft.com/api/alerts?$top=2&$skiptoken=eyJ%3D","g":"https://graph.microsoft.com/v1.0/x","b":"https://graph.microsoft.com/beta/y","e":"https:\/\/graph.microsoft.com\/v1.0\/z","storage":"https://wdatp.blob.core.windows.net/x?sig=a","longer":"https://graph.microsoft.com.evil.example/x","bare":"https://graph.microsoft.com"}"#;
-        let expected = r#"{"@odata.context":"http://127.0.0.1:8080/mde/api/$metadata#Alerts","@odata.nextLink":"http://127.0.0.1:8080/mde/api/alerts?$top=2&$skiptoken=eyJ%3D","g":"http://127.0.0.1:8080/graph/v1.0/x","b":"http://127.0.0.1:8080/based/y","e":"http:\/\/127.0.0.1:8080\/graph\/v1.0\/z","storage":"https://wdatp.blob.core.windows.net/x?sig=a","longer":"https://graph.microsoft.com.evil.example/x","bare":"http://127.0.0.1:8080/graph"}"#;
-        let links = links();
-        for size in [1, 2, 3, 7, 16, 64, 4096] {
+    /// The rewriting of `text` cut once at every point, and into pieces of every small size,
+    /// must be the rewriting of it whole.
+    fn same_at_every_split(links: &Links, text: &str) -> String {
+        let whole = String::from_utf8(links.rewrite_chunks([text.as_bytes()])).unwrap();
+        let bytes = text.as_bytes();
+        for cut in 0..=bytes.len() {
+            let (a, b) = bytes.split_at(cut);
+            let split = String::from_utf8(links.rewrite_chunks([a, b])).unwrap();
+            assert_eq!(split, whole, "cut at {cut}");
+        }
+        for size in 1..=9 {
             assert_eq!(
-                rewrite_in_chunks(&links, text, size),
-                expected,
-                "chunks of {size}"
+                rewrite_in_chunks(links, text, size),
+                whole,
+                "pieces of {size}"
             );
         }
+        whole
+    }
+
+    #[test]
+    fn link_values_to_upstreams_are_rewritten_to_their_route_and_others_are_left_alone() {
+        let text = r#"{"@odata.context":"https://api.securitycenter.microsoft.com/api/$metadata#Alerts","@odata.nextLink":"https://api.securitycenter.microsoft.com/api/alerts?$top=2&$skiptoken=eyJ%3D","a":{"nextLink":"https://graph.microsoft.com/v1.0/x"},"b":[{"@odata.deltaLink":"https://graph.microsoft.com/beta/y"}],"e" : { "members@odata.nextLink" : "https:\/\/graph.microsoft.com\/v1.0\/z"},"x":{"@odata.nextLink":"https://wdatp.blob.core.windows.net/x?sig=a"},"y":{"nextLink":"https://graph.microsoft.com.evil.example/x"},"z":{"nextLink":"https://graph.microsoft.com"}}"#;
+        let expected = r#"{"@odata.context":"http://127.0.0.1:8080/mde/api/$metadata#Alerts","@odata.nextLink":"http://127.0.0.1:8080/mde/api/alerts?$top=2&$skiptoken=eyJ%3D","a":{"nextLink":"http://127.0.0.1:8080/graph/v1.0/x"},"b":[{"@odata.deltaLink":"http://127.0.0.1:8080/based/y"}],"e" : { "members@odata.nextLink" : "http:\/\/127.0.0.1:8080\/graph\/v1.0\/z"},"x":{"@odata.nextLink":"https://wdatp.blob.core.windows.net/x?sig=a"},"y":{"nextLink":"https://graph.microsoft.com.evil.example/x"},"z":{"nextLink":"http://127.0.0.1:8080/graph"}}"#;
+        assert_eq!(same_at_every_split(&links(), text), expected);
+    }
+
+    #[test]
+    fn an_upstream_url_in_an_alert_s_other_strings_passes_byte_for_byte_while_its_next_link_is_rewritten()
+     {
+        // The description, command line and evidence hold the upstream's URL (even quoted, even
+        // with escaped slashes, even after a member named like a link inside a string); only the
+        // page's nextLink is a link.
+        let alert = r#"{"value":[{"id":"da1","description":"Beacon to https://api.securitycenter.microsoft.com/api/alerts seen","evidence":[{"processCommandLine":"curl \"https://graph.microsoft.com/v1.0/x\" -H 'nextLink: https://graph.microsoft.com'","url":"https:\/\/graph.microsoft.com\/beta\/y"}],"comments":["\"nextLink\":\"https://graph.microsoft.com/v1.0/z\""],"title":"https://graph.microsoft.com"}],"@odata.nextLink":"https://api.securitycenter.microsoft.com/api/alerts?$skip=1"}"#;
+        let out = same_at_every_split(&links(), alert);
+        let (before, after) = alert.split_at(alert.rfind("\"@odata.nextLink\"").unwrap());
+        assert!(out.starts_with(before), "{out}");
+        assert_eq!(
+            &out[before.len()..],
+            r#""@odata.nextLink":"http://127.0.0.1:8080/mde/api/alerts?$skip=1"}"#,
+            "{after}"
+        );
     }
 
     #[test]
@@ -300,22 +248,20 @@ mod tests {
             "https://api.securitycenter.microsoft.com",
             "/customers/fabrikam.onmicrosoft.com/mde".into(),
         );
-        let text = r#"{"n":"https://api.securitycenter.microsoft.com/api/alerts?$skip=2","g":"https://graph.microsoft.com/v1.0/x"}"#;
+        let text = r#"{"nextLink":"https://api.securitycenter.microsoft.com/api/alerts?$skip=2","g":{"nextLink":"https://graph.microsoft.com/v1.0/x"}}"#;
         assert_eq!(
             rewrite_in_chunks(&links, text, 5),
-            r#"{"n":"http://127.0.0.1:8080/customers/fabrikam.onmicrosoft.com/mde/api/alerts?$skip=2","g":"http://127.0.0.1:8080/graph/v1.0/x"}"#
+            r#"{"nextLink":"http://127.0.0.1:8080/customers/fabrikam.onmicrosoft.com/mde/api/alerts?$skip=2","g":{"nextLink":"http://127.0.0.1:8080/graph/v1.0/x"}}"#
         );
     }
 
     #[test]
     fn a_host_link_is_rewritten_where_a_longer_base_path_does_not_fit() {
-        let links = links();
-        for size in [1, 4, 64] {
-            assert_eq!(
-                rewrite_in_chunks(&links, "\"https://graph.microsoft.com/betax/\"", size),
-                "\"http://127.0.0.1:8080/graph/betax/\""
-            );
-        }
+        let text = r#"{"nextLink":"https://graph.microsoft.com/betax/"}"#;
+        assert_eq!(
+            same_at_every_split(&links(), text),
+            r#"{"nextLink":"http://127.0.0.1:8080/graph/betax/"}"#
+        );
     }
 
     #[test]
@@ -329,10 +275,12 @@ mod tests {
         );
         let elsewhere = HeaderValue::from_static("https://login.microsoftonline.com/x");
         assert!(links.location(&elsewhere).is_none());
+        let longer = HeaderValue::from_static("https://graph.microsoft.com.evil.example/x");
+        assert!(links.location(&longer).is_none());
     }
 
     #[test]
-    fn pieces_of_links_in_any_order_rewrite_the_same_whatever_the_chunking() {
+    fn pieces_of_link_members_in_any_order_rewrite_the_same_whatever_the_chunking() {
         let links = links();
         let pieces = [
             "https://graph.microsoft.com",
@@ -340,12 +288,15 @@ mod tests {
             "https://graph.microsoft.com/beta",
             "https://api.securitycenter.microsoft.com",
             "https://graph.microsoft.co",
-            "https://",
-            "http",
+            "\"nextLink\"",
+            "\"@odata.deltaLink\":",
+            ":",
+            " ",
             "h",
             "/",
             "\"",
             "\\",
+            "\\\"",
             "?",
             "x",
             ".evil",
@@ -361,22 +312,15 @@ mod tests {
                     .wrapping_add(1_442_695_040_888_963_407);
                 text.push_str(pieces[(state >> 33) as usize % pieces.len()]);
             }
-            let whole = rewrite_in_chunks(&links, &text, text.len().max(1));
-            for size in 1..=9 {
-                assert_eq!(
-                    rewrite_in_chunks(&links, &text, size),
-                    whole,
-                    "{text:?} in {size}"
-                );
-            }
+            same_at_every_split(&links, &text);
         }
     }
 
     #[test]
-    fn text_without_links_passes_through_unchanged_whatever_the_chunking() {
+    fn text_without_link_members_passes_through_unchanged_whatever_the_chunking() {
         let links = links();
-        let text = "https https:/ https://api.security https://graph.microsoft.co h".repeat(50);
-        for size in [1, 5, 33] {
+        let text = r#"{"u":"https://graph.microsoft.com/v1.0/x","n":"nextLink","k":["nextLink","https://graph.microsoft.com"]} https://graph.microsoft.com"#.repeat(20);
+        for size in [1, 5, 33, text.len()] {
             assert_eq!(rewrite_in_chunks(&links, &text, size), text);
         }
     }

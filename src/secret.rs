@@ -95,7 +95,7 @@ impl SecretSource {
             Self::Env(name) => env(name)
                 .filter(|v| !v.is_empty())
                 .ok_or_else(|| SecretError::EnvMissing(name.clone()))?,
-            Self::File(path) => std::fs::read_to_string(path)
+            Self::File(path) => crate::file::read_to_string(path)
                 .map_err(|source| SecretError::File {
                     path: path.clone(),
                     source,

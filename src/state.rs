@@ -4,13 +4,20 @@
 //! tokens replace themselves with a fresh token upon every use",
 //! <https://learn.microsoft.com/en-us/entra/identity-platform/refresh-tokens>), so the newest one
 //! is always stored before it is relied on.
+//!
+//! Several processes may use one file (`serve`, `token`, `login`): each redemption holds an OS
+//! lock (on the state directory), and reads the file again once it holds it, so the
+//! newest refresh token is the one presented. A directory or file that others can read is made
+//! private again (0700, 0600) with a warning.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::OwnedMutexGuard;
 
 use crate::secret::Secret;
 
@@ -113,18 +120,61 @@ impl TokenFile {
         &self.path
     }
 
-    /// Held while a refresh token is read, redeemed and its successor saved.
-    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, Memory> {
-        self.memory.lock().await
+    /// Held while a refresh token is read, redeemed and its successor saved: the process's lock,
+    /// then the OS lock that other processes using the file take too (taken off the runtime's
+    /// threads, since it blocks until the other process is done).
+    pub async fn lock(&self) -> io::Result<Redemption> {
+        let memory = self.memory.clone().lock_owned().await;
+        let path = self.lock_path();
+        let os = tokio::task::spawn_blocking(move || lock_exclusively(&path))
+            .await
+            .map_err(io::Error::other)??;
+        Ok(Redemption { memory, _os: os })
+    }
+
+    /// What the OS lock is taken on: on Unix the state directory itself (flock(2) takes a
+    /// directory, and no lock file is left behind; one lock for the directory's sign-ins, each
+    /// held only for one redemption), elsewhere a companion `.lock` file. Never the sign-in file:
+    /// it is replaced by a rename on every write, so a lock on it would not outlive the first.
+    fn lock_path(&self) -> PathBuf {
+        if cfg!(unix) {
+            self.path.parent().unwrap_or(Path::new(".")).to_path_buf()
+        } else {
+            self.path.with_extension("json.lock")
+        }
+    }
+
+    /// [`TokenFile::read`], off the runtime's threads.
+    pub async fn load(&self) -> io::Result<Option<SignIn>> {
+        let file = self.clone();
+        tokio::task::spawn_blocking(move || file.read())
+            .await
+            .map_err(io::Error::other)?
+    }
+
+    /// [`TokenFile::write`], off the runtime's threads.
+    pub async fn save(&self, refresh_token: &Secret, account: Option<&str>) -> io::Result<()> {
+        let (file, token, account) = (
+            self.clone(),
+            refresh_token.clone(),
+            account.map(str::to_owned),
+        );
+        tokio::task::spawn_blocking(move || file.write(&token, account.as_deref()))
+            .await
+            .map_err(io::Error::other)?
     }
 
     /// The stored sign-in, if there is one for this credential's binding.
     pub fn read(&self) -> io::Result<Option<SignIn>> {
-        let bytes = match std::fs::read(&self.path) {
+        if let Some(dir) = self.path.parent() {
+            make_private(dir, 0o700)?;
+        }
+        let bytes = match crate::file::read(&self.path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
+        make_private(&self.path, 0o600)?;
         let stored: Stored = serde_json::from_slice(&bytes).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -145,6 +195,7 @@ impl TokenFile {
     pub fn write(&self, refresh_token: &Secret, account: Option<&str>) -> io::Result<()> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         create_private_dir(dir)?;
+        make_private(dir, 0o700)?;
         let stored = Stored {
             version: FORMAT_VERSION,
             binding: self.binding.clone(),
@@ -188,6 +239,82 @@ impl TokenFile {
             Err(e) => Err(e),
         }
     }
+}
+
+/// What [`TokenFile::lock`] holds: the process's memory of the file, under its lock, and the OS
+/// lock (released when this is dropped).
+pub struct Redemption {
+    memory: OwnedMutexGuard<Memory>,
+    _os: std::fs::File,
+}
+
+impl Deref for Redemption {
+    type Target = Memory;
+
+    fn deref(&self) -> &Memory {
+        &self.memory
+    }
+}
+
+impl DerefMut for Redemption {
+    fn deref_mut(&mut self) -> &mut Memory {
+        &mut self.memory
+    }
+}
+
+/// Opens (creating, private) and locks [`TokenFile::lock_path`] exclusively, waiting for another
+/// holder.
+fn lock_exclusively(path: &Path) -> io::Result<std::fs::File> {
+    let file = open_lock_file(path)?;
+    // flock(2) on Unix, LockFileEx on Windows; released when the file is closed.
+    fs4::FileExt::lock(&file)?;
+    Ok(file)
+}
+
+#[cfg(unix)]
+fn open_lock_file(dir: &Path) -> io::Result<std::fs::File> {
+    create_private_dir(dir)?;
+    make_private(dir, 0o700)?;
+    std::fs::File::open(dir)
+}
+
+#[cfg(not(unix))]
+fn open_lock_file(path: &Path) -> io::Result<std::fs::File> {
+    create_private_dir(path.parent().unwrap_or(Path::new(".")))?;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+}
+
+/// Takes group and other permissions away from `path` (a directory `0o700`, a file `0o600`), with a
+/// warning: a sign-in readable by others is a refresh token others can redeem.
+#[cfg(unix)]
+fn make_private(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let current = match std::fs::metadata(path) {
+        Ok(metadata) => metadata.permissions().mode(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if current & 0o077 == 0 {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    tracing::warn!(
+        path = %path.display(),
+        was = format!("{:o}", current & 0o777),
+        now = format!("{mode:o}"),
+        "the state directory or sign-in file was readable by others: made private"
+    );
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn make_private(_: &Path, _: u32) -> io::Result<()> {
+    Ok(())
 }
 
 #[cfg(unix)]
@@ -277,6 +404,72 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_state_directory_and_sign_in_readable_by_others_are_made_private_when_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch();
+        let file = TokenFile::new(&dir, "me", binding("a"));
+        file.write(&Secret::new("rt"), None).unwrap();
+        let chmod = |p: &Path, mode| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        chmod(&dir, 0o755);
+        chmod(file.path(), 0o644);
+        assert_eq!(file.read().unwrap().unwrap().refresh_token.expose(), "rt");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(file.path()), 0o600);
+    }
+
+    #[test]
+    fn a_sign_in_file_larger_than_any_sign_in_is_refused() {
+        let dir = scratch();
+        let file = TokenFile::new(&dir, "me", binding("a"));
+        let huge = vec![b' '; usize::try_from(crate::file::MAX_FILE_BYTES).unwrap() + 1];
+        std::fs::write(file.path(), huge).unwrap();
+        let error = file.read().err().expect("refused");
+        assert_eq!(error.kind(), io::ErrorKind::FileTooLarge);
+    }
+
+    /// The OS lock waits for another holder off the runtime's threads: on a one-thread runtime,
+    /// another task still runs while `lock` waits (it is that task that has the holder let go;
+    /// had the wait blocked the runtime's thread, neither could ever finish).
+    #[test]
+    fn waiting_for_another_process_s_lock_leaves_the_runtime_free() {
+        let dir = scratch();
+        let file = TokenFile::new(&dir, "waits", binding("a"));
+        let held = lock_exclusively(&file.lock_path()).unwrap();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        // The other process: holds the lock until the runtime's other task says so.
+        let holder = std::thread::spawn(move || {
+            released.recv().ok();
+            drop(held);
+        });
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let outcome = runtime.block_on(async {
+                let waiting = tokio::spawn(async move { file.lock().await.map(drop) });
+                // Runs only if `lock` yields the thread while it waits.
+                tokio::spawn(async move { release.send(()) })
+                    .await
+                    .unwrap()
+                    .unwrap();
+                waiting.await.unwrap()
+            });
+            drop(done.send(outcome));
+        });
+        let outcome = finished
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the lock was taken once the holder let go");
+        outcome.unwrap();
+        holder.join().unwrap();
     }
 
     #[test]

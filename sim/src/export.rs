@@ -44,8 +44,9 @@ pub(super) struct LinksQuery {
     count: u64,
 }
 
-/// A streamed JSON document of `count` entries, each with this server's own absolute link (some in
-/// JSON's escaped-slash form) and a foreign storage link, generated as it is sent (`/_sim/links`).
+/// A streamed JSON document of `count` entries, each with this server's own absolute link as a
+/// `nextLink` member (some in JSON's escaped-slash form) and a foreign storage link, generated as
+/// it is sent (`/_sim/links`).
 #[cfg(any(test, feature = "test-hooks"))]
 pub(super) async fn links(
     State(server): State<Arc<ApiServer>>,
@@ -76,7 +77,7 @@ pub(super) async fn links(
                     text.push(',');
                 }
                 text.push_str(&format!(
-                    "{{\"i\":{i},\"self\":\"{link}\",\"download\":\"https://wdatpexport.blob.core.windows.net/x/{i}?sig=abc\"}}"
+                    "{{\"i\":{i},\"nextLink\":\"{link}\",\"download\":\"https://wdatpexport.blob.core.windows.net/x/{i}?sig=abc\"}}"
                 ));
             }
             let next = start + PER_CHUNK;

@@ -68,7 +68,7 @@ impl Validator<'_> {
             } => {
                 let (tenants, partner) = self.tenants(name, tenant, tenants)?;
                 let path = self.base.join(certificate.file);
-                let pem = std::fs::read(&path).map_err(|e| {
+                let pem = crate::file::read(&path).map_err(|e| {
                     self.invalid(
                         key("certificate"),
                         format!("cannot read {}: {e}", path.display()),
@@ -158,7 +158,7 @@ impl Validator<'_> {
                         &key("token_file"),
                     )?),
                 };
-                if let Err(e) = std::fs::metadata(&token_file) {
+                if let Err(e) = crate::file::read(&token_file) {
                     return Err(self.invalid(
                         key("token_file"),
                         format!("cannot read {}: {e}", token_file.display()),

@@ -206,7 +206,7 @@ pub struct WatchedFile {
 impl WatchedFile {
     /// Reads `path` now and records its fingerprint.
     pub fn read(path: PathBuf) -> Self {
-        let fingerprint = std::fs::read(&path)
+        let fingerprint = crate::file::read(&path)
             .ok()
             .map(|c| crate::digest::content_fingerprint(&c));
         Self { path, fingerprint }
@@ -452,6 +452,8 @@ mod capacity_tests;
 mod credential_tests;
 #[cfg(test)]
 mod env_tests;
+#[cfg(test)]
+mod file_tests;
 #[cfg(test)]
 mod identity_tests;
 #[cfg(test)]

@@ -86,10 +86,11 @@ impl ConfigSource {
     pub fn load(&self) -> Result<Config, ConfigError> {
         let mut config = match &self.origin {
             Origin::File(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
+                let text =
+                    crate::file::read_to_string(path).map_err(|source| ConfigError::Read {
+                        path: path.clone(),
+                        source,
+                    })?;
                 let base = path.parent().unwrap_or(Path::new("."));
                 let origin = path.display().to_string();
                 let mut config =

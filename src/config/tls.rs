@@ -19,7 +19,7 @@ pub(super) fn server_config(
 ) -> Result<Arc<rustls::ServerConfig>, ConfigError> {
     let mut read = |field: &str, path: &Path| -> Result<Vec<u8>, ConfigError> {
         let path = v.base.join(path);
-        let content = std::fs::read(&path).map_err(|e| {
+        let content = crate::file::read(&path).map_err(|e| {
             v.invalid(
                 format!("server.tls.{field}"),
                 format!("cannot read {}: {e}", path.display()),

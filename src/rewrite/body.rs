@@ -13,7 +13,8 @@ use futures_util::StreamExt;
 use http::{HeaderValue, header};
 use http_body_util::BodyExt;
 
-use super::{Links, Step};
+use super::Links;
+use super::json::Scan;
 
 impl Links {
     /// The response with the links of its body rewritten. When the upstream declared a length and
@@ -66,28 +67,29 @@ impl Links {
         B::Error: Into<BoxError> + Send + 'static,
     {
         let data = futures_util::stream::iter(first).chain(body.into_data_stream());
-        let state = (data, Vec::new(), self, false);
+        let state = (data, Vec::new(), Scan::default(), self, false);
         let stream = futures_util::stream::unfold(
             state,
-            |(mut data, mut pending, links, done)| async move {
+            |(mut data, mut pending, mut scan, links, done)| async move {
                 if done {
                     return None;
                 }
                 loop {
                     match data.next().await {
                         Some(Ok(chunk)) => {
-                            let out = links.chunk(chunk, &mut pending);
+                            let out = links.chunk(&mut scan, chunk, &mut pending);
                             if !out.is_empty() {
-                                return Some((Ok(out), (data, pending, links, false)));
+                                return Some((Ok(out), (data, pending, scan, links, false)));
                             }
                         }
                         // `pending` (at most a link's start) is dropped with the stream.
                         Some(Err(error)) => {
-                            return Some((Err(error), (data, pending, links, true)));
+                            return Some((Err(error), (data, pending, scan, links, true)));
                         }
                         None => {
-                            let out = links.process(&mut pending, true);
-                            return Some((Ok(Bytes::from(out)), (data, pending, links, true)));
+                            let out = links.process(&mut scan, &mut pending, true);
+                            let state = (data, pending, scan, links, true);
+                            return Some((Ok(Bytes::from(out)), state));
                         }
                     }
                 }
@@ -96,37 +98,41 @@ impl Links {
         Body::from_stream(stream)
     }
 
-    /// What of `chunk` can go out now, rewritten; `pending` holds what may still start a link. A
-    /// chunk without one goes out as it is (a slice of it, when its end may start one).
-    fn chunk(&self, chunk: Bytes, pending: &mut Vec<u8>) -> Bytes {
-        if pending.is_empty()
-            && let Step::End { keep } = self.next_step(&chunk, 0, false)
-        {
-            let clean = chunk.len() - keep;
-            pending.extend_from_slice(&chunk[clean..]);
+    /// What of `chunk` can go out now, rewritten; `scan` is where the body's scanning stands, and
+    /// `pending` holds the start of a link value not complete yet. A chunk without links goes out
+    /// as it is (a slice of it, when its end starts a link value).
+    fn chunk(&self, scan: &mut Scan, chunk: Bytes, pending: &mut Vec<u8>) -> Bytes {
+        if !pending.is_empty() {
+            pending.extend_from_slice(&chunk);
+            return Bytes::from(self.process(scan, pending, false));
+        }
+        let found = scan.find(&self.table, &chunk, false);
+        let clean = found.hold.unwrap_or(chunk.len());
+        pending.extend_from_slice(&chunk[clean..]);
+        if found.edits.is_empty() {
             return chunk.slice(..clean);
         }
-        pending.extend_from_slice(&chunk);
-        Bytes::from(self.process(pending, false))
+        Bytes::from(self.apply(&chunk, &found))
     }
 
     /// A whole body, rewritten; itself when it holds no link.
     fn rewrite_whole(&self, body: Bytes) -> Bytes {
-        if let Step::End { .. } = self.next_step(&body, 0, true) {
+        let found = Scan::default().find(&self.table, &body, true);
+        if found.edits.is_empty() {
             return body;
         }
-        Bytes::from(self.process(&mut body.to_vec(), true))
+        Bytes::from(self.apply(&body, &found))
     }
 
     /// The rewriting of a whole body arriving in `chunks`, as [`Links::response`] does it as it
     /// streams (for fuzzing and benchmarks).
     pub fn rewrite_chunks<'a>(&self, chunks: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
-        let mut pending = Vec::new();
-        let mut out = Vec::new();
+        let (mut scan, mut pending, mut out) = (Scan::default(), Vec::new(), Vec::new());
         for chunk in chunks {
-            out.extend_from_slice(&self.chunk(Bytes::copy_from_slice(chunk), &mut pending));
+            let chunk = Bytes::copy_from_slice(chunk);
+            out.extend_from_slice(&self.chunk(&mut scan, chunk, &mut pending));
         }
-        out.extend(self.process(&mut pending, true));
+        out.extend(self.process(&mut scan, &mut pending, true));
         out
     }
 }
@@ -139,9 +145,11 @@ mod tests {
     #[test]
     fn a_chunk_without_links_goes_out_uncopied_and_a_possible_start_waits() {
         let links = links();
-        let mut pending = Vec::new();
-        let chunk = Bytes::from_static(br#"{"value":[{"id":"da1","title":"x"}],"next":"htt"#);
-        let out = links.chunk(chunk.clone(), &mut pending);
+        let (mut scan, mut pending) = (Scan::default(), Vec::new());
+        let chunk = Bytes::from_static(
+            br#"{"value":[{"id":"da1","title":"https://graph.microsoft.com/v1.0/x"}],"nextLink":"htt"#,
+        );
+        let out = links.chunk(&mut scan, chunk.clone(), &mut pending);
         assert_eq!(
             out.as_ptr(),
             chunk.as_ptr(),
@@ -150,6 +158,7 @@ mod tests {
         assert_eq!(out, chunk[..chunk.len() - 3]);
         assert_eq!(pending, b"htt");
         let out = links.chunk(
+            &mut scan,
             Bytes::from_static(b"ps://graph.microsoft.com/v1.0/x\"}"),
             &mut pending,
         );
@@ -160,7 +169,8 @@ mod tests {
     #[test]
     fn a_whole_body_is_itself_without_links_and_rewritten_with_them() {
         let links = links();
-        let plain = Bytes::from_static(br#"{"value":[{"id":"https://example.org/x"}]}"#);
+        let plain =
+            Bytes::from_static(br#"{"value":[{"id":"https://graph.microsoft.com/v1.0/x"}]}"#);
         let out = links.rewrite_whole(plain.clone());
         assert_eq!(out.as_ptr(), plain.as_ptr());
         assert_eq!(out, plain);

@@ -50,12 +50,17 @@ impl EntraClient {
             ClientAuth::WorkloadIdentity { token_file } => {
                 // Read for every request: the kubelet rotates the file
                 // (https://kubernetes.io/docs/tasks/configure-pod-container/configure-service-account/).
-                let assertion = std::fs::read_to_string(token_file)
-                    .map(|t| Secret::new(t.trim()))
-                    .map_err(|source| TokenError::FederatedToken {
+                // Off the runtime's threads: a file read blocks.
+                let path = token_file.clone();
+                let read = tokio::task::spawn_blocking(move || crate::file::read_to_string(&path))
+                    .await
+                    .unwrap_or_else(|join| Err(std::io::Error::other(join)));
+                let assertion = read.map(|t| Secret::new(t.trim())).map_err(|source| {
+                    TokenError::FederatedToken {
                         path: token_file.clone(),
                         source,
-                    })?;
+                    }
+                })?;
                 self.client_credentials(credential, tenant, scope, Proof::Assertion(assertion))
                     .await
             }
@@ -88,8 +93,10 @@ impl EntraClient {
         tenant: &str,
         scope: &str,
     ) -> Result<TokenResponse, TokenError> {
-        let mut memory = file.lock().await;
-        let stored = file.read().map_err(TokenError::State)?;
+        // Locked against this process's other redemptions and other processes' (`token`, `login`,
+        // another `serve`), and read once locked: whoever redeemed last stored the newest token.
+        let mut memory = file.lock().await.map_err(TokenError::State)?;
+        let stored = file.load().await.map_err(TokenError::State)?;
         let account = stored.as_ref().and_then(|s| s.account.clone());
         let refresh_token = match (memory.unsaved.clone(), stored) {
             (Some(unsaved), _) => unsaved,
@@ -110,7 +117,7 @@ impl EntraClient {
         match self.send(self.post(&endpoint).form(&form)).await {
             Ok(response) => {
                 if let Some(next) = &response.refresh_token {
-                    match file.write(next, account.as_deref()) {
+                    match file.save(next, account.as_deref()).await {
                         Ok(()) => memory.unsaved = None,
                         Err(error) => {
                             tracing::error!(

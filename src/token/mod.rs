@@ -345,10 +345,12 @@ impl TokenCache {
                 let wait = schedule::backoff(state.failures, error.retry_after());
                 let retry_at = Instant::now() + wait;
                 // A missing sign-in is known without asking Entra (the refused refresh token is
-                // remembered), so callers are told at once rather than after a pause, and a new
-                // `login` takes effect with the next request.
+                // remembered), and so is an unreadable or corrupt sign-in file: callers are told at
+                // once rather than after a pause, and a new `login` takes effect with the next
+                // request.
                 state.retry_at =
-                    (!matches!(*error, TokenError::LoginRequired(_))).then_some(retry_at);
+                    (!matches!(*error, TokenError::LoginRequired(_) | TokenError::State(_)))
+                        .then_some(retry_at);
                 state.last_error = Some(error.clone());
                 slot.refresh_due.store(ticks(retry_at), Ordering::Release);
                 tracing::warn!(

@@ -136,7 +136,7 @@ pub(crate) async fn sign_in(sim: &Sim, config: &Path) -> Result<login::SignedIn,
     outcome
 }
 
-fn binary() -> tokio::process::Command {
+pub(crate) fn binary() -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_defender-token-proxy"));
     command
         .env("SECRET", SECRET)
@@ -161,7 +161,7 @@ pub(crate) async fn run(config: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn state_file(dir: &Path) -> PathBuf {
+pub(crate) fn state_file(dir: &Path) -> PathBuf {
     dir.join("state/user.json")
 }
 

@@ -25,6 +25,7 @@ mod ratelimit;
 mod reload;
 mod security;
 mod shared_budgets;
+mod sign_in_files;
 mod slow_clients;
 mod streaming;
 mod support;
