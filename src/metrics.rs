@@ -12,6 +12,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+mod budget;
+
+pub(crate) use budget::{BudgetEvent, BudgetSample};
+use budget::{BudgetLabels, WindowLabels};
+
 /// The prefix of every metric name.
 const PREFIX: &str = "defender_token_proxy";
 
@@ -49,41 +54,6 @@ struct TokenLabels {
     credential: String,
     tenant: String,
     scope: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct BudgetLabels {
-    budget: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct WindowLabels {
-    budget: String,
-    window: &'static str,
-}
-
-/// What a rate-limit budget has left, for the gauges set at scrape time.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct BudgetSample<'a> {
-    /// `family/app/tenant`.
-    pub(crate) budget: &'a str,
-    /// Requests that could go now by the per-minute limit, if limited.
-    pub(crate) minute: Option<u32>,
-    /// The same by the per-hour limit.
-    pub(crate) hour: Option<u32>,
-    /// What is left of a hold after an upstream 429.
-    pub(crate) held_for: Duration,
-}
-
-/// What happened to a request on a budget.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum BudgetEvent {
-    /// It waited for its turn.
-    Wait,
-    /// It was refused with 429.
-    Refusal,
-    /// An upstream 429 held the budget.
-    Hold,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -350,51 +320,6 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts what happened to a request on `budget`.
-    pub(crate) fn budget_event(&self, budget: &str, event: BudgetEvent) {
-        let family = match event {
-            BudgetEvent::Wait => &self.budget_waits,
-            BudgetEvent::Refusal => &self.budget_refusals,
-            BudgetEvent::Hold => &self.budget_holds,
-        };
-        family
-            .get_or_create(&BudgetLabels {
-                budget: budget.to_owned(),
-            })
-            .inc();
-    }
-
-    /// Records that budgets draw on the store (`up`) or fell back to local ones (counted).
-    pub(crate) fn rate_limit_store(&self, up: bool) {
-        if !up {
-            self.store_fallbacks.inc();
-        }
-        self.store_up.set(i64::from(up));
-    }
-
-    /// Sets the budget gauges from `budgets` (what each has left), before an exposition.
-    pub(crate) fn set_budgets(&self, budgets: &[BudgetSample<'_>]) {
-        self.budget_remaining.clear();
-        self.budget_held.clear();
-        for sample in budgets {
-            for (window, left) in [("minute", sample.minute), ("hour", sample.hour)] {
-                if let Some(left) = left {
-                    self.budget_remaining
-                        .get_or_create(&WindowLabels {
-                            budget: sample.budget.to_owned(),
-                            window,
-                        })
-                        .set(i64::from(left));
-                }
-            }
-            self.budget_held
-                .get_or_create(&BudgetLabels {
-                    budget: sample.budget.to_owned(),
-                })
-                .set(sample.held_for.as_secs_f64());
-        }
-    }
-
     /// Counts a configuration reload.
     pub(crate) fn reload(&self, applied: bool) {
         let outcome = if applied { "applied" } else { "refused" };
@@ -423,35 +348,4 @@ impl Metrics {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn route_handles_count_by_status_class_and_encode_with_the_prefix() {
-        let metrics = Metrics::default();
-        let route = metrics.route("/mde");
-        route.response(200);
-        route.response(204);
-        route.response(502);
-        route.response(999);
-        route.upstream_latency(Duration::from_millis(3));
-        let text = metrics.encode(&[], true);
-        assert!(
-            text.contains(
-                r#"defender_token_proxy_requests_total{route="/mde",status_class="2xx"} 2"#
-            ),
-            "{text}"
-        );
-        assert!(
-            text.contains(
-                r#"defender_token_proxy_requests_total{route="/mde",status_class="5xx"} 2"#
-            ),
-            "{text}"
-        );
-        assert!(
-            text.contains("defender_token_proxy_upstream_duration_seconds_count{route=\"/mde\"} 1"),
-            "{text}"
-        );
-        assert!(text.contains("defender_token_proxy_ready 1"), "{text}");
-    }
-}
+mod tests;

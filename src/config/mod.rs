@@ -9,6 +9,8 @@ mod env;
 mod identity;
 mod listen;
 mod parse_error;
+mod raw;
+mod routes;
 mod source;
 mod tls;
 mod validate;
@@ -20,7 +22,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
 use url::Url;
 
 pub(crate) use checks::valid_tenant;
@@ -31,12 +32,14 @@ pub use listen::Listen;
 pub(crate) use source::EnvLookup;
 pub use source::{ConfigSource, Env};
 
+use raw::{FileRef, RawCloud, RawConfig, RawCredential, RawRoute, RawServer, RawTls};
+
 use crate::access::Access;
 use crate::cloud::{Api, Cloud};
-use crate::credential::{AssertionAlgorithm, Credential};
+use crate::credential::Credential;
 use crate::ratelimit::RateLimit;
 use crate::ratelimit::store::StoreConfig;
-use crate::secret::{Secret, SecretSource};
+use crate::secret::Secret;
 use crate::upstream::Upstream;
 use validator::Validator;
 
@@ -270,157 +273,6 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    #[serde(default)]
-    server: RawServer,
-    #[serde(default)]
-    cloud: RawCloud,
-    #[serde(default)]
-    credentials: BTreeMap<String, RawCredential>,
-    #[serde(default)]
-    routes: Vec<RawRoute>,
-    admin: Option<RawAdmin>,
-    state: Option<RawState>,
-    identity_endpoint: Option<identity::RawIdentityEndpoint>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawState {
-    dir: PathBuf,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAdmin {
-    listen: SocketAddr,
-    max_connections: Option<usize>,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawServer {
-    listen: Option<Listen>,
-    #[serde(default)]
-    allow_remote: bool,
-    #[serde(default, with = "humantime_serde")]
-    upstream_connect_timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    upstream_timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    token_timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    shutdown_grace: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    watch_interval: Option<Duration>,
-    #[serde(default)]
-    api_keys: Vec<SecretSource>,
-    replay_max_body_bytes: Option<usize>,
-    max_header_bytes: Option<usize>,
-    #[serde(default, with = "humantime_serde")]
-    header_read_timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    body_read_timeout: Option<Duration>,
-    max_connections: Option<usize>,
-    max_concurrent_requests: Option<usize>,
-    token_request_concurrency: Option<usize>,
-    #[serde(default, with = "humantime_serde")]
-    rate_limit_max_wait: Option<Duration>,
-    rate_limit_max_queue: Option<usize>,
-    #[serde(default, with = "humantime_serde")]
-    retry_after_max: Option<Duration>,
-    rate_limit_store: Option<SecretSource>,
-    rate_limit_prefix: Option<String>,
-    tls: Option<RawTls>,
-    #[serde(default)]
-    allowed_hosts: Vec<String>,
-    #[serde(default)]
-    allowed_origins: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTls {
-    cert: PathBuf,
-    key: PathBuf,
-    client_ca: Option<PathBuf>,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCloud {
-    #[serde(default)]
-    name: Cloud,
-    authority_host: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-enum RawCredential {
-    ClientSecret {
-        tenant: Option<String>,
-        tenants: Option<Vec<String>>,
-        client_id: String,
-        client_secret: SecretSource,
-    },
-    ClientCertificate {
-        tenant: Option<String>,
-        tenants: Option<Vec<String>>,
-        client_id: String,
-        certificate: FileRef,
-        #[serde(default)]
-        algorithm: AssertionAlgorithm,
-    },
-    DeviceCode {
-        tenant: String,
-        client_id: String,
-    },
-    Password {
-        tenant: String,
-        client_id: String,
-        username: String,
-        password: SecretSource,
-    },
-    ApiToken {
-        token: SecretSource,
-    },
-    WorkloadIdentity {
-        tenant: Option<String>,
-        client_id: Option<String>,
-        token_file: Option<PathBuf>,
-        authority_host: Option<String>,
-    },
-    ManagedIdentity {
-        client_id: Option<String>,
-        endpoint: Option<String>,
-    },
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileRef {
-    file: PathBuf,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRoute {
-    prefix: String,
-    api: Option<Api>,
-    credential: String,
-    upstream: Option<String>,
-    scope: Option<String>,
-    methods: Option<Vec<String>>,
-    paths: Option<Vec<String>>,
-    rewrite_links: Option<bool>,
-    max_body_bytes: Option<u64>,
-    rate_limit: Option<crate::ratelimit::RateLimitSpec>,
-    #[serde(default)]
-    tenant_header: bool,
-}
-
 /// Command-line overrides applied before validation.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
@@ -458,5 +310,7 @@ mod file_tests;
 mod identity_tests;
 #[cfg(test)]
 mod route_tests;
+#[cfg(test)]
+mod server_tests;
 #[cfg(test)]
 mod tests;
