@@ -33,6 +33,7 @@
 //!
 //! Every server listens on `127.0.0.1:0`; nothing here talks to the network beyond loopback.
 
+mod api_error;
 mod assertion;
 mod authcode;
 mod control;

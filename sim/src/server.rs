@@ -3,13 +3,8 @@
 
 use std::sync::Arc;
 
-use axum::Json;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde_json::json;
-
-use super::data::rfc3339;
-use super::token::{AccessClaims, Api, now_ms};
+pub(super) use super::api_error::error;
+use super::token::{AccessClaims, Api};
 use crate::state::SimState;
 
 /// One simulated API server.
@@ -28,17 +23,4 @@ pub(super) enum Caller {
     Bearer(Box<AccessClaims>),
     /// A legacy MDCA API token.
     ApiToken,
-}
-
-/// An error in the API's own shape: Defender's `{"error":{code,message,target}}` or Graph's with `innerError`.
-pub(super) fn error(api: Api, status: StatusCode, code: &str, message: &str) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let body = match api {
-        Api::Graph => json!({"error": {"code": code, "message": message, "innerError": {
-            "date": rfc3339(now_ms() / 1000), "request-id": request_id, "client-request-id": request_id}}}),
-        Api::Mde | Api::Xdr | Api::Mdca => {
-            json!({"error": {"code": code, "message": message, "target": request_id}})
-        }
-    };
-    (status, Json(body)).into_response()
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 
-use super::server::error;
+use super::api_error::error;
 use super::token::Api;
 
 /// One API's quota: calls per minute and per hour (`None`: not limited).
