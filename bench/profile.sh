@@ -11,6 +11,8 @@
 # 8 connections for SECS seconds (default 20); the instructions are divided by the requests wrk
 # counted. Runs twice, with the default log filter and with RUST_LOG=warn, and prints the top
 # functions by inclusive and exclusive cost and the instructions per request. 127.0.0.1 only; everything it starts is stopped on exit.
+# Without nginx, the upstream is a small Python HTTP/1.1 keep-alive server with the same page and
+# the same 401 (callgrind counts only our proxy's instructions, so the upstream only sets the pace).
 set -euo pipefail
 SECS=${SECS:-20}
 BASE_PORT=${BASE_PORT:-18280}
@@ -19,7 +21,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$REPO/bench/common.sh"
 P_UP=$BASE_PORT P_OURS=$((BASE_PORT + 1)) P_SIM=$((BASE_PORT + 2))
 die() { echo "profile: $*" >&2; exit 2; }
-for tool in valgrind callgrind_annotate callgrind_control wrk nginx curl taskset; do
+for tool in valgrind callgrind_annotate callgrind_control wrk curl taskset; do
     command -v "$tool" >/dev/null || die "needs $tool (Debian: valgrind, wrk, nginx-light, curl)"
 done
 if [[ -z ${BIN:-} ]]; then
@@ -49,7 +51,29 @@ http { access_log off; default_type application/json; keepalive_requests 1000000
   server { listen 127.0.0.1:$P_UP; root $D;
     location = /api/alerts { if (\$http_authorization = "") { return 401; } try_files /alerts.json =404; } } }
 NG
-taskset -c 0 nginx -c "$D/nginx.conf" -p "$D" -e "$D/error.log" & pids+=($!)
+if command -v nginx >/dev/null; then
+    taskset -c 0 nginx -c "$D/nginx.conf" -p "$D" -e "$D/error.log" & pids+=($!)
+else
+    command -v python3 >/dev/null || die "needs nginx or python3 for the upstream"
+    cat >"$D/upstream.py" <<'PY'
+import http.server, sys
+page = open(sys.argv[2], "rb").read()
+class Page(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        if self.path != "/api/alerts" or not self.headers.get("Authorization"):
+            self.send_response(401 if self.path == "/api/alerts" else 404)
+            self.send_header("Content-Length", "0"); self.end_headers(); return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(page))); self.end_headers()
+        self.wfile.write(page)
+    def log_message(self, *args): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Page).serve_forever()
+PY
+    taskset -c 0 python3 "$D/upstream.py" "$P_UP" "$D/alerts.json" & pids+=($!)
+    for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$P_UP/" && break; sleep 0.1; done
+fi
 taskset -c 0 "$BIN" demo --listen "127.0.0.1:$P_SIM" >"$D/sim.out" 2>/dev/null & pids+=($!)
 for _ in $(seq 100); do grep -q 'simulated Entra ID' "$D/sim.out" 2>/dev/null && break; sleep 0.1; done
 AUTHORITY=$(awk '/^  simulated Entra ID /{print $4; exit}' "$D/sim.out")

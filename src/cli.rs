@@ -157,7 +157,8 @@ pub enum Command {
 
 /// Runs the command line; returns the process exit code.
 pub async fn run(cli: Cli) -> ExitCode {
-    telemetry::init(cli.log_format);
+    // Held to the end: dropping it writes the buffered log lines (the shutdown's included).
+    let logs = telemetry::init(cli.log_format);
     let outcome = match cli.command {
         Command::Serve { listen } => serve(cli.config, Overrides { listen }).await,
         Command::Healthcheck { url, timeout } => return healthcheck(&url, timeout).await,
@@ -233,6 +234,8 @@ pub async fn run(cli: Cli) -> ExitCode {
             one_off(cli.config, OneOff::ConsentUrl(target, redirect_uri)).await
         }
     };
+    // Every log line out before the final message, which goes straight to standard error.
+    drop(logs);
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Config(error)) => {

@@ -236,6 +236,11 @@ impl Default for Metrics {
             "1 while budgets are shared through the rate-limit store, else 0",
             store_up.clone(),
         );
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because the log writer could not keep up or standard error was gone",
+            crate::telemetry::lines_dropped(),
+        );
         let cache_hits = cache_lookups.get_or_create_owned(&ResultLabels { result: "hit" });
         let cache_misses = cache_lookups.get_or_create_owned(&ResultLabels { result: "miss" });
         Self {

@@ -1,13 +1,15 @@
-//! Logging: the subscriber set-up (readable text or JSON, filtered by RUST_LOG) and the per-request
-//! span. Spans and events never record header values; the request span holds the path without its
-//! query.
+//! Logging: the subscriber set-up (readable text or JSON, filtered by RUST_LOG, written off the
+//! runtime threads by `writer`) and the per-request span. Spans and events never record header
+//! values; the request span holds the path without its query.
 
 use std::io::IsTerminal;
+use std::sync::LazyLock;
 
 use axum::body::Body;
 use http::Request;
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::trace::{
     DefaultOnBodyChunk, DefaultOnEos, DefaultOnRequest, MakeSpan, OnResponse, TraceLayer,
@@ -16,6 +18,18 @@ use tracing::Span;
 use tracing_subscriber::EnvFilter;
 
 mod text;
+mod writer;
+
+pub(crate) use writer::LogGuard;
+
+/// Log lines dropped because the writer could not keep up (or standard error was gone): one
+/// counter for the process, as the subscriber is.
+static LINES_DROPPED: LazyLock<Counter> = LazyLock::new(Counter::default);
+
+/// The counter of dropped log lines, for the metrics registry.
+pub(crate) fn lines_dropped() -> Counter {
+    LINES_DROPPED.clone()
+}
 
 /// The filter used when RUST_LOG is not set.
 const DEFAULT_FILTER: &str = "defender_token_proxy=info,tower_http=info";
@@ -30,16 +44,24 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber, writing to standard error.
-pub(crate) fn init(format: LogFormat) {
+/// Installs the global subscriber, writing to standard error through the log writer's thread.
+/// Hold the guard until the program ends: dropping it writes the lines still buffered.
+pub(crate) fn init(format: LogFormat) -> LogGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     // Colours only for a person at a terminal, not for files and log collectors.
     let ansi = std::io::stderr().is_terminal();
+    let (writer, guard) = writer::spawn(
+        std::io::stderr(),
+        std::io::stderr,
+        lines_dropped(),
+        writer::CAPACITY_BYTES,
+        writer::WAKE_AT_BYTES,
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Text if ansi => builder.init(),
         // The same lines, written without the colour machinery: the per-request line's cost.
@@ -49,6 +71,7 @@ pub(crate) fn init(format: LogFormat) {
             .init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+    guard
 }
 
 /// The span every request runs in: method and path, with the route and credential filled in once
