@@ -9,49 +9,29 @@ use std::time::Duration;
 use axum::Router;
 use axum::middleware::from_fn_with_state;
 use futures_util::future::join_all;
-use http::header;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tower::ServiceBuilder;
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 use crate::config::Config;
+use crate::front::Front;
 use crate::live::AppState;
-use crate::{admin, console, identity, inbound, middleware, proxy, reload, server, telemetry};
+use crate::{admin, console, identity, middleware, proxy, reload, server, telemetry};
 
 /// How long the admin listener may take to close once the main listener has drained.
 const ADMIN_CLOSE: Duration = Duration::from_secs(2);
 
-/// The main router: the proxy's own endpoints and forwarding, behind the middleware stack. Layers
-/// run top to bottom for a request.
-fn router(state: AppState) -> Router {
+/// The main listener's service: its checks in order (`front`), the console's page before the API
+/// keys, then the proxy's own endpoints or forwarding.
+fn router(state: AppState) -> Front {
     let recent = console::Recent::default();
-    let layers = ServiceBuilder::new()
-        // First, so that nothing after it (tracing included) can print these headers' values.
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-            header::PROXY_AUTHORIZATION,
-            header::COOKIE,
-            inbound::API_KEY_HEADER,
-        ]))
-        .layer(telemetry::trace_layer())
-        // Beside the audit line: the console's list of the last requests.
-        .layer(from_fn_with_state(recent.clone(), console::record))
-        // Load shedding before any work: beyond the in-flight limit, 503 at once.
-        .layer(from_fn_with_state(state.clone(), middleware::shed))
-        // Browser, Host and request-target checks: first, so a refused request reaches nothing.
-        .layer(from_fn_with_state(state.clone(), middleware::screen));
-    admin::routes()
+    let page = console::page().with_state(state.clone());
+    let endpoints = admin::routes()
         .merge(identity::routes().method_not_allowed_fallback(admin::method_not_allowed))
-        .merge(console::api(recent))
-        .fallback(proxy::forward)
-        // Before any handler, so that an unauthenticated request reaches nothing; all but the
-        // console's page, which holds no data and which a browser loads without a key.
-        .layer(from_fn_with_state(state.clone(), middleware::authenticate))
-        .merge(console::page())
-        .layer(layers)
-        .with_state(state)
+        .merge(console::api(recent.clone()))
+        .fallback(proxy::unknown_endpoint)
+        .with_state(state.clone());
+    Front::new(state, recent, page, endpoints)
 }
 
 /// The admin router: health, readiness, metrics and status only. It never forwards, so it may

@@ -15,7 +15,7 @@ use axum::routing::get;
 use crate::error::ProxyError;
 use crate::live::AppState;
 
-pub(crate) use recent::{Recent, record};
+pub(crate) use recent::Recent;
 
 /// The page's policy: nothing but its own script, style and icon, no inline code, no framing,
 /// and fetches to this origin only (<https://www.w3.org/TR/CSP3/>).
@@ -55,6 +55,14 @@ pub(crate) fn page() -> Router<AppState> {
             router.route(&format!("/-/console/assets/{name}"), get(serve))
         })
         .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// Whether `path` is the page or one of its assets: what is served before the API keys.
+pub(crate) fn is_page(path: &str) -> bool {
+    path == "/-/console"
+        || path
+            .strip_prefix("/-/console/assets/")
+            .is_some_and(|name| ASSETS.iter().any(|&(asset, _, _)| asset == name))
 }
 
 /// The JSON the page reads, behind the API keys like every other endpoint.

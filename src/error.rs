@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 
+use crate::body::ProxyBody;
 use crate::token::TokenError;
 
 pub(crate) use crate::headers::ERROR_HEADER;
@@ -368,11 +369,13 @@ impl ProxyError {
     }
 }
 
-impl IntoResponse for ProxyError {
-    fn into_response(self) -> Response {
+impl ProxyError {
+    /// The problem response, in the main listener's body type (held whole, not boxed).
+    pub(crate) fn response(self) -> http::Response<ProxyBody> {
         // A trailing newline, so that `curl` output does not run into the shell prompt.
         let body = format!("{}\n", self.problem());
-        let mut response = (self.status(), body).into_response();
+        let mut response = http::Response::new(ProxyBody::full(body));
+        *response.status_mut() = self.status();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
@@ -397,5 +400,11 @@ impl IntoResponse for ProxyError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+}
+
+impl IntoResponse for ProxyError {
+    fn into_response(self) -> Response {
+        self.response().map(axum::body::Body::new)
     }
 }

@@ -15,6 +15,7 @@ mod file;
 
 // Leaves: nothing from the crate but `file`.
 mod access;
+mod body;
 mod client;
 mod cloud;
 mod digest;
@@ -57,6 +58,7 @@ mod live;
 
 mod admin;
 mod console;
+mod front;
 mod identity;
 mod middleware;
 mod proxy;

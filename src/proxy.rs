@@ -8,13 +8,15 @@ use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Extensions, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tracing::Span;
 
+use crate::body::ProxyBody;
 use crate::body_timeout::{IdleTimeout, idle_in};
 use crate::encoding::{Coding, accepts_gzip, gunzip};
 use crate::error::ProxyError;
@@ -25,18 +27,19 @@ use crate::ratelimit::budgets::Budget;
 use crate::ratelimit::{Admission, Refusal, parse_retry_after};
 use crate::rewrite::Links;
 use crate::route::{Route, Source, TENANT_HEADER};
+use crate::telemetry::{Named, RequestLog, Routed, Spanner};
 use crate::token::AccessToken;
 
-/// The handler for every path that is not one of the proxy's own endpoints.
-pub(crate) async fn forward(State(state): State<AppState>, request: Request) -> Response {
-    let live = state.live();
+/// Forwards a request that is not for one of the proxy's own endpoints, with the configuration
+/// `live` it runs with; `log` learns its route, credential and tenant.
+pub(crate) async fn forward(
+    state: &AppState,
+    live: &Live,
+    request: http::Request<Incoming>,
+    log: &mut RequestLog,
+) -> http::Response<ProxyBody> {
     let Some((route, matched, tenant)) = live.routes.find(request.uri().path()) else {
-        state
-            .no_route_metrics()
-            .response(StatusCode::NOT_FOUND.as_u16());
-        return refuse(ProxyError::UnknownRoute {
-            prefixes: live.routes.prefixes().to_vec(),
-        });
+        return unknown_route(state, live, &log.span());
     };
     let (route, tenant) = (route.clone(), tenant.map(str::to_owned));
     let metrics = route.metrics(state.metrics());
@@ -44,23 +47,59 @@ pub(crate) async fn forward(State(state): State<AppState>, request: Request) -> 
         len: matched,
         tenant,
     };
-    let response = match forward_request(&state, &live, &route, metrics, matched, request).await {
+    let response = match forward_request(state, live, &route, metrics, matched, request, log).await
+    {
         Ok(response) => response,
-        Err(error) => refuse(error),
+        Err(error) => refuse(error, &log.span()),
     };
     metrics.response(response.status().as_u16());
     response
 }
 
+/// The answer to a path that no route's prefix matches.
+pub(crate) fn unknown_route(
+    state: &AppState,
+    live: &Live,
+    span: &Span,
+) -> http::Response<ProxyBody> {
+    state
+        .no_route_metrics()
+        .response(StatusCode::NOT_FOUND.as_u16());
+    refuse(
+        ProxyError::UnknownRoute {
+            prefixes: live.routes.prefixes().to_vec(),
+        },
+        span,
+    )
+}
+
+/// The same for a `/-/` path that is none of the proxy's endpoints (the endpoints' router's
+/// fallback, in the request's span).
+pub(crate) async fn unknown_endpoint(State(state): State<AppState>) -> axum::response::Response {
+    unknown_route(&state, &state.live(), &Span::current()).map(Body::new)
+}
+
 /// Logs why the proxy answers a request itself (once, in the request's span) and answers.
-fn refuse(error: ProxyError) -> Response {
+fn refuse(error: ProxyError, span: &Span) -> http::Response<ProxyBody> {
     let cause = crate::report::error_chain(&error);
-    if error.status().is_server_error() {
-        tracing::warn!(kind = error.kind(), error = %cause, "request failed");
-    } else {
-        tracing::info!(kind = error.kind(), error = %cause, "request refused");
+    span.in_scope(|| {
+        if error.status().is_server_error() {
+            tracing::warn!(kind = error.kind(), error = %cause, "request failed");
+        } else {
+            tracing::info!(kind = error.kind(), error = %cause, "request refused");
+        }
+    });
+    error.response()
+}
+
+impl Named for Route {
+    fn prefix(&self) -> &str {
+        &self.prefix
     }
-    error.into_response()
+
+    fn credential(&self) -> &str {
+        &self.credential.name
+    }
 }
 
 /// What of the request path the route's prefix matched.
@@ -74,18 +113,21 @@ struct Matched {
 async fn forward_request(
     state: &AppState,
     live: &Live,
-    route: &Route,
+    route: &Arc<Route>,
     metrics: &RouteMetrics,
     matched: Matched,
-    request: Request,
-) -> Result<Response, ProxyError> {
+    request: http::Request<Incoming>,
+    log: &mut RequestLog,
+) -> Result<http::Response<ProxyBody>, ProxyError> {
     let (mut parts, body) = request.into_parts();
     let source = route.source(matched.tenant.as_deref(), &parts.headers)?;
-    let tenant = match &source {
-        Source::Cache(key) => &*key.tenant,
-        Source::Static(_) => "-",
-    };
-    crate::telemetry::record_route(&route.prefix, &route.credential.name, tenant);
+    log.routed(Routed {
+        route: route.clone(),
+        tenant: match &source {
+            Source::Cache(key) => Some(key.tenant.clone()),
+            Source::Static(_) => None,
+        },
+    });
     parts.headers.remove(&TENANT_HEADER);
     if let Some(access) = &route.access {
         let path = &parts.uri.path()[matched.len..];
@@ -101,7 +143,7 @@ async fn forward_request(
     // The clock runs while the body waits on its client, so a client that goes quiet mid-body
     // frees its slot (buffered for replay or streamed alike).
     let body = if body.is_end_stream() {
-        body
+        Body::new(body)
     } else {
         Body::new(IdleTimeout::new(body, live.body_read_timeout))
     };
@@ -223,17 +265,20 @@ async fn forward_request(
         *request.method_mut() = method;
         *request.uri_mut() = uri;
         *request.headers_mut() = headers;
-        tracing::info!("replaying the request once with a fresh token after an upstream 401");
+        log.span().in_scope(|| {
+            tracing::info!("replaying the request once with a fresh token after an upstream 401");
+        });
         let deadline = Instant::now() + live.upstream_timeout;
         response = send(live, metrics, request, deadline).await?;
     }
     if response.status() == StatusCode::TOO_MANY_REQUESTS {
-        hold_after_429(state, live, &budget, response.headers());
+        log.span()
+            .in_scope(|| hold_after_429(state, live, &budget, response.headers()));
     }
     let (mut parts, body) = response.into_parts();
     filter_response_headers(&mut parts.headers);
     let Some(links) = links else {
-        return Ok(Response::from_parts(parts, Body::new(body)));
+        return Ok(http::Response::from_parts(parts, ProxyBody::upstream(body)));
     };
     if let Some(location) = parts
         .headers
@@ -250,26 +295,32 @@ async fn forward_request(
     // A decoded body loses its Content-Encoding and Content-Length, and goes out chunked.
     let json = is_json(&parts.headers);
     match Coding::of(&parts.headers) {
-        Coding::Identity if json => Ok(links.response(parts, body, live.upstream_timeout).await),
+        Coding::Identity if json => Ok(links
+            .response(parts, body, live.upstream_timeout)
+            .await
+            .map(ProxyBody::boxed)),
         // Nothing to decode without a body (HEAD, 204, 304, an empty one).
         Coding::Gzip if (json || !client_gzip) && !body.is_end_stream() => {
             parts.headers.remove(header::CONTENT_ENCODING);
             parts.headers.remove(header::CONTENT_LENGTH);
-            let body = decoded(body, route);
+            let body = decoded(body, route, log.spanner());
             if json {
-                return Ok(links.response(parts, body, live.upstream_timeout).await);
+                return Ok(links
+                    .response(parts, body, live.upstream_timeout)
+                    .await
+                    .map(ProxyBody::boxed));
             }
-            Ok(Response::from_parts(parts, body))
+            Ok(http::Response::from_parts(parts, ProxyBody::boxed(body)))
         }
         Coding::Other if json => {
             tracing::debug!(
                 route = %route.prefix,
                 "a JSON body in a coding the proxy cannot decode: its links are left as they are"
             );
-            Ok(Response::from_parts(parts, Body::new(body)))
+            Ok(http::Response::from_parts(parts, ProxyBody::upstream(body)))
         }
         Coding::Identity | Coding::Gzip | Coding::Other => {
-            Ok(Response::from_parts(parts, Body::new(body)))
+            Ok(http::Response::from_parts(parts, ProxyBody::upstream(body)))
         }
     }
 }
@@ -277,16 +328,18 @@ async fn forward_request(
 /// The gzip `body` of a response on `route`, decoded as it streams. If it does not decode (or stops
 /// arriving), the response ends with that error after what decoded before it, so the client sees a
 /// cut-off body, never a whole-looking one; logged once.
-fn decoded(body: hyper::body::Incoming, route: &Route) -> Body {
+fn decoded(body: Incoming, route: &Route, request: Spanner) -> Body {
     let prefix = route.prefix.clone();
     let mut failed = false;
     Body::from_stream(gunzip(body).inspect_err(move |error| {
         if !std::mem::replace(&mut failed, true) {
-            tracing::warn!(
-                route = %prefix,
-                error = %crate::report::error_chain(error),
-                "the upstream's gzip body did not decode: the response is cut off"
-            );
+            request.span().in_scope(|| {
+                tracing::warn!(
+                    route = %prefix,
+                    error = %crate::report::error_chain(error),
+                    "the upstream's gzip body did not decode: the response is cut off"
+                );
+            });
         }
     }))
 }

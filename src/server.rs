@@ -2,13 +2,15 @@
 //! HTTP/1 and HTTP/2 limits that bound what a client can make the proxy hold (header size, the
 //! time from accept to a request's headers, connections), and the graceful drain on shutdown.
 
+use std::convert::Infallible;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::Router;
+use axum::body::Bytes;
 use axum::extract::connect_info::ConnectInfo;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -61,16 +63,26 @@ impl ConnectionCap {
     }
 }
 
-/// Serves `router` on `listener` in its own task until `stopping` turns true, then lets open
-/// connections finish their requests (the caller bounds how long).
-pub(crate) fn serve(
+/// Serves `service` (the main listener's own, or the admin router) on `listener` in its own task
+/// until `stopping` turns true, then lets open connections finish their requests (the caller bounds
+/// how long).
+pub(crate) fn serve<S, B>(
     listener: TcpListener,
-    router: Router,
+    service: S,
     tls: Tls,
     limits: ConnectionLimits,
     cap: ConnectionCap,
     mut stopping: watch::Receiver<bool>,
-) -> JoinHandle<io::Result<()>> {
+) -> JoinHandle<io::Result<()>>
+where
+    S: tower::Service<http::Request<Incoming>, Response = http::Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -122,7 +134,7 @@ pub(crate) fn serve(
                 Tls::Live(state) => state.live().tls.clone(),
             };
             let (builder, watcher) = (builder.clone(), graceful.watcher());
-            let router = router.clone();
+            let service = service.clone();
             tokio::spawn(async move {
                 let _slot = slot;
                 if let Err(error) = tcp.set_nodelay(true) {
@@ -137,10 +149,10 @@ pub(crate) fn serve(
                 // client that sends nothing would otherwise hold its slot for ever. Later
                 // requests' headers are timed by hyper (HTTP/1).
                 let first = Arc::new(AtomicBool::new(false));
-                let service = TowerToHyperService::new(router.map_request({
+                let service = TowerToHyperService::new(service.map_request({
                     let first = first.clone();
                     // The caller's address, for handlers that log who they answered (`/-/identity`).
-                    move |mut request: http::Request<hyper::body::Incoming>| {
+                    move |mut request: http::Request<Incoming>| {
                         first.store(true, Ordering::Relaxed);
                         request.extensions_mut().insert(ConnectInfo(peer));
                         request

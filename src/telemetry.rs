@@ -17,9 +17,11 @@ use tower_http::trace::{
 use tracing::Span;
 use tracing_subscriber::EnvFilter;
 
+mod audit;
 mod text;
 mod writer;
 
+pub(crate) use audit::{Named, RequestLog, Routed, Spanner};
 pub(crate) use writer::LogGuard;
 
 /// Log lines dropped because the writer could not keep up (or standard error was gone): one
@@ -58,6 +60,13 @@ pub(crate) fn init(format: LogFormat) -> LogGuard {
         writer::CAPACITY_BYTES,
         writer::WAKE_AT_BYTES,
     );
+    if !ansi {
+        // The audit line goes to the same writer, in the same format, without the subscriber.
+        let _ = audit::SINK.set(audit::Sink {
+            writer: writer.clone(),
+            json: format == LogFormat::Json,
+        });
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
@@ -74,8 +83,8 @@ pub(crate) fn init(format: LogFormat) -> LogGuard {
     guard
 }
 
-/// The span every request runs in: method and path, with the route and credential filled in once
-/// the request is matched.
+/// The span of every request on the admin listener: method, path and query keys (the main
+/// listener's requests are audited by `audit`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RequestSpan;
 
@@ -116,27 +125,6 @@ impl std::fmt::Display for QueryKeys<'_> {
     }
 }
 
-/// Fills in the request span's route, credential and tenant once the request is matched: in one
-/// pass through the subscriber, where a `record` per field took three.
-pub(crate) fn record_route(route: &str, credential: &str, tenant: &str) {
-    let span = Span::current();
-    let Some(fields) = span.metadata().map(tracing::Metadata::fields) else {
-        return;
-    };
-    let (Some(route_field), Some(credential_field), Some(tenant_field)) = (
-        fields.field("route"),
-        fields.field("credential"),
-        fields.field("tenant"),
-    ) else {
-        return;
-    };
-    span.record_all(&fields.value_set(&[
-        (&route_field, Some(&route as &dyn tracing::Value)),
-        (&credential_field, Some(&credential as &dyn tracing::Value)),
-        (&tenant_field, Some(&tenant as &dyn tracing::Value)),
-    ]));
-}
-
 /// Headers Microsoft APIs answer with their own id for a request, for support cases.
 const UPSTREAM_REQUEST_IDS: [&str; 3] = ["request-id", "x-ms-request-id", "client-request-id"];
 
@@ -175,7 +163,7 @@ fn upstream_request_id(headers: &http::HeaderMap) -> &str {
         .unwrap_or("")
 }
 
-/// The tracing layer of the router.
+/// The tracing layer of the admin router.
 pub(crate) type HttpTraceLayer = TraceLayer<
     SharedClassifier<ServerErrorsAsFailures>,
     RequestSpan,

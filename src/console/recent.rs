@@ -5,9 +5,6 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use http::Method;
 
 /// How many requests the console shows.
@@ -46,26 +43,22 @@ impl Recent {
     }
 }
 
-/// Records every request for the APIs (the proxy's own `/-/` endpoints, the console's polling
-/// among them, would only crowd them out) once its response headers are ready, as the audit line
-/// does.
-pub(crate) async fn record(State(recent): State<Recent>, request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    if path.starts_with("/-/") {
-        return next.run(request).await;
+impl Recent {
+    /// Records a request for the APIs once its response headers are ready, as the audit line
+    /// does. The proxy's own `/-/` endpoints (the console's polling among them) are not recorded:
+    /// they would only crowd the others out.
+    pub(crate) fn note(&self, method: &Method, path: &str, status: u16, started: Instant) {
+        if path.starts_with("/-/") {
+            return;
+        }
+        self.push(Entry {
+            at: SystemTime::now(),
+            method: method.clone(),
+            path: truncate(path).into(),
+            status,
+            latency: started.elapsed(),
+        });
     }
-    let method = request.method().clone();
-    let path = truncate(path).into();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    recent.push(Entry {
-        at: SystemTime::now(),
-        method,
-        path,
-        status: response.status().as_u16(),
-        latency: started.elapsed(),
-    });
-    response
 }
 
 /// `path` cut to at most [`MAX_PATH_BYTES`], at a character boundary.

@@ -172,13 +172,13 @@ impl Write for Escaping<'_, '_> {
 }
 
 /// An integer's decimal digits, written without `core::fmt`.
-struct Decimal {
+pub(super) struct Decimal {
     digits: [u8; 21],
     start: usize,
 }
 
 impl Decimal {
-    fn new(mut value: u64, negative: bool) -> Self {
+    pub(super) fn new(mut value: u64, negative: bool) -> Self {
         let mut digits = [0; 21];
         let mut start = digits.len();
         loop {
@@ -196,21 +196,21 @@ impl Decimal {
         Self { digits, start }
     }
 
-    fn as_str(&self) -> &str {
+    pub(super) fn as_str(&self) -> &str {
         std::str::from_utf8(&self.digits[self.start..]).unwrap_or_default()
     }
 }
 
 /// A float that is a whole number of millionths (a latency in milliseconds, counted in
 /// microseconds), written as `Debug` writes it without `core::fmt`'s float formatting.
-struct Micros {
+pub(super) struct Micros {
     whole: u64,
     millionths: u64,
 }
 
 impl Micros {
     /// `None` when `Debug` would write `value` otherwise than with at most 6 decimals.
-    fn new(value: f64) -> Option<Self> {
+    pub(super) fn new(value: f64) -> Option<Self> {
         // Debug writes 1e-5 and the like with an exponent; below 1e9 the millionths are further
         // apart than two neighbouring floats, so the one that gives back `value` is its shortest
         // representation, which is what `Debug` writes.
@@ -229,7 +229,7 @@ impl Micros {
         })
     }
 
-    fn write(&self, writer: &mut Writer<'_>) -> fmt::Result {
+    pub(super) fn write(&self, writer: &mut impl Write) -> fmt::Result {
         writer.write_str(Decimal::new(self.whole, false).as_str())?;
         let mut fraction = *b".000000";
         put_digits(&mut fraction[1..], self.millionths);
@@ -302,7 +302,7 @@ where
 /// Written by hand rather than with `humantime::format_rfc3339_micros`, which panics on a clock set
 /// before 1970, fails past year 9999 (tracing-subscriber prints both) and goes through `core::fmt`
 /// on every log line.
-fn write_timestamp(writer: &mut impl Write, now: SystemTime) -> fmt::Result {
+pub(super) fn write_timestamp(writer: &mut impl Write, now: SystemTime) -> fmt::Result {
     let (secs, micros) = match now.duration_since(UNIX_EPOCH) {
         Ok(since) => (
             i64::try_from(since.as_secs()).unwrap_or(i64::MAX),

@@ -43,11 +43,31 @@ impl Shared {
 }
 
 /// Hands each line to the writer thread (the subscriber's `MakeWriter`).
-#[derive(Clone)]
 pub(super) struct LogWriter<W> {
     shared: Arc<Shared>,
     /// Where lines go once the thread has ended (after the guard), synchronously.
     direct: fn() -> W,
+}
+
+// By hand: the derive would ask for `W: Clone`, which a writer made by `direct` need not be.
+impl<W> Clone for LogWriter<W> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            direct: self.direct,
+        }
+    }
+}
+
+impl<W: Write> LogWriter<W> {
+    /// Hands over one whole line (the audit line, written without the subscriber).
+    pub(super) fn write_line(&self, line: &[u8]) {
+        let _ = Line {
+            shared: &self.shared,
+            direct: self.direct,
+        }
+        .write(line);
+    }
 }
 
 /// Keeps the writer thread; dropping it writes every buffered line and ends the thread. Hold it
