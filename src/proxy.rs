@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use futures_util::TryStreamExt;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Extensions, StatusCode, Version};
 use http_body::Body as _;
@@ -16,18 +15,20 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tracing::Span;
 
+mod reply;
+
 use crate::body::ProxyBody;
 use crate::body_timeout::{IdleTimeout, idle_in};
-use crate::encoding::{Coding, accepts_gzip, gunzip};
+use crate::encoding::accepts_gzip;
 use crate::error::ProxyError;
-use crate::headers::{filter_request_headers, filter_response_headers};
+use crate::headers::filter_request_headers;
 use crate::live::{AppState, Live};
 use crate::metrics::{BudgetEvent, RouteMetrics};
 use crate::ratelimit::budgets::Budget;
 use crate::ratelimit::{Admission, Refusal, parse_retry_after};
 use crate::rewrite::Links;
 use crate::route::{Route, Source, TENANT_HEADER};
-use crate::telemetry::{Named, RequestLog, Routed, Spanner};
+use crate::telemetry::{Named, RequestLog, Routed};
 use crate::token::AccessToken;
 
 /// Forwards a request that is not for one of the proxy's own endpoints, with the configuration
@@ -275,73 +276,8 @@ async fn forward_request(
         log.span()
             .in_scope(|| hold_after_429(state, live, &budget, response.headers()));
     }
-    let (mut parts, body) = response.into_parts();
-    filter_response_headers(&mut parts.headers);
-    let Some(links) = links else {
-        return Ok(http::Response::from_parts(parts, ProxyBody::upstream(body)));
-    };
-    if let Some(location) = parts
-        .headers
-        .get(header::LOCATION)
-        .and_then(|l| links.location(l))
-    {
-        parts.headers.insert(header::LOCATION, location);
-    }
-    // What the body needs, by its coding (the proxy asked for gzip only):
-    // - none: JSON is rewritten, anything else passes as it came;
-    // - gzip: JSON is decoded and rewritten; anything else is decoded only for a client that did
-    //   not accept gzip, and passes compressed, with its Content-Encoding, to one that did;
-    // - any other (br, identity spelled out, several codings): passes untouched, never rewritten.
-    // A decoded body loses its Content-Encoding and Content-Length, and goes out chunked.
-    let json = is_json(&parts.headers);
-    match Coding::of(&parts.headers) {
-        Coding::Identity if json => Ok(links
-            .response(parts, body, live.upstream_timeout)
-            .await
-            .map(ProxyBody::boxed)),
-        // Nothing to decode without a body (HEAD, 204, 304, an empty one).
-        Coding::Gzip if (json || !client_gzip) && !body.is_end_stream() => {
-            parts.headers.remove(header::CONTENT_ENCODING);
-            parts.headers.remove(header::CONTENT_LENGTH);
-            let body = decoded(body, route, log.spanner());
-            if json {
-                return Ok(links
-                    .response(parts, body, live.upstream_timeout)
-                    .await
-                    .map(ProxyBody::boxed));
-            }
-            Ok(http::Response::from_parts(parts, ProxyBody::boxed(body)))
-        }
-        Coding::Other if json => {
-            tracing::debug!(
-                route = %route.prefix,
-                "a JSON body in a coding the proxy cannot decode: its links are left as they are"
-            );
-            Ok(http::Response::from_parts(parts, ProxyBody::upstream(body)))
-        }
-        Coding::Identity | Coding::Gzip | Coding::Other => {
-            Ok(http::Response::from_parts(parts, ProxyBody::upstream(body)))
-        }
-    }
-}
-
-/// The gzip `body` of a response on `route`, decoded as it streams. If it does not decode (or stops
-/// arriving), the response ends with that error after what decoded before it, so the client sees a
-/// cut-off body, never a whole-looking one; logged once.
-fn decoded(body: Incoming, route: &Route, request: Spanner) -> Body {
-    let prefix = route.prefix.clone();
-    let mut failed = false;
-    Body::from_stream(gunzip(body).inspect_err(move |error| {
-        if !std::mem::replace(&mut failed, true) {
-            request.span().in_scope(|| {
-                tracing::warn!(
-                    route = %prefix,
-                    error = %crate::report::error_chain(error),
-                    "the upstream's gzip body did not decode: the response is cut off"
-                );
-            });
-        }
-    }))
+    let (parts, body) = response.into_parts();
+    Ok(reply::reply(parts, body, links, client_gzip, route, live, log).await)
 }
 
 async fn token_for(
@@ -451,16 +387,4 @@ async fn buffer_for_replay(
         }
         _ => Ok((body, None)),
     }
-}
-
-/// Whether the body is JSON (`application/json`, or a `+json` type).
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|t| {
-            let t = t.trim();
-            t.eq_ignore_ascii_case("application/json") || t.to_ascii_lowercase().ends_with("+json")
-        })
 }

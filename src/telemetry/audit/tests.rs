@@ -8,6 +8,7 @@ use std::time::UNIX_EPOCH;
 use tracing::Subscriber;
 
 use super::super::text::{TextFields, TextLine};
+use super::line::{json_f64, json_str};
 use super::*;
 
 #[derive(Clone, Default)]
