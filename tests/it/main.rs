@@ -1,6 +1,7 @@
 //! The integration tests: the real proxy (`run` on port 0) in front of the simulated Entra ID and
 //! Defender APIs, driven over HTTP.
 
+mod audit;
 mod budgets;
 mod clients;
 mod commands;
