@@ -77,14 +77,19 @@ impl TokenCache {
             .into_iter()
             .map(|(key, slot)| (key.clone(), Arc::clone(&slot.0)))
             .collect();
-        for key in next.keys() {
+        let moved: Vec<TokenKey> = next.keys().cloned().collect();
+        let dropped = {
+            let mut pinned = self.pinned.write().unwrap_or_else(|e| e.into_inner());
+            let kept: HashSet<&TokenKey> = next.keys().collect();
+            let dropped = pinned.keys().filter(|key| !kept.contains(key)).count();
+            drop(kept);
+            *pinned = next;
+            dropped
+        };
+        // Only now: a lookup meanwhile found moka's slot, the one pinned.
+        for key in &moved {
             self.slots.invalidate(key);
         }
-        let mut pinned = self.pinned.write().unwrap_or_else(|e| e.into_inner());
-        let kept: HashSet<&TokenKey> = next.keys().collect();
-        let dropped = pinned.keys().filter(|key| !kept.contains(key)).count();
-        drop(kept);
-        *pinned = next;
         dropped
     }
 
