@@ -81,10 +81,10 @@ impl Live {
         config: Config,
         (local, admin): (SocketAddr, Option<SocketAddr>),
         previous: Option<&Live>,
-        metrics: &Arc<Metrics>,
+        (metrics, tokens): (&Arc<Metrics>, &TokenCache),
     ) -> io::Result<Self> {
         let server = config.server;
-        let routes = Routes::new(config.routes).map_err(io::Error::other)?;
+        let routes = Routes::with_tokens(config.routes, tokens).map_err(io::Error::other)?;
         let store = server.rate_limit_store.map(|settings| {
             previous
                 .and_then(|live| live.budgets.store())
@@ -217,8 +217,10 @@ impl AppState {
         let metrics = Arc::new(Metrics::default());
         let source = config.source.clone();
         let tokens = TokenCache::new(metrics.clone(), config.server.token_request_concurrency);
+        let live = Live::new(config, local, None, (&metrics, &tokens))?;
+        tokens.keep_pinned(live.routes.pinned());
         Ok(Self(Arc::new(Shared {
-            live: ArcSwap::from_pointee(Live::new(config, local, None, &metrics)?),
+            live: ArcSwap::from_pointee(live),
             local,
             tokens,
             no_route: metrics.route(NO_ROUTE),
@@ -294,7 +296,12 @@ impl AppState {
     pub(crate) fn apply(&self, config: Config) -> io::Result<()> {
         let running = self.live();
         let token_request_concurrency = config.server.token_request_concurrency;
-        let live = Live::new(config, self.0.local, Some(&running), &self.0.metrics)?;
+        let live = Live::new(
+            config,
+            self.0.local,
+            Some(&running),
+            (&self.0.metrics, self.tokens()),
+        )?;
         if live.restart_only != running.restart_only {
             tracing::warn!(
                 "server.listen, server.allow_remote and admin.listen take effect only after a restart"
@@ -306,9 +313,12 @@ impl AppState {
             .values()
             .map(|c| (c.name.clone(), c.fingerprint))
             .collect();
-        let dropped = self
-            .tokens()
-            .retain(|key| current.contains(&(key.credential.clone(), key.fingerprint)));
+        // Pinned before the swap, so that the new routes' keys are never also looked up in moka.
+        let unpinned = self.tokens().keep_pinned(live.routes.pinned());
+        let dropped = unpinned
+            + self
+                .tokens()
+                .retain(|key| current.contains(&(key.credential.clone(), key.fingerprint)));
         self.0.live.store(Arc::new(live));
         self.tokens()
             .set_request_concurrency(token_request_concurrency);
@@ -326,3 +336,6 @@ impl AppState {
         });
     }
 }
+
+#[cfg(test)]
+mod tests;

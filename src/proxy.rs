@@ -292,7 +292,7 @@ async fn token_for(
     };
     state
         .tokens()
-        .token(key, &route.credential, &live.entra)
+        .token_for(key, &route.credential, &live.entra)
         .await
         .map_err(|error| ProxyError::Token {
             credential: route.credential.name.clone(),

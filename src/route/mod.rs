@@ -1,22 +1,26 @@
-//! Routes as they run: each configured route with its token source and the family of budgets it
-//! draws on, the lookup of a request's route, and which token (and so which budget) a request
-//! uses.
+//! Routes as they run: each configured route with its token source (a fixed key's slot held by
+//! the route) and the family of budgets it draws on, the lookup of a request's route, and which
+//! token (and so which budget) a request uses.
 
-use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use http::{HeaderMap, HeaderName};
+use http::HeaderName;
 
 use crate::access::Access;
 use crate::cloud::Api;
 use crate::config::{RouteConfig, TENANT_PLACEHOLDER};
 use crate::credential::{ClientAuth, Credential};
-use crate::error::ProxyError;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::ratelimit::RateLimit;
 use crate::ratelimit::budgets::BudgetFamily;
-use crate::token::{AccessToken, TokenError, TokenKey};
+use crate::token::{AccessToken, PinnedSlot, TokenCache, TokenError, TokenKey};
 use crate::upstream::Upstream;
+
+mod source;
+
+pub(crate) use source::Source;
+
 /// The request header that names a partner's customer tenant on routes with `tenant_header`; it is
 /// never forwarded.
 pub(crate) const TENANT_HEADER: HeaderName = HeaderName::from_static("x-tenant-id");
@@ -24,7 +28,13 @@ pub(crate) const TENANT_HEADER: HeaderName = HeaderName::from_static("x-tenant-i
 #[derive(Debug)]
 pub(crate) enum Tenancy {
     /// The one token of the credential's tenant.
-    Fixed(TokenKey),
+    Fixed {
+        /// Its key.
+        key: TokenKey,
+        /// Its slot in the token cache, held here so that a request needs no lookup; `None` for
+        /// a user credential (see [`Tenancy::pin`]) and for routes built without a cache.
+        slot: Option<PinnedSlot>,
+    },
     /// A token in the customer tenant each request names (partner context): by the prefix's
     /// `{tenant}` segment or, when `header` is set, the `X-Tenant-Id` header.
     PerRequest {
@@ -48,19 +58,32 @@ impl Tenancy {
             _ if credential.partner => Self::PerRequest {
                 header: tenant_header,
             },
-            _ => Self::Fixed(TokenKey::new(
-                credential,
-                credential.home_tenant(),
-                scope.clone(),
-            )),
+            _ => Self::Fixed {
+                key: TokenKey::new(credential, credential.home_tenant(), scope.clone()),
+                slot: None,
+            },
         })
+    }
+
+    /// Takes a fixed key's slot from `slot_of`, except a user credential's: its token comes and
+    /// goes with a sign-in (`login`, `logout`), so it stays in the cache's evicting part.
+    fn pin(&mut self, credential: &Credential, slot_of: impl FnOnce(&TokenKey) -> PinnedSlot) {
+        let user = matches!(
+            credential.auth,
+            ClientAuth::User(_) | ClientAuth::Password { .. }
+        );
+        if let Self::Fixed { key, slot } = self
+            && !user
+        {
+            *slot = Some(slot_of(key));
+        }
     }
 
     /// Every token a route with this tenancy can use that the proxy can know in advance: its one
     /// token, or one per customer tenant of a partner credential.
     pub(crate) fn token_keys(&self, credential: &Credential, scope: &Arc<str>) -> Vec<TokenKey> {
         match self {
-            Self::Fixed(key) => vec![key.clone()],
+            Self::Fixed { key, .. } => vec![key.clone()],
             Self::PerRequest { .. } => credential
                 .tenants
                 .iter()
@@ -226,66 +249,6 @@ impl Route {
     }
 }
 
-/// Where a request's `Authorization` comes from.
-pub(crate) enum Source<'r> {
-    /// The token cache, under this key.
-    Cache(Cow<'r, TokenKey>),
-    /// A static token.
-    Static(&'r Arc<AccessToken>),
-}
-
-impl Route {
-    /// The token source of a request: the route's, or for a partner route, the customer tenant's that
-    /// the request names (its `{tenant}` segment, or `X-Tenant-Id` where allowed), which must be one of
-    /// the credential's (else 403, before any token request).
-    pub(crate) fn source(
-        &self,
-        segment: Option<&str>,
-        headers: &HeaderMap,
-    ) -> Result<Source<'_>, ProxyError> {
-        let route = self;
-        let header = match &route.tenancy {
-            Tenancy::Fixed(key) => return Ok(Source::Cache(Cow::Borrowed(key))),
-            Tenancy::Static(token) => return Ok(Source::Static(token)),
-            Tenancy::PerRequest { header } => *header,
-        };
-        let from_header = match headers.get(&TENANT_HEADER).filter(|_| header) {
-            Some(value) => Some(value.to_str().map_err(|_| ProxyError::TenantNotAllowed {
-                tenant: None,
-                prefix: route.prefix.clone(),
-            })?),
-            None => None,
-        };
-        let named = match (segment, from_header) {
-            (Some(path), Some(header)) if !path.eq_ignore_ascii_case(header) => {
-                return Err(ProxyError::TenantConflict {
-                    prefix: route.prefix.clone(),
-                });
-            }
-            (Some(tenant), _) | (None, Some(tenant)) => tenant,
-            (None, None) => {
-                return Err(ProxyError::TenantRequired {
-                    prefix: route.prefix.clone(),
-                });
-            }
-        };
-        let tenant =
-            route
-                .credential
-                .tenant(named)
-                .ok_or_else(|| ProxyError::TenantNotAllowed {
-                    // Echoed only when it looks like a tenant: it is the client's own text.
-                    tenant: (named.len() <= 253
-                        && named
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
-                    .then(|| named.to_owned()),
-                    prefix: route.prefix.clone(),
-                })?;
-        Ok(Source::Cache(Cow::Owned(route.token_key(tenant.clone()))))
-    }
-}
-
 /// The route table.
 #[derive(Debug)]
 pub struct Routes {
@@ -298,12 +261,38 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// The table of the routes `routes` describe.
+    /// The table of the routes `routes` describe, finding every token by its key.
     pub fn new(routes: Vec<RouteConfig>) -> Result<Self, TokenError> {
+        Self::build(routes, None)
+    }
+
+    /// The table of the routes `routes` describe, each fixed key's slot taken from `tokens`
+    /// ([`TokenCache::pin`]; one slot for routes sharing a key). They are pinned once this table
+    /// runs: [`TokenCache::keep_pinned`] with [`Routes::pinned`].
+    pub(crate) fn with_tokens(
+        routes: Vec<RouteConfig>,
+        tokens: &TokenCache,
+    ) -> Result<Self, TokenError> {
+        Self::build(routes, Some(tokens))
+    }
+
+    fn build(routes: Vec<RouteConfig>, tokens: Option<&TokenCache>) -> Result<Self, TokenError> {
+        let mut slots: HashMap<TokenKey, PinnedSlot> = HashMap::new();
         let routes = routes
             .into_iter()
-            .map(|route| Route::new(route).map(Arc::new))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|route| {
+                let mut route = Route::new(route)?;
+                if let Some(tokens) = tokens {
+                    route.tenancy.pin(&route.credential, |key| {
+                        slots
+                            .entry(key.clone())
+                            .or_insert_with(|| tokens.pin(key))
+                            .clone()
+                    });
+                }
+                Ok(Arc::new(route))
+            })
+            .collect::<Result<Vec<_>, TokenError>>()?;
         let prefixes = routes.iter().map(|r| r.prefix.clone()).collect();
         let mut by_length = routes.clone();
         by_length.sort_by_key(|r| {
@@ -322,6 +311,17 @@ impl Routes {
         self.by_length
             .iter()
             .find_map(|r| r.split(path).map(|(len, tenant)| (r, len, tenant)))
+    }
+
+    /// Every pinned key with its slot (a key shared by routes once per route).
+    pub(crate) fn pinned(&self) -> impl Iterator<Item = (&TokenKey, &PinnedSlot)> {
+        self.routes.iter().filter_map(|route| match &route.tenancy {
+            Tenancy::Fixed {
+                key,
+                slot: Some(slot),
+            } => Some((key, slot)),
+            _ => None,
+        })
     }
 
     /// Every route, in config order.

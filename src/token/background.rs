@@ -16,7 +16,7 @@ impl TokenCache {
     /// off. It waits for a background permit before it takes the entry's lock, so that a client
     /// asking for the same token meanwhile is not held behind the warm-up queue.
     async fn warm(&self, key: &TokenKey, credential: &Arc<Credential>, entra: &EntraClient) {
-        let slot = self.slots.get_with_by_ref(key, || Arc::new(Slot::new()));
+        let slot = self.slot(key);
         if slot.usable(Instant::now()).is_some() {
             return;
         }

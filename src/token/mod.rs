@@ -1,7 +1,8 @@
-//! The token cache: one slot per (credential, tenant, scope) on moka, filled by exactly one Entra
-//! request however many callers wait, refreshed ahead of expiry in the background while callers keep
-//! the still-valid token, never handing out a token past its usable lifetime, and backing off after
-//! failures. Every token request passes the process-wide bound of requests in flight per authority
+//! The token cache: one slot per (credential, tenant, scope) (a route's fixed key pinned where the
+//! route holds it; partner tenants and user credentials on moka, which evicts them), filled by
+//! exactly one Entra request however many callers wait, refreshed ahead of expiry in the
+//! background while callers keep the still-valid token, never handing out a token past its usable
+//! lifetime, and backing off after failures. Every token request passes the process-wide bound of requests in flight per authority
 //! (`gate`), a client's before warm-up and refreshes.
 
 mod access;
@@ -12,8 +13,10 @@ mod error;
 mod gate;
 mod grant;
 mod hints;
+mod pinned;
 mod schedule;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -28,6 +31,7 @@ pub(crate) use error::NO_MANAGED_IDENTITY;
 pub use error::TokenError;
 pub(crate) use grant::user_scope;
 pub(crate) use hints::hint;
+pub(crate) use pinned::{PinnedSlot, TokenEntry};
 
 use crate::credential::Credential;
 use crate::metrics::{Metrics, TokenLabel};
@@ -153,7 +157,10 @@ impl TokenStatus {
 /// The token cache. Cheap to clone; it outlives configuration reloads.
 #[derive(Clone)]
 pub struct TokenCache {
+    /// Keys nothing holds for long: partner customers' and user credentials'.
     slots: moka::sync::Cache<TokenKey, Arc<Slot>>,
+    /// The running routes' fixed keys (see `pinned`), never evicted.
+    pinned: Arc<RwLock<HashMap<TokenKey, Arc<Slot>>>>,
     metrics: Arc<Metrics>,
     gates: Arc<Gates>,
 }
@@ -167,6 +174,7 @@ impl TokenCache {
                 .max_capacity(MAX_SLOTS)
                 .time_to_idle(SLOT_IDLE)
                 .build(),
+            pinned: Arc::default(),
             metrics,
             gates: Arc::new(Gates::new(request_concurrency)),
         }
@@ -186,12 +194,22 @@ impl TokenCache {
         credential: &Arc<Credential>,
         entra: &EntraClient,
     ) -> Result<Arc<AccessToken>, Arc<TokenError>> {
-        let slot = self.slots.get_with_by_ref(key, || Arc::new(Slot::new()));
+        self.token_in(&self.slot(key), key, credential, entra).await
+    }
+
+    /// [`TokenCache::token`] in `slot`.
+    async fn token_in(
+        &self,
+        slot: &Arc<Slot>,
+        key: &TokenKey,
+        credential: &Arc<Credential>,
+        entra: &EntraClient,
+    ) -> Result<Arc<AccessToken>, Arc<TokenError>> {
         let now = Instant::now();
         if let Some(token) = slot.usable(now) {
             self.metrics.cache_lookup(true);
             if ticks(now) >= slot.refresh_due.load(Ordering::Acquire) {
-                self.refresh_in_background(&slot, key, credential, entra);
+                self.refresh_in_background(slot, key, credential, entra);
             }
             return Ok(token);
         }
@@ -221,7 +239,7 @@ impl TokenCache {
         let gate = self.gates.of(&credential.authority);
         let fetch = tokio::spawn(self.clone().fetch(
             state,
-            slot,
+            slot.clone(),
             key.clone(),
             credential.clone(),
             entra.clone(),
@@ -234,7 +252,8 @@ impl TokenCache {
 
     /// The state of `key`'s entry, without requesting anything.
     pub(crate) fn status(&self, key: &TokenKey) -> TokenStatus {
-        let Some(slot) = self.slots.get(key) else {
+        let Some(slot) = self.existing_slot(&TokenEntry::keyed(std::borrow::Cow::Borrowed(key)))
+        else {
             return TokenStatus::default();
         };
         TokenStatus {
@@ -252,8 +271,8 @@ impl TokenCache {
     /// [`TokenCache::token`] gets a fresh one. Returns whether to retry: true when the token was
     /// dropped now or had already been replaced; false when a token for this entry was dropped
     /// less than [`FORCED_REFRESH_INTERVAL`] ago (the 401 then goes to the client).
-    pub(crate) fn invalidate(&self, key: &TokenKey, token: &Arc<AccessToken>) -> bool {
-        let Some(slot) = self.slots.get(key) else {
+    pub(crate) fn invalidate(&self, key: &TokenEntry<'_>, token: &Arc<AccessToken>) -> bool {
+        let Some(slot) = self.existing_slot(key) else {
             return true;
         };
         let still_cached = {
@@ -285,7 +304,8 @@ impl TokenCache {
         true
     }
 
-    /// Drops every entry `keep` rejects: on reload, the tokens of credentials that changed or went.
+    /// Drops every entry of moka's that `keep` rejects: on reload, the tokens of credentials that
+    /// changed or went (pinned ones go with their routes, see [`TokenCache::keep_pinned`]).
     pub(crate) fn retain(&self, keep: impl Fn(&TokenKey) -> bool) -> usize {
         let stale: Vec<Arc<TokenKey>> = self
             .slots
