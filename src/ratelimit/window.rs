@@ -110,7 +110,7 @@ impl Window {
             } else {
                 for g in self.newest + 1..=grain {
                     let slot = Self::slot(g);
-                    self.total -= self.counts[slot];
+                    self.total = self.total.saturating_sub(self.counts[slot]);
                     self.counts[slot] = 0;
                 }
             }
@@ -119,8 +119,9 @@ impl Window {
             // Older than the span (a shared store's decision for long ago): nothing to count.
             return;
         }
-        self.counts[Self::slot(grain)] += 1;
-        self.total += 1;
+        let slot = Self::slot(grain);
+        self.counts[slot] = self.counts[slot].saturating_add(1);
+        self.total = self.total.saturating_add(1);
     }
 
     /// Gives back the call counted at `at` (one that will not go then after all), if its grain is
