@@ -8,8 +8,14 @@
 //! 00:01:00",...}}` (<https://github.com/MicrosoftDocs/microsoft-365-docs/issues/4616>); Graph's
 //! is its own error shape with code `TooManyRequests`
 //! (<https://learn.microsoft.com/en-us/graph/throttling>). Refused calls do not count.
+//!
+//! Microsoft documents "100 calls per minute and 1500 calls per hour" without saying where a
+//! minute or an hour starts (<https://learn.microsoft.com/en-us/defender-endpoint/api/exposed-apis-list>),
+//! so the simulator takes the strictest reading: no span of a minute (or an hour), wherever it
+//! starts, may hold more than the quota (a sliding window over the calls' instants). Windows fixed
+//! at some start would let twice the quota through across a boundary, which Microsoft may not.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -39,6 +45,9 @@ impl SimQuota {
 /// The quota of each simulated API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SimQuotas {
+    /// The length of the window `per_minute` counts over: a minute, as Microsoft's; tests that
+    /// must see several windows in seconds shorten it (with the proxy's custom `window`).
+    pub minute: Duration,
     /// Defender for Endpoint, per app and tenant.
     pub mde: SimQuota,
     /// Defender XDR, per app and tenant.
@@ -56,6 +65,7 @@ impl SimQuotas {
     /// security 150/min (<https://learn.microsoft.com/en-us/graph/throttling-limits>), Cloud Apps
     /// 30/min (<https://learn.microsoft.com/en-us/defender-cloud-apps/api-introduction>).
     pub const MICROSOFT: Self = Self {
+        minute: MINUTE,
         mde: SimQuota {
             per_minute: Some(100),
             per_hour: Some(1500),
@@ -76,6 +86,7 @@ impl SimQuotas {
 
     /// No quotas at all (for load tests of the proxy itself).
     pub const UNLIMITED: Self = Self {
+        minute: MINUTE,
         mde: SimQuota::UNLIMITED,
         xdr: SimQuota::UNLIMITED,
         graph: SimQuota::UNLIMITED,
@@ -92,24 +103,18 @@ impl SimQuotas {
     }
 }
 
-/// One window's count: when it began and how many calls it has let through.
-#[derive(Debug, Clone, Copy)]
-struct Window {
-    start: Instant,
-    calls: u32,
-}
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(60 * 60);
+
+/// Per window (minute, hour), the instants of the calls still in it.
+type Calls = [VecDeque<Instant>; 2];
 
 /// The counts of every (API, app, tenant).
 #[derive(Debug)]
 pub(super) struct Throttle {
     quotas: SimQuotas,
-    windows: Mutex<HashMap<(Api, String, String), [Window; 2]>>,
+    windows: Mutex<HashMap<(Api, String, String), Calls>>,
 }
-
-const WINDOWS: [(Duration, &str); 2] = [
-    (Duration::from_secs(60), "00:01:00"),
-    (Duration::from_secs(60 * 60), "01:00:00"),
-];
 
 impl Throttle {
     pub(super) fn new(quotas: SimQuotas) -> Self {
@@ -127,36 +132,45 @@ impl Throttle {
         if limits.iter().all(Option::is_none) {
             return None;
         }
+        let lengths = [self.quotas.minute, HOUR];
         let app = if api == Api::Mdca { "*" } else { app };
         let now = Instant::now();
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        let counts = windows
+        let calls = windows
             .entry((api, app.to_ascii_lowercase(), tenant.to_ascii_lowercase()))
-            .or_insert(
-                [Window {
-                    start: now,
-                    calls: 0,
-                }; 2],
-            );
-        for (i, ((length, _), window)) in WINDOWS.iter().zip(counts.iter_mut()).enumerate() {
-            if now.duration_since(window.start) >= *length {
-                *window = Window {
-                    start: now,
-                    calls: 0,
-                };
-            }
-            if let Some(limit) = limits[i]
-                && window.calls >= limit
+            .or_default();
+        for (i, window) in calls.iter_mut().enumerate() {
+            let Some(limit) = limits[i] else { continue };
+            while window
+                .front()
+                .is_some_and(|first| now.duration_since(*first) >= lengths[i])
             {
-                let left = *length - now.duration_since(window.start);
-                return Some(throttled(api, limit, WINDOWS[i].1, left));
+                window.pop_front();
+            }
+            if window.len() >= limit as usize {
+                // The call that leaves the window first frees a place.
+                let left = lengths[i] - now.duration_since(window[0]);
+                return Some(throttled(api, limit, &period(lengths[i]), left));
             }
         }
-        for window in counts.iter_mut() {
-            window.calls += 1;
+        for (i, window) in calls.iter_mut().enumerate() {
+            if limits[i].is_some() {
+                window.push_back(now);
+            }
         }
         None
     }
+}
+
+/// A window's length as Defender's message writes it: `00:01:00`.
+fn period(length: Duration) -> String {
+    let seconds = length.as_secs();
+    format!(
+        "{:02}:{:02}:{:02}",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
 }
 
 fn throttled(api: Api, limit: u32, period: &str, left: Duration) -> Response {
@@ -229,6 +243,22 @@ mod tests {
         });
         assert!(throttle.refusal(Api::Mdca, "app", "t1").is_none());
         assert!(throttle.refusal(Api::Mdca, "other", "t1").is_some());
+    }
+
+    #[test]
+    fn a_quota_holds_for_every_span_of_its_window_not_only_from_the_first_call() {
+        let throttle = Throttle::new(SimQuotas {
+            minute: Duration::from_secs(1),
+            ..quotas(2)
+        });
+        assert!(throttle.refusal(Api::Mde, "app", "t1").is_none());
+        std::thread::sleep(Duration::from_millis(600));
+        assert!(throttle.refusal(Api::Mde, "app", "t1").is_none());
+        std::thread::sleep(Duration::from_millis(500));
+        // 1.1 s after the first call: a window fixed at the first call would have begun again,
+        // but the last second still holds the second call, so one more fits and then none.
+        assert!(throttle.refusal(Api::Mde, "app", "t1").is_none());
+        assert!(throttle.refusal(Api::Mde, "app", "t1").is_some());
     }
 
     #[test]

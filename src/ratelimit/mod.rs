@@ -1,12 +1,14 @@
-//! Client-side rate limits: token buckets matching Microsoft's documented limits, a bounded wait
-//! queue, and holding a budget after an upstream 429 until its Retry-After has passed (issue 4,
-//! item 6). What a limiter is kept for (the family, app and tenant Microsoft counts) is
-//! [`budgets`]; sharing budgets between replicas through Redis is [`store`].
+//! Client-side rate limits: per-minute and per-hour windows matching Microsoft's documented
+//! limits, a bounded wait queue, and holding a budget after an upstream 429 until its Retry-After
+//! has passed (issue 4, item 6). What a limiter is kept for (the family, app and tenant Microsoft
+//! counts) is [`budgets`]; sharing budgets between replicas through Redis is [`store`].
 //!
-//! Each bucket is a GCRA (generic cell rate algorithm, the "virtual scheduling" form of a token
-//! bucket): `limit` requests may go at once, then one more every `window / limit`. A request that
-//! cannot go at once reserves the earliest instant at which every bucket allows it, so waiters go in
-//! arrival order and the wait is known before the request is queued; that is what lets
+//! Each limited window is a [`window::Window`]: no span of its length ever holds more than its
+//! limit, so a fresh budget lets its whole per-minute limit through at once, and the next request
+//! goes once those calls have left the window (not one interval later, which would let twice the
+//! limit into some minute). A request that cannot go at once reserves the earliest instant at
+//! which every window allows it, never before a request reserved earlier, so waiters go in arrival
+//! order and the wait is known before the request is queued; that is what lets
 //! [`RateLimiter::acquire`] refuse at once when the wait would be too long.
 //!
 //! Time is [`tokio::time::Instant`] (the same as `std::time::Instant` outside paused-time tests), so
@@ -19,27 +21,44 @@
 pub mod budgets;
 mod spec;
 pub mod store;
+mod window;
 
 pub use spec::RateLimit;
 pub(crate) use spec::RateLimitSpec;
+pub(crate) use window::GRAINS;
 
 use std::num::NonZeroU32;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use http::HeaderValue;
-use serde::Deserialize;
 use tokio::time::Instant;
+
+use window::Window;
+
+/// A minute: the window `per_minute` counts over unless a custom limit's `window` says otherwise.
+pub(crate) const MINUTE: Duration = Duration::from_secs(60);
+/// An hour: the window `per_hour` counts over.
+pub(crate) const HOUR: Duration = Duration::from_secs(60 * 60);
 
 /// Calls allowed per window. At least one must be given, and each must be greater than zero
 /// ([`RateLimitSpec::resolve`] checks both).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Calls per minute; also the largest burst let through at once.
+    /// Calls per minute (per `minute`); also the largest burst let through at once.
     pub per_minute: Option<u32>,
     /// Calls per hour.
     pub per_hour: Option<u32>,
+    /// The length of the window `per_minute` counts over: [`MINUTE`] for every preset, shorter
+    /// only where a custom limit's `window` says so.
+    pub minute: Duration,
+}
+
+impl Limits {
+    /// Each window's length and limit: the minute's, then the hour's.
+    pub(crate) fn windows(&self) -> [(Duration, Option<u32>); 2] {
+        [(self.minute, self.per_minute), (HOUR, self.per_hour)]
+    }
 }
 
 /// No client-side limit: a limiter with it only holds requests after an upstream 429.
@@ -49,6 +68,7 @@ const fn limits(per_minute: Option<u32>, per_hour: Option<u32>) -> Limits {
     Limits {
         per_minute,
         per_hour,
+        minute: MINUTE,
     }
 }
 
@@ -86,81 +106,21 @@ pub(crate) struct RateLimiter {
 
 #[derive(Debug)]
 struct State {
-    /// The longest a request may wait (a reload may change it; the buckets stay).
+    /// The longest a request may wait (a reload may change it; the windows stay).
     max_wait: Duration,
     /// The most requests waiting at once.
     max_queue: usize,
-    /// The per-minute and per-hour buckets that are limited.
-    buckets: Vec<Bucket>,
+    /// Zero on the windows' clock: when the limiter was made.
+    origin: Instant,
+    /// The per-minute and per-hour windows that are limited.
+    windows: Vec<Window>,
     /// No request goes before this instant (set after an upstream 429).
     held_until: Option<Instant>,
+    /// The latest instant a request was counted at: later requests go no earlier (in order).
+    last: Instant,
     /// Requests that reserved a later instant and have not gone, been refused or been dropped.
     waiting: usize,
 }
-
-/// One window's limit as a GCRA.
-#[derive(Debug)]
-struct Bucket {
-    /// The time one call "costs": the window divided by the limit.
-    interval: Duration,
-    /// How far the theoretical arrival time may run ahead of a request: `interval × (limit − 1)`,
-    /// which lets `limit` requests through at once.
-    tolerance: Duration,
-    /// The theoretical arrival time: when the bucket would be empty if nothing else came.
-    tat: Instant,
-}
-
-impl Bucket {
-    fn new(window: Duration, limit: NonZeroU32, now: Instant) -> Self {
-        // Rounded up, so that `limit` calls never take less than the window.
-        let nanos = window.as_nanos().div_ceil(u128::from(limit.get()));
-        let interval = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
-        Self {
-            interval,
-            tolerance: interval * (limit.get() - 1),
-            // A full bucket: Microsoft counts calls per window, so a fresh route may use the
-            // whole per-minute allowance at once (ratelimit spec, "Quota semantics").
-            tat: now,
-        }
-    }
-
-    /// The earliest instant, not before `now`, at which this bucket allows a request.
-    fn earliest(&self, now: Instant) -> Instant {
-        match self.tat.checked_duration_since(now) {
-            Some(ahead) if ahead > self.tolerance => now + (ahead - self.tolerance),
-            _ => now,
-        }
-    }
-
-    /// Takes one cell for a request going at `at`.
-    fn consume(&mut self, at: Instant) {
-        self.tat = self.tat.max(at) + self.interval;
-    }
-
-    /// How many requests could go at `now` without waiting.
-    fn remaining(&self, now: Instant) -> u32 {
-        remaining_cells(
-            self.tat.saturating_duration_since(now),
-            self.interval,
-            self.limit(),
-        )
-    }
-
-    fn limit(&self) -> u32 {
-        let cells = (self.tolerance.as_nanos() / self.interval.as_nanos().max(1)) + 1;
-        u32::try_from(cells).unwrap_or(u32::MAX)
-    }
-}
-
-/// How many of `limit` cells are free when the theoretical arrival time is `ahead` of now and one
-/// cell costs `interval`: the cells spent are `ahead / interval`, rounded up.
-pub(crate) fn remaining_cells(ahead: Duration, interval: Duration, limit: u32) -> u32 {
-    let spent = ahead.as_nanos().div_ceil(interval.as_nanos().max(1));
-    u32::try_from(u128::from(limit).saturating_sub(spent)).unwrap_or(0)
-}
-
-/// The minute and hour windows, in the order of [`Limits`]' fields.
-pub(crate) const WINDOWS: [Duration; 2] = [Duration::from_secs(60), Duration::from_secs(60 * 60)];
 
 /// What a limiter has left: requests that could go now in each limited window, and how long a
 /// hold after an upstream 429 still lasts.
@@ -175,19 +135,39 @@ pub(crate) struct Remaining {
 }
 
 impl State {
-    fn earliest(&self, now: Instant) -> Instant {
-        let held = self.held_until.map_or(now, |until| until.max(now));
-        self.buckets
+    /// The earliest instant, not before `not_before`, the hold or the last reservation, at which
+    /// every window allows a request. Each window's answer only gets truer later (calls only
+    /// leave it), so one pass over them is enough.
+    fn earliest(&self, not_before: Instant) -> Instant {
+        let start = self
+            .held_until
+            .map_or(not_before, |until| until.max(not_before))
+            .max(self.last);
+        self.windows
             .iter()
-            .map(|bucket| bucket.earliest(now))
-            .fold(held, Instant::max)
+            .fold(start, |at, window| window.earliest(self.origin, at))
+    }
+
+    /// Counts a request going at `at` in every window.
+    fn take(&mut self, at: Instant) {
+        for window in &mut self.windows {
+            window.take(self.origin, at);
+        }
+        self.last = self.last.max(at);
+    }
+
+    /// Gives back the request counted at `at`, which goes later after all.
+    fn give_back(&mut self, at: Instant) {
+        for window in &mut self.windows {
+            window.give_back(self.origin, at);
+        }
     }
 }
 
 /// A place in the wait queue; given back when dropped, so a cancelled waiter frees it.
 struct Slot<'a> {
     limiter: &'a RateLimiter,
-    /// The instant reserved in the buckets.
+    /// The instant counted in the windows.
     at: Instant,
 }
 
@@ -203,21 +183,20 @@ impl RateLimiter {
     /// refuses zero, so a validated config never has one).
     pub(crate) fn new(limits: Limits, max_wait: Duration, max_queue: usize) -> Self {
         let now = Instant::now();
-        let buckets = WINDOWS
+        let windows = limits
+            .windows()
             .into_iter()
-            .zip([limits.per_minute, limits.per_hour])
-            .filter_map(|(window, limit)| {
-                let limit = NonZeroU32::new(limit?)?;
-                Some(Bucket::new(window, limit, now))
-            })
+            .filter_map(|(length, limit)| Some(Window::new(length, NonZeroU32::new(limit?)?)))
             .collect();
         Self {
             limits,
             state: Mutex::new(State {
                 max_wait,
                 max_queue,
-                buckets,
+                origin: now,
+                windows,
                 held_until: None,
+                last: now,
                 waiting: 0,
             }),
         }
@@ -247,13 +226,19 @@ impl RateLimiter {
         self.state().max_wait
     }
 
-    /// What is left now in each window, and the hold.
+    /// What is left now in each window (none while a request waits: it goes first), and the hold.
     pub(crate) fn remaining(&self) -> Remaining {
         let now = Instant::now();
         let state = self.state();
-        let mut windows = state.buckets.iter();
-        let mut next =
-            |limit: Option<u32>| limit.and_then(|_| windows.next()).map(|b| b.remaining(now));
+        let mut windows = state.windows.iter();
+        let mut next = |limit: Option<u32>| {
+            let window = limit.and_then(|_| windows.next())?;
+            Some(if state.last > now {
+                0
+            } else {
+                window.remaining(state.origin, now)
+            })
+        };
         Remaining {
             minute: next(self.limits.per_minute),
             hour: next(self.limits.per_hour),
@@ -265,11 +250,11 @@ impl RateLimiter {
     }
 
     /// Waits (asynchronously, tokio) until the request may go: both the per-minute and the per-hour
-    /// buckets must allow it, and the route must not be held by an upstream 429. Refuses at once,
+    /// windows must allow it, and the route must not be held by an upstream 429. Refuses at once,
     /// without waiting, when the wait would exceed `max_wait` or the queue is full; a request already
     /// waiting is refused when a hold set meanwhile would keep it beyond `max_wait`. A request that
-    /// waited and then is cancelled (its future dropped) gives its place back; the bucket cell it
-    /// reserved stays used.
+    /// waited and then is cancelled (its future dropped) gives its place back; the call it counted
+    /// stays counted.
     pub(crate) async fn acquire(&self) -> Result<Admission, Refusal> {
         let arrived = Instant::now();
         let Some(slot) = self.reserve(arrived)? else {
@@ -279,17 +264,15 @@ impl RateLimiter {
     }
 
     /// Records a request that a shared store admitted to go after `wait` (the store's decision
-    /// stands: this takes the cells and a queue place without checking them), and waits that long,
-    /// or until a hold set meanwhile ends. The local buckets follow what this replica sends, so a
+    /// stands: this counts it and takes a queue place without checking them), and waits that long,
+    /// or until a hold set meanwhile ends. The local windows follow what this replica sends, so a
     /// fall-back to them does not start from a full allowance.
     pub(crate) async fn admitted(&self, wait: Duration) -> Result<Admission, Refusal> {
         let arrived = Instant::now();
         let at = arrived + wait;
         let slot = {
             let mut state = self.state();
-            for bucket in &mut state.buckets {
-                bucket.consume(at);
-            }
+            state.take(at);
             if wait.is_zero() {
                 return Ok(Admission::Immediate);
             }
@@ -299,26 +282,32 @@ impl RateLimiter {
         self.wait_in_queue(slot, arrived).await
     }
 
-    async fn wait_in_queue(&self, slot: Slot<'_>, arrived: Instant) -> Result<Admission, Refusal> {
-        let mut until = slot.at;
+    async fn wait_in_queue(
+        &self,
+        mut slot: Slot<'_>,
+        arrived: Instant,
+    ) -> Result<Admission, Refusal> {
         loop {
-            tokio::time::sleep_until(until).await;
+            tokio::time::sleep_until(slot.at).await;
             // An upstream 429 may have held the route while this request waited; going before the
             // Retry-After only earns another 429
-            // (https://learn.microsoft.com/en-us/defender-endpoint/api/common-errors).
+            // (https://learn.microsoft.com/en-us/defender-endpoint/api/common-errors). The request
+            // then goes later than it was counted at, so it is counted again at the instant it
+            // will go (which keeps every window true), or refused.
             let now = Instant::now();
-            let (held_until, max_wait) = {
-                let state = self.state();
-                (state.held_until, state.max_wait)
-            };
-            match held_until {
+            let mut state = self.state();
+            match state.held_until {
                 Some(held) if held > now => {
-                    if held.saturating_duration_since(arrived) > max_wait {
+                    state.give_back(slot.at);
+                    let at = state.earliest(held);
+                    if at.saturating_duration_since(arrived) > state.max_wait {
+                        drop(state);
                         return Err(Refusal::TooLong {
-                            retry_after: held - now,
+                            retry_after: at - now,
                         });
                     }
-                    until = held;
+                    state.take(at);
+                    slot.at = at;
                 }
                 _ => break,
             }
@@ -327,8 +316,8 @@ impl RateLimiter {
         Ok(Admission::Waited(arrived.elapsed()))
     }
 
-    /// Takes a cell in every bucket for the earliest instant they and the hold allow: `None` when
-    /// that is now, else a queue slot for that instant. Takes nothing when it refuses.
+    /// Counts the request in every window at the earliest instant they and the hold allow: `None`
+    /// when that is now, else a queue slot for that instant. Counts nothing when it refuses.
     fn reserve(&self, now: Instant) -> Result<Option<Slot<'_>>, Refusal> {
         let mut state = self.state();
         let at = state.earliest(now);
@@ -339,9 +328,7 @@ impl RateLimiter {
         if !wait.is_zero() && state.waiting >= state.max_queue {
             return Err(Refusal::QueueFull { retry_after: wait });
         }
-        for bucket in &mut state.buckets {
-            bucket.consume(at);
-        }
+        state.take(at);
         if wait.is_zero() {
             return Ok(None);
         }

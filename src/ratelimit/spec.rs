@@ -3,10 +3,11 @@
 //! budget, resolved to a [`RateLimit`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Limits, limits};
+use super::{Limits, MINUTE, limits};
 
 /// A named preset or explicit limits, as written in the config: `rate_limit = "mde"` or
 /// `rate_limit = { per_minute = 100, per_hour = 1500 }`, optionally with `budget = "NAME"`.
@@ -25,6 +26,10 @@ pub(crate) enum RateLimitSpec {
 pub(crate) struct CustomLimits {
     per_minute: Option<u32>,
     per_hour: Option<u32>,
+    /// The window `per_minute` counts over, if not a minute: for an API documented with a
+    /// shorter window.
+    #[serde(default, with = "humantime_serde")]
+    window: Option<Duration>,
     /// Routes naming the same budget (with the same limits) share it, per app and tenant.
     budget: Option<String>,
 }
@@ -41,6 +46,10 @@ pub struct RateLimit {
     /// Cloud Apps), rather than per app and tenant.
     pub per_tenant: bool,
 }
+
+/// The shortest `window` a custom limit may have: its grains (a sixtieth) stay many
+/// milliseconds long.
+const MIN_WINDOW: Duration = Duration::from_secs(1);
 
 /// The longest name `budget = "NAME"` may have.
 const MAX_BUDGET_NAME: usize = 64;
@@ -155,7 +164,22 @@ impl RateLimitSpec {
                     )
                 }),
             Self::Custom(custom) => {
-                let limits = limits(custom.per_minute, custom.per_hour);
+                let mut limits = limits(custom.per_minute, custom.per_hour);
+                if let Some(window) = custom.window {
+                    if custom.per_minute.is_none() {
+                        return Err("a rate limit window is the length per_minute counts over: \
+                                    it needs per_minute"
+                            .to_owned());
+                    }
+                    if !(MIN_WINDOW..=MINUTE).contains(&window) {
+                        return Err(format!(
+                            "rate limit window must be between {}s and {}s",
+                            MIN_WINDOW.as_secs(),
+                            MINUTE.as_secs()
+                        ));
+                    }
+                    limits.minute = window;
+                }
                 match (limits.per_minute, limits.per_hour) {
                     (None, None) => {
                         return Err("a rate limit needs per_minute, per_hour or both".to_owned());
@@ -184,10 +208,15 @@ impl RateLimitSpec {
                         format!("budget-{name}")
                     }
                     None => {
-                        let window = |n: Option<u32>, unit| n.map(|n| format!("-{n}{unit}"));
+                        let window = |n: Option<u32>, unit: &str| n.map(|n| format!("-{n}{unit}"));
+                        let minute = if limits.minute == MINUTE {
+                            "m".to_owned()
+                        } else {
+                            format!("per{}ms", limits.minute.as_millis())
+                        };
                         format!(
                             "custom{}{}",
-                            window(limits.per_minute, "m").unwrap_or_default(),
+                            window(limits.per_minute, &minute).unwrap_or_default(),
                             window(limits.per_hour, "h").unwrap_or_default()
                         )
                     }

@@ -8,6 +8,7 @@ fn custom(per_minute: Option<u32>, per_hour: Option<u32>, budget: Option<&str>) 
     RateLimitSpec::Custom(CustomLimits {
         per_minute,
         per_hour,
+        window: None,
         budget: budget.map(str::to_owned),
     })
 }
@@ -124,4 +125,30 @@ fn config_refuses_unknown_limit_keys_and_negative_limits() {
     assert!(parse("rate_limit = { per_second = 5 }").is_err());
     assert!(parse("rate_limit = { per_minute = -1 }").is_err());
     assert!(parse("rate_limit = 100").is_err());
+}
+
+#[test]
+fn a_custom_window_shortens_the_one_per_minute_counts_over_and_names_its_family() {
+    let spec: RateLimitSpec =
+        toml::from_str::<toml::Table>("l = { per_minute = 5, window = \"2s\" }").unwrap()["l"]
+            .clone()
+            .try_into()
+            .unwrap();
+    let limit = spec.resolve().unwrap();
+    assert_eq!(limit.limits.per_minute, Some(5));
+    assert_eq!(limit.limits.minute, Duration::from_secs(2));
+    assert_eq!(&*limit.family, "custom-5per2000ms");
+}
+
+#[test]
+fn a_custom_window_needs_per_minute_and_stays_between_a_second_and_a_minute() {
+    for (window, per_minute) in [("500ms", Some(5)), ("61s", Some(5)), ("2s", None)] {
+        let spec = RateLimitSpec::Custom(CustomLimits {
+            per_minute,
+            per_hour: Some(10),
+            window: Some(humantime::parse_duration(window).unwrap()),
+            budget: None,
+        });
+        assert!(spec.resolve().unwrap_err().contains("window"), "{window}");
+    }
 }

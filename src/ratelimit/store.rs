@@ -1,7 +1,8 @@
 //! The shared rate-limit store: budgets and holds kept in Redis, so that every replica configured
 //! with the same store draws on the same budgets. One admission is one round trip: a Lua script
 //! (run atomically by Redis, <https://redis.io/docs/latest/develop/programmability/eval-intro/>)
-//! applies the same GCRA as the local limiter to the budget's hash on Redis's own clock, so the
+//! applies the same windows as the local limiter (calls counted per grain, so that no span of a
+//! window's length holds more than its limit) to the budget's hash on Redis's own clock, so the
 //! replicas' clocks need not agree. Each budget is one key, `PREFIX` + `family/app/tenant`, that
 //! expires once its state no longer differs from a fresh budget's.
 //!
@@ -17,7 +18,7 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Script};
 
-use super::{Limits, Remaining, WINDOWS, remaining_cells};
+use super::{GRAINS, Limits, Remaining};
 pub use address::{StoreConfig, StoreUrl};
 use scripts::{ADMIT, HOLD, PEEK};
 
@@ -161,19 +162,12 @@ impl Store {
             Duration::ZERO
         };
         let mut invocation = self.admit.key(self.key(label));
-        invocation.arg(micros(allowed));
-        for (window, limit) in WINDOWS
-            .into_iter()
-            .zip([limits.per_minute, limits.per_hour])
-        {
-            let (interval, tolerance) = match limit.filter(|n| *n > 0) {
-                Some(n) => {
-                    let interval = micros(window).div_ceil(u64::from(n));
-                    (interval, interval * u64::from(n - 1))
-                }
-                None => (0, 0),
+        invocation.arg(micros(allowed)).arg(GRAINS);
+        for (length, limit) in limits.windows() {
+            match limit.filter(|n| *n > 0) {
+                Some(n) => invocation.arg(n).arg(grain_micros(length)),
+                None => invocation.arg(0).arg(0),
             };
-            invocation.arg(interval).arg(tolerance);
         }
         let answer = tokio::time::timeout(
             STORE_TIMEOUT,
@@ -223,31 +217,44 @@ impl Store {
     pub(crate) async fn peek(&self, labels: &[&str], limits: &[Limits]) -> Option<Vec<Remaining>> {
         let mut connection = self.connection()?;
         let mut invocation = self.peek.prepare_invoke();
-        for label in labels {
+        invocation.arg(GRAINS);
+        for (label, limits) in labels.iter().zip(limits) {
             invocation.key(self.key(label));
+            for (length, limit) in limits.windows() {
+                invocation.arg(limit.map_or(0, |_| grain_micros(length)));
+            }
         }
-        let ahead = tokio::time::timeout(
+        let answer = tokio::time::timeout(
             STORE_TIMEOUT,
             invocation.invoke_async::<Vec<i64>>(&mut connection),
         )
         .await
         .ok()?
         .ok()?;
-        let ahead = |i: usize| {
-            Duration::from_micros(ahead.get(i).copied().map_or(0, |a| a.max(0).unsigned_abs()))
+        let at = |i: usize| {
+            answer
+                .get(i)
+                .copied()
+                .map_or(0, |a| a.max(0).unsigned_abs())
         };
         Some(
             limits
                 .iter()
                 .enumerate()
                 .map(|(i, limits)| {
+                    // A call counted ahead of now is a request waiting: nothing goes before it.
+                    let waiting = at(4 * i + 3) > 0;
                     let window = |w: usize, limit: Option<u32>| {
                         limit.map(|n| {
-                            let interval = WINDOWS[w].div_f64(f64::from(n.max(1)));
-                            remaining_cells(ahead(3 * i + w), interval, n)
+                            let counted = u32::try_from(at(4 * i + w)).unwrap_or(u32::MAX);
+                            if waiting {
+                                0
+                            } else {
+                                n.saturating_sub(counted)
+                            }
                         })
                     };
-                    let held = ahead(3 * i + 2);
+                    let held = Duration::from_micros(at(4 * i + 2));
                     Remaining {
                         minute: window(0, limits.per_minute),
                         hour: window(1, limits.per_hour),
@@ -348,6 +355,11 @@ impl Store {
             Err(_) => false,
         }
     }
+}
+
+/// A window's grain in microseconds, rounded up as the local windows round theirs.
+fn grain_micros(length: Duration) -> u64 {
+    micros(length).div_ceil(u64::from(GRAINS)).max(1)
 }
 
 fn micros(duration: Duration) -> u64 {

@@ -1,4 +1,4 @@
-//! Unit tests of the rate limiter, on tokio's paused clock: buckets, queue, holds and
+//! Unit tests of the rate limiter, on tokio's paused clock: windows, queue, holds and
 //! Retry-After.
 
 use std::sync::Arc;
@@ -34,28 +34,103 @@ async fn settle() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn burst_of_per_minute_passes_at_once_and_the_next_waits_one_interval() {
+async fn burst_of_per_minute_passes_at_once_and_the_next_waits_until_it_has_left_the_window() {
     let limiter = RateLimiter::new(per_minute(100), LONG, 10);
     burst(&limiter, 100).await;
+    // The burst was counted in the minute's first second: the span of 61 grains ending with the
+    // 62nd second is the first without it.
     assert_eq!(
         limiter.acquire().await,
-        Ok(Admission::Waited(Duration::from_millis(600)))
+        Ok(Admission::Waited(Duration::from_secs(61)))
+    );
+}
+
+/// Drives `limiter` flat out (a request whenever the last one went) for `length`, and returns the
+/// instants the requests went at.
+async fn flat_out(limiter: &RateLimiter, length: Duration) -> Vec<Instant> {
+    let start = Instant::now();
+    let mut went = Vec::new();
+    while Instant::now() - start < length {
+        limiter.acquire().await.unwrap();
+        went.push(Instant::now());
+    }
+    went
+}
+
+/// The most of `went` (in order) in any span of `length`.
+fn most_in_any_span(went: &[Instant], length: Duration) -> usize {
+    (0..went.len())
+        .map(|i| {
+            went[i..]
+                .iter()
+                .take_while(|at| **at - went[i] < length)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(start_paused = true)]
+async fn any_minute_of_a_budget_driven_flat_out_holds_at_most_its_per_minute_limit() {
+    let limiter = RateLimiter::new(per_minute(100), LONG, 10);
+    tokio::time::advance(Duration::from_millis(300)).await;
+    let went = flat_out(&limiter, Duration::from_secs(5 * 60)).await;
+    assert_eq!(most_in_any_span(&went, Duration::from_secs(60)), 100);
+    // And it keeps going: a full allowance about every 61 s.
+    assert!(went.len() >= 4 * 100, "{}", went.len());
+}
+
+#[tokio::test(start_paused = true)]
+async fn any_hour_of_a_budget_driven_flat_out_holds_at_most_its_per_hour_limit() {
+    let limiter = RateLimiter::new(limits(Some(100), Some(300)), LONG, 10);
+    let went = flat_out(&limiter, Duration::from_secs(3 * 60 * 60)).await;
+    assert_eq!(most_in_any_span(&went, Duration::from_secs(60 * 60)), 300);
+    assert!(most_in_any_span(&went, Duration::from_secs(60)) <= 100);
+    assert!(went.len() >= 2 * 300, "{}", went.len());
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_arriving_evenly_faster_than_the_limit_never_put_more_than_it_in_a_minute() {
+    let limiter = Arc::new(RateLimiter::new(per_minute(10), LONG, 1000));
+    let mut waiters = Vec::new();
+    for _ in 0..60 {
+        let limiter = Arc::clone(&limiter);
+        waiters.push(tokio::spawn(async move {
+            limiter.acquire().await.unwrap();
+            Instant::now()
+        }));
+        tokio::time::sleep(Duration::from_millis(1700)).await;
+    }
+    let mut went = Vec::new();
+    for waiter in waiters {
+        went.push(waiter.await.unwrap());
+    }
+    assert!(
+        went.windows(2).all(|w| w[0] <= w[1]),
+        "not in arrival order"
+    );
+    assert_eq!(most_in_any_span(&went, Duration::from_secs(60)), 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_leave_the_window_a_grain_at_a_time() {
+    let limiter = RateLimiter::new(per_minute(100), LONG, 10);
+    burst(&limiter, 60).await;
+    tokio::time::advance(Duration::from_secs(3)).await;
+    burst(&limiter, 40).await;
+    // The first 60 leave the window at 61 s, the next 40 at 64 s.
+    tokio::time::advance(Duration::from_secs(58)).await;
+    burst(&limiter, 60).await;
+    assert_eq!(
+        limiter.acquire().await,
+        Ok(Admission::Waited(Duration::from_secs(3)))
     );
 }
 
 #[tokio::test(start_paused = true)]
-async fn cells_replenish_evenly_after_a_burst() {
-    let limiter = RateLimiter::new(per_minute(100), LONG, 10);
-    burst(&limiter, 100).await;
-    tokio::time::advance(Duration::from_secs(3)).await;
-    burst(&limiter, 5).await;
-    assert!(matches!(limiter.acquire().await, Ok(Admission::Waited(_))));
-}
-
-#[tokio::test(start_paused = true)]
-async fn waiters_go_in_arrival_order_one_interval_apart() {
-    let limiter = Arc::new(RateLimiter::new(per_minute(100), LONG, 10));
-    burst(&limiter, 100).await;
+async fn waiters_go_in_arrival_order() {
+    let limiter = Arc::new(RateLimiter::new(per_minute(2), LONG, 10));
+    burst(&limiter, 2).await;
     let start = Instant::now();
     let waiters: Vec<_> = (0..3)
         .map(|_| {
@@ -70,18 +145,18 @@ async fn waiters_go_in_arrival_order_one_interval_apart() {
     for waiter in waiters {
         went.push(waiter.await.unwrap());
     }
-    assert_eq!(went, [600, 1200, 1800].map(Duration::from_millis).to_vec());
+    assert_eq!(went, [61, 61, 122].map(Duration::from_secs).to_vec());
 }
 
 #[tokio::test(start_paused = true)]
 async fn wait_longer_than_max_wait_is_refused_at_once_with_the_wait() {
-    let limiter = RateLimiter::new(per_minute(100), Duration::from_millis(500), 10);
+    let limiter = RateLimiter::new(per_minute(100), Duration::from_secs(30), 10);
     burst(&limiter, 100).await;
     let asked = Instant::now();
     assert_eq!(
         limiter.acquire().await,
         Err(Refusal::TooLong {
-            retry_after: Duration::from_millis(600)
+            retry_after: Duration::from_secs(61)
         })
     );
     assert_eq!(Instant::now(), asked);
@@ -92,8 +167,8 @@ async fn refused_request_takes_no_cell() {
     let limiter = RateLimiter::new(per_minute(100), Duration::ZERO, 10);
     burst(&limiter, 100).await;
     assert!(limiter.acquire().await.is_err());
-    tokio::time::advance(Duration::from_millis(600)).await;
-    assert_eq!(limiter.acquire().await, Ok(Admission::Immediate));
+    tokio::time::advance(Duration::from_secs(61)).await;
+    burst(&limiter, 100).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -108,12 +183,12 @@ async fn full_queue_refuses_with_the_wait_it_would_have_had() {
     assert_eq!(
         limiter.acquire().await,
         Err(Refusal::QueueFull {
-            retry_after: Duration::from_millis(1200)
+            retry_after: Duration::from_secs(61)
         })
     );
     assert_eq!(
         waiter.await.unwrap(),
-        Ok(Admission::Waited(Duration::from_millis(600)))
+        Ok(Admission::Waited(Duration::from_secs(61)))
     );
 }
 
@@ -124,7 +199,7 @@ async fn zero_max_queue_refuses_any_wait_but_lets_immediate_requests_through() {
     assert_eq!(
         limiter.acquire().await,
         Err(Refusal::QueueFull {
-            retry_after: Duration::from_secs(30)
+            retry_after: Duration::from_secs(61)
         })
     );
 }
@@ -133,23 +208,25 @@ async fn zero_max_queue_refuses_any_wait_but_lets_immediate_requests_through() {
 async fn cancelled_waiter_frees_its_queue_slot() {
     let limiter = RateLimiter::new(per_minute(100), LONG, 1);
     burst(&limiter, 100).await;
-    let cancelled = tokio::time::timeout(Duration::from_millis(100), limiter.acquire()).await;
+    let cancelled = tokio::time::timeout(Duration::from_secs(1), limiter.acquire()).await;
     assert!(cancelled.is_err(), "the waiter was still waiting");
-    // Its cell (at 600 ms) stays used, so this one is next at 1200 ms: 1100 ms from now.
+    // Its call (at 61 s) stays counted, and a new one goes no earlier: at 61 s too, its queue
+    // place free again.
     assert_eq!(
         limiter.acquire().await,
-        Ok(Admission::Waited(Duration::from_millis(1100)))
+        Ok(Admission::Waited(Duration::from_secs(60)))
     );
 }
 
 #[tokio::test(start_paused = true)]
-async fn per_hour_bucket_bites_when_per_minute_would_allow() {
+async fn per_hour_window_bites_when_per_minute_would_allow() {
     let limiter = RateLimiter::new(limits(Some(10), Some(10)), LONG, 10);
     burst(&limiter, 10).await;
-    // Per minute alone the next would wait 6 s; 10 per hour means one every 360 s.
+    // Per minute alone the next would wait 61 s; per hour, until the burst's minute has left the
+    // hour: 61 minutes.
     assert_eq!(
         limiter.acquire().await,
-        Ok(Admission::Waited(Duration::from_secs(360)))
+        Ok(Admission::Waited(Duration::from_secs(61 * 60)))
     );
 }
 
@@ -159,7 +236,7 @@ async fn per_hour_limit_alone_allows_its_whole_burst() {
     burst(&limiter, 1500).await;
     assert_eq!(
         limiter.acquire().await,
-        Ok(Admission::Waited(Duration::from_millis(2400)))
+        Ok(Admission::Waited(Duration::from_secs(61 * 60)))
     );
 }
 
@@ -208,7 +285,7 @@ async fn hold_that_has_passed_does_not_delay() {
 #[tokio::test(start_paused = true)]
 async fn hold_set_while_a_request_waits_delays_it() {
     let limiter = Arc::new(RateLimiter::new(per_minute(100), LONG, 10));
-    burst(&limiter, 100).await;
+    limiter.hold_until(after(Duration::from_millis(600)));
     let waiter = tokio::spawn({
         let limiter = Arc::clone(&limiter);
         async move { limiter.acquire().await }
@@ -224,7 +301,7 @@ async fn hold_set_while_a_request_waits_delays_it() {
 #[tokio::test(start_paused = true)]
 async fn hold_set_while_a_request_waits_refuses_it_beyond_max_wait() {
     let limiter = Arc::new(RateLimiter::new(per_minute(100), Duration::from_secs(1), 1));
-    burst(&limiter, 100).await;
+    limiter.hold_until(after(Duration::from_millis(600)));
     let waiter = tokio::spawn({
         let limiter = Arc::clone(&limiter);
         async move { limiter.acquire().await }
@@ -373,4 +450,38 @@ fn retry_after_garbage_is_none() {
         parse_retry_after(&opaque, now, UPSTREAM_RETRY_AFTER_MAX),
         None
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_delayed_by_a_hold_is_counted_when_it_goes_so_no_minute_holds_more() {
+    let limiter = Arc::new(RateLimiter::new(per_minute(2), LONG, 10));
+    burst(&limiter, 2).await;
+    // Counted at 61 s, then held until 100 s: it goes at 100 s, and is counted there.
+    let waiter = tokio::spawn({
+        let limiter = Arc::clone(&limiter);
+        async move { limiter.acquire().await }
+    });
+    settle().await;
+    limiter.hold_until(after(Duration::from_secs(100)));
+    assert_eq!(
+        waiter.await.unwrap(),
+        Ok(Admission::Waited(Duration::from_secs(100)))
+    );
+    assert_eq!(limiter.acquire().await, Ok(Admission::Immediate));
+    // Two went at 100 s: the next waits for them to leave the window.
+    assert_eq!(
+        limiter.acquire().await,
+        Ok(Admission::Waited(Duration::from_secs(61)))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn remaining_counts_what_is_in_the_window_now() {
+    let limiter = RateLimiter::new(limits(Some(10), Some(100)), LONG, 10);
+    burst(&limiter, 4).await;
+    let left = limiter.remaining();
+    assert_eq!((left.minute, left.hour), (Some(6), Some(96)));
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let left = limiter.remaining();
+    assert_eq!((left.minute, left.hour), (Some(10), Some(96)));
 }

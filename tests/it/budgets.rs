@@ -1,5 +1,8 @@
 //! Rate-limit budgets keyed by what Microsoft counts: each partner tenant has its own, routes on
-//! one app and tenant share one, and an upstream 429 holds only the budget it came from.
+//! one app and tenant share one, an upstream 429 holds only the budget it came from, and a budget
+//! driven flat out never lets more than its limit into any window the simulator counts.
+
+use std::time::{Duration, Instant};
 
 use defender_sim::{Sim, SimOptions, SimQuota, SimQuotas, SimTenant};
 use serde_json::Value;
@@ -202,4 +205,74 @@ async fn the_simulators_quota_per_app_and_tenant_holds_only_the_budget_that_met_
     assert_eq!(proxy.control().api_requests(), sent);
     let fabrikam = format!("/customers/{FABRIKAM}/mde/api/alerts");
     assert_eq!(statuses(&proxy, &fabrikam, 2).await, [200, 200]);
+}
+
+/// The simulator's MDE quota made quick: 5 calls in any 2 s (its "minute", a sliding window).
+pub(crate) fn short_quota() -> SimOptions {
+    SimOptions {
+        quotas: SimQuotas {
+            minute: Duration::from_secs(2),
+            mde: SimQuota {
+                per_minute: Some(5),
+                per_hour: None,
+            },
+            ..SimQuotas::MICROSOFT
+        },
+        ..SimOptions::default()
+    }
+}
+
+/// The proxy's budget for [`short_quota`]: 5 per window, the window a little longer than the
+/// simulator's because the proxy counts a call when it lets it go and the simulator when it
+/// arrives; requests wait rather than being refused.
+pub(crate) const SHORT_BUDGET: &str = "rate_limit = { per_minute = 5, window = \"2500ms\" }\n";
+
+/// How long the budgets are driven: more than two of the simulator's windows.
+pub(crate) const FLAT_OUT: Duration = Duration::from_secs(6);
+
+/// Sends requests to `url` from `clients` loops, each sending its next as soon as the last is
+/// answered, for [`FLAT_OUT`]; returns every status with whether the proxy (not the upstream)
+/// answered it.
+pub(crate) async fn flat_out(urls: &[String], clients: usize) -> Vec<(u16, bool)> {
+    let started = Instant::now();
+    let loops: Vec<_> = (0..clients)
+        .map(|i| {
+            let url = urls[i % urls.len()].clone();
+            tokio::spawn(async move {
+                let client = crate::support::client();
+                let mut statuses = Vec::new();
+                while started.elapsed() < FLAT_OUT {
+                    let response = client.get(&url).send().await.unwrap();
+                    let by_proxy = response.headers().contains_key("x-token-proxy-error");
+                    statuses.push((response.status().as_u16(), by_proxy));
+                }
+                statuses
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for one in loops {
+        statuses.extend(one.await.unwrap());
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn a_budget_driven_flat_out_for_several_windows_never_meets_the_upstreams_429() {
+    let proxy = TestProxy::start_with(short_quota(), |sim| {
+        format!(
+            "{}{SHORT_BUDGET}",
+            mde_config(sim, "rate_limit_max_wait = \"10s\"")
+        )
+    })
+    .await;
+    let statuses = flat_out(&[format!("{}/mde/api/alerts", proxy.url)], 4).await;
+    assert!(
+        statuses.iter().all(|(status, _)| *status == 200),
+        "{statuses:?}"
+    );
+    // It kept going: a full allowance in each of the windows it spanned.
+    let sent = proxy.control().api_requests();
+    assert_eq!(sent, statuses.len() as u64);
+    assert!(sent >= 10, "{sent}");
 }

@@ -1,7 +1,7 @@
 //! Budgets shared between replicas through a real Redis (Debian's `redis-server`, started on a
-//! free port): two proxy processes on one store let through one budget in total, and a store
-//! killed mid-run leaves every request answered from the local budgets, which reconnect once it is
-//! back.
+//! free port): two proxy processes on one store let through one budget in total, driven flat out
+//! they never let more than it into any window the simulator counts, and a store killed mid-run
+//! leaves every request answered from the local budgets, which reconnect once it is back.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use defender_sim::{Sim, SimOptions};
 use serde_json::Value;
 
+use crate::budgets::{SHORT_BUDGET, flat_out, short_quota};
 use crate::support::{BinaryProxy, client, eventually, mde_config};
 
 /// The password the servers require: the URL holds it, and no log line may.
@@ -109,13 +110,28 @@ impl Drop for RedisServer {
 
 /// The /mde route limited to `per_minute`, answering 429 at once past it, drawing on `store`.
 fn write_config(sim: &Sim, name: &str, store: &str, per_minute: u32) -> PathBuf {
+    write_config_with(
+        sim,
+        name,
+        store,
+        "100ms",
+        &format!("rate_limit = {{ per_minute = {per_minute} }}\n"),
+    )
+}
+
+/// The /mde route limited by `rate_limit` (a TOML line), waiting up to `max_wait`, drawing on
+/// `store`.
+fn write_config_with(
+    sim: &Sim,
+    name: &str,
+    store: &str,
+    max_wait: &str,
+    rate_limit: &str,
+) -> PathBuf {
     let server = format!(
-        "rate_limit_max_wait = \"100ms\"\nrate_limit_store = \"{store}\"\nrate_limit_prefix = \"it-{name}:\""
+        "rate_limit_max_wait = \"{max_wait}\"\nrate_limit_store = \"{store}\"\nrate_limit_prefix = \"it-{name}:\""
     );
-    let text = format!(
-        "{}rate_limit = {{ per_minute = {per_minute} }}\n",
-        mde_config(sim, &server)
-    );
+    let text = format!("{}{rate_limit}", mde_config(sim, &server));
     let dir = std::env::temp_dir().join(format!("dtp-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("proxy.toml");
@@ -212,6 +228,36 @@ async fn two_proxy_processes_on_one_redis_let_through_one_budget_in_total() {
         );
     }
     assert!(!status.to_string().contains(PASSWORD));
+    std::fs::remove_dir_all(config.parent().unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn two_proxy_processes_driven_flat_out_on_one_redis_never_meet_the_upstreams_429() {
+    let Some(redis) = RedisServer::start("flat-out") else {
+        return;
+    };
+    let sim = Sim::start(short_quota()).await.unwrap();
+    let config = write_config_with(&sim, "flat-out", &redis.url(), "10s", SHORT_BUDGET);
+    let (one, two) = (
+        BinaryProxy::start(&config).await,
+        BinaryProxy::start(&config).await,
+    );
+    for proxy in [&one, &two] {
+        assert!(
+            until_state(proxy, "connected").await,
+            "{}",
+            store_state(proxy).await
+        );
+    }
+    let urls = [&one, &two].map(|proxy| format!("{}/mde/api/alerts", proxy.url));
+    let statuses = flat_out(&urls, 4).await;
+    assert!(
+        statuses.iter().all(|(status, _)| *status == 200),
+        "{statuses:?}"
+    );
+    let sent = sim.control().api_requests();
+    assert_eq!(sent, statuses.len() as u64);
+    assert!(sent >= 10, "{sent}");
     std::fs::remove_dir_all(config.parent().unwrap()).unwrap();
 }
 
