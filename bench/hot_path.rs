@@ -137,7 +137,7 @@ fn token_cache(c: &mut Criterion) {
     drop(sim);
 }
 
-/// The page bench/profile.sh serves: 20 alerts of four short members each, no link (2.8 KB).
+/// The page bench/profile.sh serves: 20 alerts of four short members each, no link (3,011 bytes).
 fn alerts(upstream: &str, links: bool) -> Vec<u8> {
     let alerts: Vec<String> = (1..=20)
         .map(|n| {
