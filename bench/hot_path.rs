@@ -1,6 +1,6 @@
 //! Criterion micro-benchmarks of the per-request hot path (issue 6): route match, upstream URI
-//! building, and the token cache hit against a warm entry (token fetched once from the in-repo
-//! Entra simulator).
+//! building, the token cache hit against a warm entry (token fetched once from the in-repo
+//! Entra simulator), and link rewriting of an alerts page (issue 11).
 //!
 //! Run: `cargo bench --bench hot_path` (add `-- --quick` for a shorter run).
 //!
@@ -19,6 +19,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use defender_sim::{Sim, SimOptions};
 use defender_token_proxy::config::{Config, Overrides};
 use defender_token_proxy::metrics::Metrics;
+use defender_token_proxy::rewrite::{LinkTable, Links};
 use defender_token_proxy::route::Routes;
 use defender_token_proxy::token::{EntraClient, TokenCache};
 
@@ -136,5 +137,51 @@ fn token_cache(c: &mut Criterion) {
     drop(sim);
 }
 
-criterion_group!(benches, routes, token_cache);
+/// The page bench/profile.sh serves: 20 alerts of four short members each, no link (3,011 bytes).
+fn alerts(upstream: &str, links: bool) -> Vec<u8> {
+    let alerts: Vec<String> = (1..=20)
+        .map(|n| {
+            format!(
+                r#"{{"id":"da{n:020}","severity":"High","title":"Suspicious PowerShell command line","machineId":"1e5bc9d7e413ddd7902c2932e418702b84d0cc07"}}"#
+            )
+        })
+        .collect();
+    let value = alerts.join(",");
+    if links {
+        // As Defender sends a page with more to come: the context first, the next page last.
+        format!(
+            r#"{{"@odata.context":"{upstream}/api/$metadata#Alerts","value":[{value}],"@odata.nextLink":"{upstream}/api/alerts?$skip=20"}}"#
+        )
+    } else {
+        format!(r#"{{"value":[{value}]}}"#)
+    }
+    .into_bytes()
+}
+
+fn rewrite(c: &mut Criterion) {
+    let upstream = "http://127.0.0.1:9";
+    let config = config(upstream, upstream);
+    let routes = Routes::new(config.routes).expect("the routes build");
+    let links = Links::new(Arc::new(LinkTable::new(&routes)), "http://127.0.0.1:8080");
+    let plain = alerts(upstream, false);
+    let linked = alerts(upstream, true);
+    let rewritten = links.rewrite_chunks([&linked[..]]);
+    assert!(rewritten.starts_with(br#"{"@odata.context":"http://127.0.0.1:8080/mde/api/"#));
+    assert_eq!(links.rewrite_chunks([&plain[..]]), plain);
+    let mut group = c.benchmark_group("rewrite");
+    // One chunk: a page that arrives in one frame, as the profile's does.
+    group.bench_function("alerts_page", |b| {
+        b.iter(|| links.rewrite_chunks([black_box(&plain[..])]))
+    });
+    group.bench_function("alerts_page_with_links", |b| {
+        b.iter(|| links.rewrite_chunks([black_box(&linked[..])]))
+    });
+    // Streamed: cut where the page's strings and links do not line up with the chunks.
+    group.bench_function("alerts_page_with_links_in_100_byte_chunks", |b| {
+        b.iter(|| links.rewrite_chunks(black_box(&linked[..]).chunks(100)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, routes, token_cache, rewrite);
 criterion_main!(benches);
