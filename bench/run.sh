@@ -27,7 +27,8 @@
 #
 # Environment: DUR (s, default 10), ROUNDS (default 3), CONNS (default 32), BASE_PORT (default
 # 18180; it uses BASE_PORT..BASE_PORT+14), TLS_ROW=0 / H2_ROW=0 to skip the TLS / HTTP/2 rows, COLD_N (default 1000), STREAM_MIB (default 1024),
-# QUIET_ROW=0 to skip the extra "ours-quiet" row (our proxy with RUST_LOG=warn, i.e. without its
+# ALT_BINS="label=path ..." to add a row "ours-label" per other build of ours (same config, same
+# rounds; e.g. to compare allocators), QUIET_ROW=0 to skip the extra "ours-quiet" row (our proxy with RUST_LOG=warn, i.e. without its
 # per-request log line), BIN=path to use an already built binary (skips the build), KEEP=1 to keep
 # the working directory, NO_INSTALL=1 to never call apt-get.
 set -euo pipefail
@@ -200,6 +201,16 @@ if [[ $QUIET_ROW == 1 ]]; then
     pids+=($!)
     names+=(ours-quiet); ports+=("$P_QUIET"); procs+=($!); tools+=(wrk)
 fi
+k=0
+for alt in ${ALT_BINS:-}; do
+    port=$((BASE_PORT + 15 + k)); k=$((k + 1))
+    ss -Hltn "sport = :$port" | grep -q . && die "port $port is in use (set BASE_PORT)"
+    [[ -x ${alt#*=} ]] || die "ALT_BINS: no binary at ${alt#*=}"
+    sed "s/127.0.0.1:$P_OURS\"/127.0.0.1:$port\"/" "$D/ours.toml" >"$D/alt$k.toml"
+    env TOKIO_WORKER_THREADS=1 taskset -c 1 "${alt#*=}" serve --config "$D/alt$k.toml" 2>"$D/alt$k.log" &
+    pids+=($!)
+    names+=("ours-${alt%%=*}"); ports+=("$port"); procs+=($!); tools+=(wrk)
+done
 if [[ $TLS_ROW == 1 ]]; then
     # Ours trusts the system's store, which rustls-native-certs reads from SSL_CERT_FILE when set.
     write_proxy_config "$D/ours-tls.toml" "$AUTHORITY" "$P_OURS_TLS" "$P_UP_TLS" https
@@ -335,5 +346,16 @@ echo "RSS for nginx is master + worker. 'ours-quiet' is our proxy with RUST_LOG=
 [[ $H2_ROW == 1 ]] && echo "'-h2' rows: h2load -t1 -c$CONNS -m1 -D$DUR, HTTP/2 with prior knowledge from the client, HTTP/1.1 to the upstream."
 echo
 python3 "$BENCH/summarize.py" "$D/results.tsv" "$D/ready.json" "$D/cold.json" "$D/stream.json" "$D/h2.tsv"
+for alt in ${ALT_BINS:-}; do
+    alt_cmd=(env TOKIO_WORKER_THREADS=1 taskset -c 1 "${alt#*=}" serve --config)
+    taskset -c 0 python3 "$BENCH/probe.py" ready --port "$P_PROBE" --repeat 5 -- \
+        "${alt_cmd[@]}" "$D/probe.toml" >"$D/ready-alt.json" || die "readiness probe of ${alt%%=*} failed"
+    python3 - "$D/ready-alt.json" "${alt%%=*}" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+runs = ", ".join(str(x) for x in r["idle_rss_kb"])
+print(f"\nours-{sys.argv[2]}: start -> /-/ready {r['ready_ms_median']:.1f} ms, idle RSS {r['idle_rss_kb_median']:.0f} kB (runs: {runs})")
+PY
+done
 echo
 echo "load after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
