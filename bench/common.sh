@@ -1,8 +1,9 @@
 # Shared by bench/run.sh and bench/profile.sh (sourced, not run).
 
-# write_proxy_config FILE AUTHORITY LISTEN_PORT UPSTREAM_PORT: our proxy's config for the benchmark:
-# the demo simulator's Entra ID as authority (its client secret comes from BENCH_CLIENT_SECRET) and
-# one route, /mde, to the upstream nginx.
+# write_proxy_config FILE AUTHORITY LISTEN_PORT UPSTREAM_PORT [SCHEME]: our proxy's config for the
+# benchmark: the demo simulator's Entra ID as authority (its client secret comes from
+# BENCH_CLIENT_SECRET) and one route, /mde, to the upstream nginx (SCHEME://127.0.0.1:PORT, http by
+# default).
 write_proxy_config() {
     cat >"$1" <<TOML
 [server]
@@ -21,6 +22,6 @@ client_secret = { env = "BENCH_CLIENT_SECRET" }
 prefix = "/mde"
 api = "mde"
 credential = "bench"
-upstream = "http://127.0.0.1:$4"
+upstream = "${5:-http}://127.0.0.1:$4"
 TOML
 }

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Turns bench/run.sh's raw results into the Markdown table and the target verdicts.
 
-  summarize.py RESULTS.tsv READY.json COLD.json STREAM.json
+  summarize.py RESULTS.tsv READY.json COLD.json STREAM.json [H2.tsv]
 
 RESULTS.tsv: one line per wrk run: proxy, round, requests/s, p50 ms, p99 ms, RSS kB, non-2xx,
-socket errors. The JSON files are bench/probe.py's output. Prints Markdown on stdout.
+socket errors. A "-tls" row's ratios are to nginx-tls. The JSON files are bench/probe.py's
+output. H2.tsv: one line per h2load run: proxy, round, requests/s, and h2load's min, mean, sd and
+max time for request (ms; h2load prints no percentiles), RSS kB, non-2xx, failed requests; its
+ratios are to nginx-h2. Prints Markdown on stdout.
 """
 
 import json
@@ -36,19 +39,22 @@ def main():
 
     m = {n: {k: med([r[k] for r in rs]) for k in ("rps", "p50", "p99", "rss")} for n, rs in rows.items()}
     rounds = max(len(rs) for rs in rows.values())
-    base = m["nginx"]
-    print(f"Median of {rounds} rounds; ratio = value / nginx's value (for requests/s higher is better, "
-          "for latency and RSS lower is better).\n")
+    print(f"Median of {rounds} rounds; ratio = value / nginx's value, nginx-tls's for a -tls row (for "
+          "requests/s higher is better, for latency and RSS lower is better).\n")
     print("| proxy | requests/s | × nginx | p50 (ms) | × nginx | p99 (ms) | × nginx | RSS after run (kB) | × nginx | rounds: requests/s |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for n in order:
         v = m[n]
+        base = m.get("nginx-tls" if n.endswith("-tls") else "nginx", m["nginx"])
         per_round = ", ".join(f"{r['rps']:.0f}" for r in rows[n])
         print(f"| {n} | {v['rps']:.0f} | {v['rps'] / base['rps']:.2f} | {v['p50']:.3f} | {v['p50'] / base['p50']:.2f} "
               f"| {v['p99']:.3f} | {v['p99'] / base['p99']:.2f} | {v['rss']:.0f} | {v['rss'] / base['rss']:.2f} | {per_round} |")
     bad = [(n, r) for n, rs in rows.items() for r in rs if r["non2xx"] or r["errors"]]
     for n, r in bad:
         print(f"\nWARNING: {n}: {r['non2xx']} non-2xx responses, {r['errors']} socket errors in one run")
+
+    if len(sys.argv) > 5:
+        h2_table(sys.argv[5])
 
     cold_ok = cold["statuses"].get("200", 0)
     tok = cold["token_requests"]
@@ -85,6 +91,35 @@ def main():
     print("|---|---|---|")
     for what, value, ok in checks:
         print(f"| {what} | {value} | {'PASS' if ok else 'MISS'} |")
+
+
+def h2_table(path):
+    rows, order = {}, []
+    for line in open(path):
+        f = line.rstrip("\n").split("\t")
+        if f[0] not in rows:
+            rows[f[0]] = []
+            order.append(f[0])
+        rows[f[0]].append({"rps": float(f[2]), "min": float(f[3]), "mean": float(f[4]), "sd": float(f[5]),
+                           "max": float(f[6]), "rss": int(f[7]), "non2xx": int(f[8]), "failed": int(f[9])})
+    if not rows:
+        return
+    m = {n: {k: med([r[k] for r in rs]) for k in ("rps", "min", "mean", "sd", "max", "rss")} for n, rs in rows.items()}
+    base = m.get("nginx-h2", next(iter(m.values())))
+    print("\nHTTP/2 from the client (h2load, prior knowledge; HTTP/1.1 to the upstream). h2load reports the "
+          "min, mean, standard deviation and max of the time for request, not percentiles; medians over rounds, "
+          "ratios to nginx-h2.\n")
+    print("| proxy | requests/s | × nginx-h2 | mean (ms) | × nginx-h2 | sd (ms) | min (ms) | max (ms) | RSS after run (kB) | rounds: requests/s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for n in order:
+        v = m[n]
+        per_round = ", ".join(f"{r['rps']:.0f}" for r in rows[n])
+        print(f"| {n} | {v['rps']:.0f} | {v['rps'] / base['rps']:.2f} | {v['mean']:.3f} | {v['mean'] / base['mean']:.2f} "
+              f"| {v['sd']:.3f} | {v['min']:.3f} | {v['max']:.3f} | {v['rss']:.0f} | {per_round} |")
+    for n, rs in rows.items():
+        for r in rs:
+            if r["non2xx"] or r["failed"]:
+                print(f"\nWARNING: {n}: {r['non2xx']} non-2xx responses, {r['failed']} failed requests in one run")
 
 
 if __name__ == "__main__":
