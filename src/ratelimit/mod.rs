@@ -379,4 +379,6 @@ pub(crate) fn parse_retry_after(
 }
 
 #[cfg(test)]
+mod retry_after_tests;
+#[cfg(test)]
 mod tests;
