@@ -145,6 +145,37 @@ pub(crate) fn binary() -> tokio::process::Command {
     command
 }
 
+/// Starts `login user --browser --no-open` with `config`, and reads its standard output up to the
+/// sign-in page's URL: the process, the rest of its output, and the URL.
+pub(crate) async fn browser_login(
+    config: &std::path::Path,
+) -> (
+    tokio::process::Child,
+    tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    String,
+) {
+    let mut login = binary()
+        .arg("--config")
+        .arg(config)
+        .args(["login", "user", "--browser", "--no-open"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(login.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = tokio::time::timeout(Duration::from_secs(10), stdout.next_line())
+            .await
+            .expect("login prints the sign-in page")
+            .unwrap()
+            .expect("login prints the sign-in page before it ends");
+        if line.starts_with("http") {
+            break line;
+        }
+    };
+    (login, stdout, url)
+}
+
 /// Runs the binary with `args` to completion; returns its exit code, stdout and stderr.
 pub(crate) async fn run(config: &Path, args: &[&str]) -> (i32, String, String) {
     let output = binary()
@@ -357,25 +388,7 @@ async fn device_code_polling_slows_down_and_stops_when_declined_or_expired() {
 async fn login_in_the_browser_uses_pkce_and_a_loopback_redirect() {
     let sim = sim().await;
     let (dir, config) = workspace(&sim);
-    let mut login = binary()
-        .arg("--config")
-        .arg(&config)
-        .args(["login", "user", "--browser", "--no-open"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(login.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = tokio::time::timeout(Duration::from_secs(10), stdout.next_line())
-            .await
-            .expect("login prints the sign-in page")
-            .unwrap()
-            .expect("login prints the sign-in page before it ends");
-        if line.starts_with("http") {
-            break line;
-        }
-    };
+    let (login, mut stdout, url) = browser_login(&config).await;
     assert!(url.contains("code_challenge_method=S256"), "{url}");
     let waiting = stdout.next_line().await.unwrap().unwrap();
     assert!(

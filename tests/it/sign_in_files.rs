@@ -3,15 +3,13 @@
 //! rotated-out refresh token is presented), a corrupt file does not hold a new `login` back, and
 //! the browser sign-in's redirect listener ignores redirects that are not its own.
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use defender_sim::EntraFault;
 use defender_token_proxy::config::{ConfigSource, Env, Overrides};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::login::{binary, run, sign_in, sim, state_file, workspace};
+use crate::login::{browser_login, run, sign_in, sim, state_file, workspace};
 use crate::support::{SECRET, TestProxy};
 
 fn env() -> Env {
@@ -81,25 +79,7 @@ async fn after_a_corrupt_sign_in_file_a_new_login_takes_effect_at_once() {
 async fn a_redirect_with_a_wrong_state_gets_an_error_page_and_the_sign_in_waits_for_the_real_one() {
     let sim = sim().await;
     let (dir, config) = workspace(&sim);
-    let mut login = binary()
-        .arg("--config")
-        .arg(&config)
-        .args(["login", "user", "--browser", "--no-open"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(login.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = tokio::time::timeout(Duration::from_secs(10), stdout.next_line())
-            .await
-            .expect("login prints the sign-in page")
-            .unwrap()
-            .expect("login prints the sign-in page before it ends");
-        if line.starts_with("http") {
-            break line;
-        }
-    };
+    let (mut login, mut stdout, url) = browser_login(&config).await;
     let waiting = stdout.next_line().await.unwrap().unwrap();
     let redirect_uri = waiting
         .strip_prefix("waiting for the browser to come back to ")
