@@ -110,15 +110,16 @@ pub(crate) async fn run_listeners(
     state.warm_up();
     let (stop, stopping) = watch::channel(false);
     let (stop_admin, admin_stopping) = watch::channel(false);
-    let router = router(state.clone());
+    let front = router(state.clone());
     let servers: Vec<_> = listeners
         .into_iter()
         .map(|listener| {
             let tls = server::Tls::Live(state.clone());
             let cap = main_cap.clone();
+            let front = front.clone();
             server::serve(
                 listener,
-                router.clone(),
+                move |peer| front.for_peer(peer),
                 tls,
                 config_limits,
                 cap,
@@ -138,7 +139,7 @@ pub(crate) async fn run_listeners(
         let router = admin_router(state.clone());
         server::serve(
             listener,
-            router,
+            move |_| router.clone(),
             server::Tls::Plain,
             config_limits,
             admin_cap,

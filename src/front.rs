@@ -5,11 +5,13 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::Router;
+use axum::extract::connect_info::ConnectInfo;
 use http::{HeaderMap, HeaderName, Request, Response, header};
 use hyper::body::Incoming;
 use tower::ServiceExt;
@@ -34,7 +36,12 @@ const SENSITIVE: [HeaderName; 4] = [
 
 /// The main listener's service; cloning it is cheap.
 #[derive(Clone)]
-pub(crate) struct Front(Arc<Inner>);
+pub(crate) struct Front {
+    inner: Arc<Inner>,
+    /// The caller's address, given to the `/-/` endpoints (`/-/identity` logs it); forwarded
+    /// requests never carry it, so that they need no extension map.
+    peer: Option<SocketAddr>,
+}
 
 struct Inner {
     state: AppState,
@@ -49,12 +56,23 @@ impl Front {
     /// The service over `state`, with the routers of the page and of the `/-/` endpoints (their
     /// state already in them) and the ring the console reads.
     pub(crate) fn new(state: AppState, recent: Recent, page: Router, endpoints: Router) -> Self {
-        Self(Arc::new(Inner {
-            state,
-            recent,
-            page,
-            endpoints,
-        }))
+        Self {
+            inner: Arc::new(Inner {
+                state,
+                recent,
+                page,
+                endpoints,
+            }),
+            peer: None,
+        }
+    }
+
+    /// The service for one connection, from `peer`.
+    pub(crate) fn for_peer(&self, peer: SocketAddr) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            peer: Some(peer),
+        }
     }
 }
 
@@ -68,13 +86,17 @@ impl tower::Service<Request<Incoming>> for Front {
     }
 
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
-        let inner = self.0.clone();
-        Box::pin(async move { Ok(inner.handle(request).await) })
+        let (inner, peer) = (self.inner.clone(), self.peer);
+        Box::pin(async move { Ok(inner.handle(request, peer).await) })
     }
 }
 
 impl Inner {
-    async fn handle(&self, mut request: Request<Incoming>) -> Response<ProxyBody> {
+    async fn handle(
+        &self,
+        mut request: Request<Incoming>,
+        peer: Option<SocketAddr>,
+    ) -> Response<ProxyBody> {
         mark_sensitive(request.headers_mut());
         let live = self.state.live();
         // The endpoints' handlers log in the request span, so theirs is made at once.
@@ -82,11 +104,11 @@ impl Inner {
         let mut log = RequestLog::start(request.method(), request.uri(), own);
         let response = match log.eager_span().cloned() {
             Some(span) => {
-                self.respond(&live, request, &mut log)
+                self.respond(&live, request, peer, &mut log)
                     .instrument(span)
                     .await
             }
-            None => self.respond(&live, request, &mut log).await,
+            None => self.respond(&live, request, peer, &mut log).await,
         };
         self.recent.note(
             log.method(),
@@ -103,6 +125,7 @@ impl Inner {
         &self,
         live: &Live,
         mut request: Request<Incoming>,
+        peer: Option<SocketAddr>,
         log: &mut RequestLog,
     ) -> Response<ProxyBody> {
         let slot = match middleware::shed(live, log) {
@@ -110,7 +133,12 @@ impl Inner {
             Err(refusal) => return *refusal,
         };
         let response = match self.checked(live, &mut request, log) {
-            Ok(Some(router)) => call(router, request).await,
+            Ok(Some(router)) => {
+                if let Some(peer) = peer {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                }
+                call(router, request).await
+            }
             Ok(None) => proxy::forward(&self.state, live, request, log).await,
             Err(refusal) => *refusal,
         };

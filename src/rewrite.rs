@@ -17,6 +17,8 @@ use json::{Decision, Scan};
 mod body;
 mod json;
 
+pub(crate) use body::Rewritten;
+
 /// The upstream URLs of a configuration, compiled once per configuration.
 #[derive(Debug)]
 pub struct LinkTable {

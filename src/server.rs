@@ -3,13 +3,15 @@
 //! time from accept to a request's headers, connections), and the graceful drain on shutdown.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::connect_info::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -63,18 +65,20 @@ impl ConnectionCap {
     }
 }
 
-/// Serves `service` (the main listener's own, or the admin router) on `listener` in its own task
-/// until `stopping` turns true, then lets open connections finish their requests (the caller bounds
+/// Serves on `listener`, in its own task until `stopping` turns true, the service that `service`
+/// makes for each connection from the caller's address (the main listener's own, or the admin
+/// router), then lets open connections finish their requests (the caller bounds
 /// how long).
-pub(crate) fn serve<S, B>(
+pub(crate) fn serve<M, S, B>(
     listener: TcpListener,
-    service: S,
+    service: M,
     tls: Tls,
     limits: ConnectionLimits,
     cap: ConnectionCap,
     mut stopping: watch::Receiver<bool>,
 ) -> JoinHandle<io::Result<()>>
 where
+    M: Fn(SocketAddr) -> S + Send + 'static,
     S: tower::Service<http::Request<Incoming>, Response = http::Response<B>, Error = Infallible>
         + Clone
         + Send
@@ -134,7 +138,7 @@ where
                 Tls::Live(state) => state.live().tls.clone(),
             };
             let (builder, watcher) = (builder.clone(), graceful.watcher());
-            let service = service.clone();
+            let service = service(peer);
             tokio::spawn(async move {
                 let _slot = slot;
                 if let Err(error) = tcp.set_nodelay(true) {
@@ -151,10 +155,8 @@ where
                 let first = Arc::new(AtomicBool::new(false));
                 let service = TowerToHyperService::new(service.map_request({
                     let first = first.clone();
-                    // The caller's address, for handlers that log who they answered (`/-/identity`).
-                    move |mut request: http::Request<Incoming>| {
+                    move |request: http::Request<Incoming>| {
                         first.store(true, Ordering::Relaxed);
-                        request.extensions_mut().insert(ConnectInfo(peer));
                         request
                     }
                 }));
@@ -163,12 +165,9 @@ where
                         .serve_connection_with_upgrades(io, service)
                         .into_owned(),
                 );
-                let served = tokio::select! {
-                    served = connection => served,
-                    () = first_request_late(deadline, &first) => {
-                        tracing::debug!("closing a connection that sent no request in time");
-                        return;
-                    }
+                let Some(served) = until_first_request(connection, deadline, &first).await else {
+                    tracing::debug!("closing a connection that sent no request in time");
+                    return;
                 };
                 if let Err(error) = served {
                     tracing::debug!(error = %crate::report::error_chain(&*error), "connection ended with an error");
@@ -206,10 +205,28 @@ async fn handshake(
     }
 }
 
-/// Completes at `deadline` unless the connection's first request has arrived by then.
-async fn first_request_late(deadline: Instant, first: &AtomicBool) {
-    tokio::time::sleep_until(deadline).await;
-    if first.load(Ordering::Relaxed) {
-        std::future::pending::<()>().await;
-    }
+/// Runs `connection` to its end, or `None` when its first request (`first`) has not arrived by
+/// `deadline`. The timer goes once the first request has come, so that later requests on the
+/// connection do not poll it.
+async fn until_first_request<F: Future>(
+    connection: F,
+    deadline: Instant,
+    first: &AtomicBool,
+) -> Option<F::Output> {
+    let mut connection = std::pin::pin!(connection);
+    let mut late = Some(Box::pin(tokio::time::sleep_until(deadline)));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(served) = connection.as_mut().poll(cx) {
+            return Poll::Ready(Some(served));
+        }
+        if first.load(Ordering::Relaxed) {
+            late = None;
+        } else if let Some(timer) = &mut late
+            && timer.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await
 }

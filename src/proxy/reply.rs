@@ -12,7 +12,7 @@ use crate::body::ProxyBody;
 use crate::encoding::{Coding, gunzip};
 use crate::headers::filter_response_headers;
 use crate::live::Live;
-use crate::rewrite::Links;
+use crate::rewrite::{Links, Rewritten};
 use crate::route::Route;
 use crate::telemetry::{RequestLog, Spanner};
 
@@ -49,7 +49,7 @@ pub(super) async fn reply(
         Coding::Identity if json => links
             .response(parts, body, live.upstream_timeout)
             .await
-            .map(ProxyBody::boxed),
+            .map(rewritten),
         // Nothing to decode without a body (HEAD, 204, 304, an empty one).
         Coding::Gzip if (json || !client_gzip) && !body.is_end_stream() => {
             parts.headers.remove(header::CONTENT_ENCODING);
@@ -59,7 +59,7 @@ pub(super) async fn reply(
                 return links
                     .response(parts, body, live.upstream_timeout)
                     .await
-                    .map(ProxyBody::boxed);
+                    .map(rewritten);
             }
             http::Response::from_parts(parts, ProxyBody::boxed(body))
         }
@@ -73,6 +73,14 @@ pub(super) async fn reply(
         Coding::Identity | Coding::Gzip | Coding::Other => {
             http::Response::from_parts(parts, ProxyBody::upstream(body))
         }
+    }
+}
+
+/// A rewritten body as the main listener sends it: a whole one as it is, without boxing it.
+fn rewritten(body: Rewritten) -> ProxyBody {
+    match body {
+        Rewritten::Whole(bytes) => ProxyBody::full(bytes),
+        Rewritten::Streaming(body) => ProxyBody::boxed(body),
     }
 }
 

@@ -8,13 +8,20 @@ use std::time::Duration;
 
 use axum::BoxError;
 use axum::body::{Body, Bytes};
-use axum::response::Response;
 use futures_util::StreamExt;
-use http::{HeaderValue, header};
+use http::{HeaderValue, Response, header};
 use http_body_util::BodyExt;
 
 use super::Links;
 use super::json::Scan;
+
+/// A response body with its links rewritten.
+pub(crate) enum Rewritten {
+    /// The whole body, which came in one frame.
+    Whole(Bytes),
+    /// The body as it streams.
+    Streaming(Body),
+}
 
 impl Links {
     /// The response with the links of its body rewritten. When the upstream declared a length and
@@ -25,7 +32,7 @@ impl Links {
         mut parts: http::response::Parts,
         mut body: B,
         wait: Duration,
-    ) -> Response
+    ) -> Response<Rewritten>
     where
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError> + Send + 'static,
@@ -41,11 +48,15 @@ impl Links {
                 Ok(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
                         if u64::try_from(data.len()).ok() == declared {
+                            let length = data.len();
                             let data = self.rewrite_whole(data);
-                            parts
-                                .headers
-                                .insert(header::CONTENT_LENGTH, HeaderValue::from(data.len()));
-                            return Response::from_parts(parts, Body::from(data));
+                            // Most pages hold no link to rewrite, and keep their Content-Length.
+                            if data.len() != length {
+                                parts
+                                    .headers
+                                    .insert(header::CONTENT_LENGTH, HeaderValue::from(data.len()));
+                            }
+                            return Response::from_parts(parts, Rewritten::Whole(data));
                         }
                         first = Some(Ok(data));
                     }
@@ -57,7 +68,7 @@ impl Links {
         }
         // The length changes with the links; the body goes out chunked.
         parts.headers.remove(header::CONTENT_LENGTH);
-        Response::from_parts(parts, self.stream(first, body))
+        Response::from_parts(parts, Rewritten::Streaming(self.stream(first, body)))
     }
 
     /// `body`, after `first` (already read from it), with its links rewritten as it streams.
