@@ -32,4 +32,5 @@ mod streaming;
 mod support;
 mod tls;
 mod tokens;
+mod upstream_tls;
 mod warmup;
