@@ -13,9 +13,17 @@
 # functions by inclusive and exclusive cost and the instructions per request. 127.0.0.1 only; everything it starts is stopped on exit.
 # Without nginx, the upstream is a small Python HTTP/1.1 keep-alive server with the same page and
 # the same 401 (callgrind counts only our proxy's instructions, so the upstream only sets the pace).
+# Then the peers in PEERS (default "nginx haproxy"; PEERS= skips them), each as a proxy in front of
+# the same upstream with the fixed token (one process: nginx with `master_process off`, HAProxy in
+# the foreground, one thread), under callgrind and counted the same way: zeroed once a request
+# through it answers 200, the same wrk load, instructions from then to its exit divided by the
+# requests wrk counted. The last table has every row side by side.
 set -euo pipefail
 SECS=${SECS:-20}
 BASE_PORT=${BASE_PORT:-18280}
+PEERS=${PEERS-nginx haproxy}
+TOKEN='eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJiZW5jaCJ9.c3RhdGlj'
+P_PEER=$((BASE_PORT + 3))
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/common.sh
 source "$REPO/bench/common.sh"
@@ -80,6 +88,7 @@ AUTHORITY=$(awk '/^  simulated Entra ID /{print $4; exit}' "$D/sim.out")
 [[ $AUTHORITY == http://127.0.0.1:* ]] || die "the simulator did not start"
 write_proxy_config "$D/ours.toml" "$AUTHORITY" "$P_OURS" "$P_UP"
 
+summary=()
 for mode in default quiet; do
     log_env=()
     [[ $mode == quiet ]] && log_env=(RUST_LOG=warn)
@@ -98,6 +107,7 @@ for mode in default quiet; do
     for _ in $(seq 300); do kill -0 "$vpid" 2>/dev/null || break; sleep 0.1; done
     done_requests=$(awk '/requests in/{print $1}' "$D/wrk.$mode")
     total=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",", "", $1); print $1}')
+    summary+=("ours ($mode log filter)|$done_requests|$((total / done_requests))")
     echo "## callgrind, $mode log filter: $done_requests requests, $total instructions in all, $((total / done_requests)) per request (counted from ready to shutdown)"
     echo
     echo '### inclusive (top 40)'
@@ -112,4 +122,78 @@ for mode in default quiet; do
         | awk '/PROGRAM TOTALS/ || !/\((9[0-9]\.[0-9]+|100\.0)%\)/' | sed -n 1,26p | cut -c1-200
     echo '```'
     echo
+done
+
+# The peers, as proxies of the same page, counted the same way.
+mkdir -p "$D/peer"
+cat >"$D/peer/nginx.conf" <<NG
+worker_processes 1; master_process off; daemon off; pid $D/peer/nginx.pid;
+error_log $D/peer/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream up { server 127.0.0.1:$P_UP; keepalive 64; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$P_PEER;
+    location /mde/ {
+      proxy_pass http://up/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "Bearer $TOKEN";
+    }
+  }
+}
+NG
+cat >"$D/peer/haproxy.cfg" <<HA
+global
+  nbthread 1
+  maxconn 1024
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend f
+  bind 127.0.0.1:$P_PEER
+  default_backend b
+backend b
+  http-request set-header Authorization "Bearer $TOKEN"
+  http-request replace-path /mde(/.*) \1
+  server s1 127.0.0.1:$P_UP
+HA
+for peer in $PEERS; do
+    case $peer in
+        nginx) cmd=(nginx -c "$D/peer/nginx.conf" -p "$D/peer" -e "$D/peer/error.log") ;;
+        haproxy) cmd=(haproxy -db -f "$D/peer/haproxy.cfg") ;;
+        *) die "unknown peer $peer (nginx, haproxy)" ;;
+    esac
+    command -v "${cmd[0]}" >/dev/null || { echo "profile: no $peer here; its row is skipped" >&2; continue; }
+    out=$D/callgrind.$peer
+    taskset -c 1 valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no "${cmd[@]}" \
+        2>"$D/peer/$peer.log" &
+    vpid=$!; pids+=($vpid)
+    for _ in $(seq 300); do
+        [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$P_PEER/mde/api/alerts") == 200 ]] && break
+        sleep 0.1
+    done
+    callgrind_control -z "$vpid" >/dev/null || die "callgrind_control -z failed for $peer"
+    taskset -c 0 timeout $((SECS + 30)) wrk -t1 -c8 -d"${SECS}s" --timeout 10s "http://127.0.0.1:$P_PEER/mde/api/alerts" >"$D/wrk.$peer" || die "wrk failed"
+    kill -TERM "$vpid"
+    for _ in $(seq 300); do kill -0 "$vpid" 2>/dev/null || break; sleep 0.1; done
+    done_requests=$(awk '/requests in/{print $1}' "$D/wrk.$peer")
+    total=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",", "", $1); print $1}')
+    summary+=("$peer|$done_requests|$((total / done_requests))")
+    echo "## callgrind, $peer: $done_requests requests, $total instructions in all, $((total / done_requests)) per request"
+    echo
+done
+
+echo "## Instructions per request, side by side (callgrind; wrk -t1 -c8 -d${SECS}s; zeroed when ready)"
+echo
+echo "| proxy | requests | instructions per request |"
+echo "|---|---:|---:|"
+for row in "${summary[@]}"; do
+    IFS='|' read -r name requests per <<<"$row"
+    echo "| $name | $requests | $per |"
 done
