@@ -163,9 +163,7 @@ async fn forward_request(
     // Client-side rate limits, and the hold after an upstream 429, on the budget of what
     // Microsoft counts (family, app, tenant): wait in the bounded queue, or 429 when that would
     // take too long. Before the token, so a refused request costs nothing.
-    let budget = live
-        .budgets
-        .get(&route.budget, &route.budget_tenant(&source));
+    let budget = route.budget_in(&live.budgets, &source);
     let store = live.budgets.store();
     match budget.acquire(store.map(|s| &**s)).await {
         Ok(Admission::Immediate) => {}

@@ -1,7 +1,7 @@
 //! The route-held token slot seen from the running state: a fixed key's slot is the route's and the
 //! cache's alike (status, readiness, the identity endpoint, warm-up), a reload keeps it while its
 //! credential stays and drops it with its route, and partner tenants and user credentials stay on
-//! moka.
+//! moka. Likewise the budget a route with one tenant holds: the budgets' own, across a reload too.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -123,6 +123,31 @@ async fn a_reload_keeps_the_pinned_token_while_its_credential_stays_and_drops_it
     assert_eq!(state.tokens().pinned_len(), 1, "only /xdr's key");
     assert_eq!(state.tokens().status(&key).state(), "none");
     assert!(!state.tokens().in_moka(&key));
+}
+
+#[tokio::test]
+async fn a_route_with_one_tenant_holds_the_budgets_own_budget_and_a_reload_keeps_it() {
+    let sim = Sim::start(SimOptions::default()).await.unwrap();
+    let state = state(config(&sim, &two_mde_routes(&sim)));
+    let budget_of = |state: &AppState| {
+        let live = state.live();
+        let route = mde_route(state);
+        let source = route.source(None, &HeaderMap::new()).unwrap();
+        let held = route.budget_in(&live.budgets, &source);
+        assert!(Arc::ptr_eq(&held, &route.budget_in(&live.budgets, &source)));
+        let Source::Cache(entry) = &source else {
+            panic!("a cached token");
+        };
+        let looked_up = live.budgets.get(&route.budget, &entry.tenant);
+        assert!(
+            Arc::ptr_eq(&held, &looked_up),
+            "the route's is the budgets' own"
+        );
+        held
+    };
+    let before = budget_of(&state);
+    state.apply(config(&sim, &two_mde_routes(&sim))).unwrap();
+    assert!(Arc::ptr_eq(&before, &budget_of(&state)));
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use crate::config::{RouteConfig, TENANT_PLACEHOLDER};
 use crate::credential::{ClientAuth, Credential};
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::ratelimit::RateLimit;
-use crate::ratelimit::budgets::BudgetFamily;
+use crate::ratelimit::budgets::{Budget, BudgetFamily, Budgets};
 use crate::token::{AccessToken, PinnedSlot, TokenCache, TokenError, TokenKey};
 use crate::upstream::Upstream;
 
@@ -127,6 +127,9 @@ pub struct Route {
     /// Its limits, if any.
     pub(crate) rate_limit: Option<RateLimit>,
     metrics: OnceLock<RouteMetrics>,
+    /// Its one budget, for a route with one tenant: looked up on the first request, then held
+    /// (the budgets never drop one, and a route lives no longer than the budgets it was built with).
+    held_budget: OnceLock<Arc<Budget>>,
 }
 
 impl Route {
@@ -183,12 +186,25 @@ impl Route {
             budget,
             rate_limit,
             metrics: OnceLock::new(),
+            held_budget: OnceLock::new(),
         })
+    }
+
+    /// The budget in `budgets` that a request with `source` draws on; held after the first for a
+    /// route with one tenant, so that its requests skip the lookup.
+    pub(crate) fn budget_in(&self, budgets: &Budgets, source: &Source<'_>) -> Arc<Budget> {
+        let lookup = || budgets.get(&self.budget, &self.budget_tenant(source));
+        match self.tenancy {
+            Tenancy::Fixed { .. } | Tenancy::Static(_) => {
+                Arc::clone(self.held_budget.get_or_init(lookup))
+            }
+            Tenancy::PerRequest { .. } => lookup(),
+        }
     }
 
     /// The tenant whose budget a request with `source` draws on: its token's, or for a legacy API
     /// token (one tenant's Cloud Apps portal) the upstream's host.
-    pub(crate) fn budget_tenant(&self, source: &Source<'_>) -> Arc<str> {
+    fn budget_tenant(&self, source: &Source<'_>) -> Arc<str> {
         match source {
             Source::Cache(key) => key.tenant.clone(),
             Source::Static(_) => self.upstream.url().host_str().unwrap_or_default().into(),
