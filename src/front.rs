@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::SystemTime;
 
 use axum::Router;
 use axum::extract::connect_info::ConnectInfo;
@@ -110,13 +111,16 @@ impl Inner {
             }
             None => self.respond(&live, request, peer, &mut log).await,
         };
+        // One reading of each clock for the console's ring and the audit line.
+        let (at, latency) = (SystemTime::now(), log.started().elapsed());
         self.recent.note(
             log.method(),
             log.path(),
             response.status().as_u16(),
-            log.started(),
+            at,
+            latency,
         );
-        log.finish(&response);
+        log.finish(&response, at, latency);
         response
     }
 

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use http::Method;
 
@@ -47,16 +47,23 @@ impl Recent {
     /// Records a request for the APIs once its response headers are ready, as the audit line
     /// does. The proxy's own `/-/` endpoints (the console's polling among them) are not recorded:
     /// they would only crowd the others out.
-    pub(crate) fn note(&self, method: &Method, path: &str, status: u16, started: Instant) {
+    pub(crate) fn note(
+        &self,
+        method: &Method,
+        path: &str,
+        status: u16,
+        at: SystemTime,
+        latency: Duration,
+    ) {
         if path.starts_with("/-/") {
             return;
         }
         self.push(Entry {
-            at: SystemTime::now(),
+            at,
             method: method.clone(),
             path: truncate(path).into(),
             status,
-            latency: started.elapsed(),
+            latency,
         });
     }
 }

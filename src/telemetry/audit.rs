@@ -7,7 +7,7 @@
 
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::{Method, Uri};
 use tracing::level_filters::LevelFilter;
@@ -141,12 +141,12 @@ impl RequestLog {
         self.uri.path()
     }
 
-    /// Writes the audit line for `response`'s head, if RUST_LOG enables it.
-    pub(crate) fn finish<B>(self, response: &http::Response<B>) {
+    /// Writes the audit line for `response`'s head, ready at `at`, `latency` after the request
+    /// came, if RUST_LOG enables it.
+    pub(crate) fn finish<B>(self, response: &http::Response<B>, at: SystemTime, latency: Duration) {
         if !tracing::enabled!(target: TARGET, Level::INFO) {
             return;
         }
-        let latency = self.started.elapsed();
         // Whole microseconds: the nanoseconds beyond are noise, and the line writes faster.
         let latency_ms = latency.as_micros() as f64 / 1000.0;
         let status = response.status().as_u16();
@@ -176,9 +176,9 @@ impl RequestLog {
         BUFFER.with_borrow_mut(|buffer| {
             buffer.clear();
             let written = if sink.json {
-                line.json(buffer, SystemTime::now())
+                line.json(buffer, at)
             } else {
-                line.text(buffer, SystemTime::now())
+                line.text(buffer, at)
             };
             if written.is_ok() {
                 sink.writer.write_line(buffer.as_bytes());
