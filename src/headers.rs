@@ -54,20 +54,17 @@ fn remove_hop_by_hop(headers: &mut HeaderMap, also: &[HeaderName]) {
     }
     // Headers named in Connection are hop-by-hop too (RFC 9110 section 7.6.1). Bytes, not text: a
     // value with a non-UTF-8 byte still names the headers it lists (found by the `headers` fuzz
-    // target). Bit 0 is Connection.
+    // target). Bit 0 is Connection. A fixed name it lists (`keep-alive`, the usual one) goes
+    // anyway when present, so only the others are collected.
     let mut named = Vec::new();
     if present & 1 != 0 {
         let tokens = headers
             .get_all(header::CONNECTION)
             .iter()
             .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-            .map(<[u8]>::trim_ascii);
-        for token in tokens {
-            match fixed_position(token, also) {
-                Some(i) => present |= 1 << i,
-                None => named.extend(HeaderName::from_bytes(token).ok()),
-            }
-        }
+            .map(<[u8]>::trim_ascii)
+            .filter(|token| fixed_position(token, also).is_none());
+        named.extend(tokens.filter_map(|token| HeaderName::from_bytes(token).ok()));
     }
     for (i, name) in HOP_BY_HOP.iter().chain(also).enumerate() {
         if present & (1 << i) != 0 {
