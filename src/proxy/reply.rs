@@ -110,7 +110,35 @@ fn is_json(headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|t| {
-            let t = t.trim();
-            t.eq_ignore_ascii_case("application/json") || t.to_ascii_lowercase().ends_with("+json")
+            let t = t.trim().as_bytes();
+            t.eq_ignore_ascii_case(b"application/json")
+                || t.len()
+                    .checked_sub(b"+json".len())
+                    .is_some_and(|start| t[start..].eq_ignore_ascii_case(b"+json"))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn json_is_recognised_by_its_media_type_or_a_json_suffix_in_any_case() {
+        let json = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
+            is_json(&headers)
+        };
+        assert!(json("application/json"));
+        assert!(json("Application/JSON; charset=utf-8"));
+        assert!(json("application/problem+json"));
+        assert!(json("application/VND.MS+JSON ; odata=minimal"));
+        assert!(!json("text/plain"));
+        assert!(!json("application/jsonl"));
+        assert!(!json("json"));
+        assert!(!json("+jso"));
+        assert!(!is_json(&HeaderMap::new()));
+    }
 }
