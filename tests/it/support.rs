@@ -306,12 +306,18 @@ impl BinaryProxy {
     /// Runs `defender-token-proxy serve --config <config>` at TRACE level with `SECRET` in its
     /// environment, and waits until it listens.
     pub(crate) async fn start(config: &Path) -> Self {
+        Self::start_with_env(config, &[]).await
+    }
+
+    /// [`BinaryProxy::start`] with `env` added to its environment.
+    pub(crate) async fn start_with_env(config: &Path, env: &[(&str, &Path)]) -> Self {
         use tokio::io::{AsyncBufReadExt, BufReader};
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_defender-token-proxy"))
             .args(["serve", "--log-format", "json", "--config"])
             .arg(config)
             .env("RUST_LOG", "trace")
             .env("SECRET", SECRET)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
