@@ -8,13 +8,15 @@ use std::time::Duration;
 
 use axum::body::Body;
 use hyper::rt::{Read, ReadBufCursor, Write};
-use hyper_rustls::{ConfigBuilderExt, HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tower::ServiceExt;
 use tower::util::MapResponse;
+
+use crate::trust::Roots;
 
 /// The pooled upstream client (HTTP/2 when the upstream offers it over ALPN, else HTTP/1.1).
 /// hyper-util's client rather than reqwest: it takes the inbound body as it is, and measured on
@@ -30,22 +32,19 @@ pub(crate) type Connector = MapResponse<HttpsConnector<HttpConnector>, fn(Stream
 /// Idle upstream connections are kept this long for reuse.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// Builds the upstream client. Certificates are verified against the system's trust store (so a
-/// corporate CA works), or Mozilla's roots where the system has none.
-pub(crate) fn upstream_client(connect_timeout: Duration) -> io::Result<UpstreamClient> {
+/// Builds the upstream client. Certificates are verified against `roots` (the system's trust
+/// store, or Mozilla's roots where the system has none), shared with the Entra client.
+pub(crate) fn upstream_client(
+    connect_timeout: Duration,
+    roots: &Roots,
+) -> io::Result<UpstreamClient> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(connect_timeout));
     http.set_nodelay(true);
-    let tls = rustls::ClientConfig::builder();
-    let tls = match tls.clone().with_native_roots() {
-        Ok(config) => config,
-        Err(error) => {
-            tracing::debug!(%error, "no system CA certificates; using the bundled Mozilla roots");
-            tls.with_webpki_roots()
-        }
-    }
-    .with_no_client_auth();
+    // No ALPN list: hyper-rustls requires none and sets the protocols enable_http1 and
+    // enable_http2 below offer.
+    let tls = roots.client_config(&[]);
     let connector = HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()

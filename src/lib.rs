@@ -29,6 +29,7 @@ mod report;
 mod secret;
 mod signal;
 mod telemetry;
+mod trust;
 pub mod upstream;
 // What a client can hold: descriptors (the connection caps fit under their limit), body idle time.
 mod body_timeout;

@@ -26,6 +26,7 @@ use crate::route::Routes;
 use crate::screen::Screen;
 use crate::secret::Secret;
 use crate::token::{EntraClient, TokenCache, TokenKey};
+use crate::trust::Roots;
 
 /// The route label of requests answered before a route was chosen (unknown prefix, refused
 /// authentication).
@@ -40,6 +41,8 @@ pub(crate) struct Live {
     pub(crate) retry_after_max: Duration,
     pub(crate) credentials: BTreeMap<String, Arc<Credential>>,
     pub(crate) entra: EntraClient,
+    /// The trusted roots `entra` and `client` share.
+    roots: Roots,
     /// What `entra` was built with, so that a reload that keeps it keeps the client.
     token_timeout: Duration,
     pub(crate) client: UpstreamClient,
@@ -83,6 +86,7 @@ impl Live {
         previous: Option<&Live>,
         (metrics, tokens): (&Arc<Metrics>, &TokenCache),
     ) -> io::Result<Self> {
+        let speaks_tls = speaks_tls(&config);
         let server = config.server;
         let routes = Routes::with_tokens(config.routes, tokens).map_err(io::Error::other)?;
         let store = server.rate_limit_store.map(|settings| {
@@ -108,16 +112,30 @@ impl Live {
             previous.map(|live| &live.budgets),
         );
         let tls = server.tls.map(TlsAcceptor::from);
-        let entra = match previous {
-            Some(live) if live.token_timeout == config.token_timeout => live.entra.clone(),
-            _ => EntraClient::new(config.token_timeout).map_err(io::Error::other)?,
+        // Both clients share one copy of the trusted roots, read only when one of them makes a TLS
+        // connection: now (off the runtime) if the configuration names an https authority or
+        // upstream, else on a first handshake. A client kept from the previous configuration keeps
+        // its roots, and a new one shares them; two new clients read the store afresh.
+        let kept_entra = previous.filter(|live| live.token_timeout == config.token_timeout);
+        let kept_client = previous
+            .filter(|live| live.upstream_connect_timeout == server.upstream_connect_timeout);
+        let roots = match kept_entra.or(kept_client) {
+            Some(live) => live.roots.clone(),
+            None => Roots::new(),
         };
-        let client = match previous {
-            Some(live) if live.upstream_connect_timeout == server.upstream_connect_timeout => {
-                live.client.clone()
+        let entra = match kept_entra {
+            Some(live) => live.entra.clone(),
+            None => {
+                EntraClient::with_roots(config.token_timeout, &roots).map_err(io::Error::other)?
             }
-            _ => client::upstream_client(server.upstream_connect_timeout)?,
         };
+        let client = match kept_client {
+            Some(live) => live.client.clone(),
+            None => client::upstream_client(server.upstream_connect_timeout, &roots)?,
+        };
+        if speaks_tls {
+            roots.warm();
+        }
         let in_flight = match previous {
             Some(live) if live.max_concurrent_requests == server.max_concurrent_requests => {
                 Arc::clone(&live.in_flight)
@@ -135,6 +153,7 @@ impl Live {
             }),
             restart_only: (server.listen, server.allow_remote, config.admin_listen),
             entra,
+            roots,
             token_timeout: config.token_timeout,
             client,
             upstream_connect_timeout: server.upstream_connect_timeout,
@@ -204,6 +223,17 @@ struct Shared {
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct AppState(Arc<Shared>);
+
+/// Whether the configuration names an endpoint reached over TLS: an https authority or upstream.
+fn speaks_tls(config: &Config) -> bool {
+    let https = |url: &str| url.starts_with("https:");
+    https(config.authority.as_str())
+        || config.credentials.values().any(|c| https(&c.authority))
+        || config
+            .routes
+            .iter()
+            .any(|r| https(r.upstream.url().as_str()))
+}
 
 impl AppState {
     /// Builds the state from a validated configuration, for a main listener bound to `local` and

@@ -14,11 +14,15 @@ use super::TokenError;
 use super::direct::goes_direct;
 use crate::credential::{Certificate, Credential};
 use crate::secret::Secret;
+use crate::trust::Roots;
 
 /// RFC 7523's client assertion type, which Entra expects with certificate credentials.
 pub(super) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// A token response is a few KiB; anything much larger is not Entra.
 const MAX_RESPONSE: usize = 1 << 20;
+/// The protocols offered by ALPN, in reqwest's order for a client with HTTP/2 (reqwest sets none
+/// on a TLS configuration handed to it).
+const ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
 /// The connect timeout for the token endpoint.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest token lifetime accepted: access tokens live at most a day
@@ -187,8 +191,17 @@ impl EntraClient {
     /// A client whose requests time out after `timeout`. Redirects are never followed: a redirected
     /// token request would carry the secret to another host.
     pub fn new(timeout: Duration) -> Result<Self, reqwest::Error> {
+        let roots = Roots::new();
+        roots.warm();
+        Self::with_roots(timeout, &roots)
+    }
+
+    /// A client as [`EntraClient::new`] makes, verifying certificates against `roots`, which other
+    /// clients share (the system's store, read once for all of them).
+    pub(crate) fn with_roots(timeout: Duration, roots: &Roots) -> Result<Self, reqwest::Error> {
         let builder = || {
             reqwest::Client::builder()
+                .tls_backend_preconfigured(roots.client_config(ALPN))
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(timeout)
                 .connect_timeout(CONNECT_TIMEOUT.min(timeout))

@@ -22,6 +22,7 @@ mod login;
 mod logs;
 mod operations;
 mod outbound;
+mod outbound_tls;
 mod ratelimit;
 mod reload;
 mod security;

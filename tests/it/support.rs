@@ -309,7 +309,7 @@ impl BinaryProxy {
         Self::start_with_env(config, &[]).await
     }
 
-    /// The same, with `env` added to its environment.
+    /// [`BinaryProxy::start`] with `env` added to its environment.
     pub(crate) async fn start_with_env(config: &Path, env: &[(&str, &Path)]) -> Self {
         use tokio::io::{AsyncBufReadExt, BufReader};
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_defender-token-proxy"))
