@@ -26,9 +26,11 @@ fn a_link_member_is_found_with_its_quotes_on_either_side_of_a_block_boundary() {
 fn an_escaped_quote_on_either_side_of_a_block_boundary_does_not_end_its_string() {
     let links = links();
     for pad in PADS {
-        // The escaped `"nextLink":"…"` is text inside `d`; only the member after `d` is a link.
+        // The escaped `"nextLink":"…` is text inside `d` (three escaped quotes: taken for real
+        // ones, they would put the quotes after them out of step); only the member after `d` is
+        // a link.
         let members = |last: &str| {
-            format!(r#""d":"\"nextLink\":\"https://graph.microsoft.com/x\"","nextLink":"{last}/y""#)
+            format!(r#""d":"\"nextLink\":\"https://graph.microsoft.com/x","nextLink":"{last}/y""#)
         };
         let text = padded(pad, &members("https://graph.microsoft.com"));
         let expected = padded(pad, &members("http://127.0.0.1:8080/graph"));
@@ -70,15 +72,15 @@ fn a_run_of_backslashes_escapes_the_quote_after_it_when_it_is_odd_wherever_block
 fn a_link_value_whose_upstream_url_straddles_a_block_boundary_is_rewritten() {
     let links = links();
     // The escaped URL is 35 bytes, 27 + pad into the text: it starts before 64 (or 128) and ends
-    // after.
+    // after; the link after it is found only if the scan goes on from the right byte.
     for pad in (3..=36).chain(67..=100) {
         let text = padded(
             pad,
-            r#""@odata.nextLink":"https:\/\/graph.microsoft.com\/beta\/y?$skip=2""#,
+            r#""@odata.nextLink":"https:\/\/graph.microsoft.com\/beta\/y?$skip=2","nextLink":"https://graph.microsoft.com/z""#,
         );
         let expected = padded(
             pad,
-            r#""@odata.nextLink":"http:\/\/127.0.0.1:8080\/based\/y?$skip=2""#,
+            r#""@odata.nextLink":"http:\/\/127.0.0.1:8080\/based\/y?$skip=2","nextLink":"http://127.0.0.1:8080/graph/z""#,
         );
         assert_eq!(same_at_every_split(&links, &text), expected, "pad {pad}");
     }
