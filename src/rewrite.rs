@@ -24,6 +24,9 @@ pub(crate) use body::Rewritten;
 pub struct LinkTable {
     /// Longest first, so that an upstream with a base path wins over its host alone.
     rules: Vec<Rule>,
+    /// The start all needles share (`http`, `https:`): a buffer without it holds no needle.
+    /// `None` without rules.
+    common_start: Option<memchr::memmem::Finder<'static>>,
 }
 
 #[derive(Debug)]
@@ -70,7 +73,28 @@ impl LinkTable {
             }
         }
         rules.sort_by_key(|r| std::cmp::Reverse(r.needle.len()));
-        Self { rules }
+        let common_start = rules.split_first().map(|(first, rest)| {
+            let len = rest.iter().fold(first.needle.len(), |len, rule| {
+                let same = first
+                    .needle
+                    .iter()
+                    .zip(&rule.needle)
+                    .take_while(|(a, b)| a == b);
+                len.min(same.count())
+            });
+            memchr::memmem::Finder::new(&first.needle[..len]).into_owned()
+        });
+        Self {
+            rules,
+            common_start,
+        }
+    }
+
+    /// Whether `buf` may hold a rule's needle: false only if it holds none.
+    fn may_hold_a_needle(&self, buf: &[u8]) -> bool {
+        self.common_start
+            .as_ref()
+            .is_some_and(|start| start.find(buf).is_some())
     }
 }
 
@@ -202,7 +226,7 @@ mod tests {
 
     /// The rewriting of `text` cut once at every point, and into pieces of every small size,
     /// must be the rewriting of it whole.
-    fn same_at_every_split(links: &Links, text: &str) -> String {
+    pub(super) fn same_at_every_split(links: &Links, text: &str) -> String {
         let whole = String::from_utf8(links.rewrite_chunks([text.as_bytes()])).unwrap();
         let bytes = text.as_bytes();
         for cut in 0..=bytes.len() {

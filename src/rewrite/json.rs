@@ -6,11 +6,17 @@
 //! line, evidence) is never looked into: the scanner only looks for the quote that ends it.
 //!
 //! Most of a JSON page is short strings a few bytes apart, so the scanner does little per string:
-//! the next quote (or backslash) is looked for in the next eight bytes at a time, as a 64-bit word,
-//! before `memchr` is asked for it further on (whose call costs more than a short string), and a
-//! string's name is only compared when it ends as a link member's can (`k` or `t`).
+//! the quotes and backslashes of each 64 bytes are found at once, as bit masks ([`marks`]), and
+//! between them a string without a backslash goes by as two set bits; a string's name is only
+//! compared when it ends as a link member's can (`k` or `t`). The last buffer of a body is not
+//! scanned at all when the start every upstream URL shares (`http`) is not in it.
 
 use super::{LinkTable, Rule};
+use marks::Marks;
+
+#[cfg(test)]
+mod edges;
+mod marks;
 
 /// Member names whose string value is a link: OData's `@odata.nextLink` and `@odata.deltaLink`
 /// (<https://learn.microsoft.com/en-us/graph/paging>,
@@ -22,8 +28,6 @@ const LINK_SUFFIXES: [&[u8]; 2] = [b"nextLink", b"deltaLink"];
 const CONTEXT: &[u8] = b"@odata.context";
 /// The bytes of a member name kept to compare: enough for the longest of the names above.
 const NAME_TAIL: usize = 16;
-/// The 64-bit words of a string looked at before `memchr2` is called for its end.
-const STRING_WORDS: usize = 2;
 
 /// The scanner's position between chunks.
 #[derive(Debug, Clone, Default)]
@@ -144,51 +148,6 @@ fn skip_whitespace(buf: &[u8], mut at: usize) -> usize {
     at
 }
 
-/// The high bit of each byte of `word` that is `byte`, and no other bit (exact: no borrow
-/// between bytes, unlike the shorter "has a zero byte" test).
-fn bytes_equal(word: u64, byte: u8) -> u64 {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let x = word ^ (u64::from(byte) * 0x0101_0101_0101_0101);
-    !(((x & LOW7) + LOW7) | x | LOW7)
-}
-
-/// The index of the byte whose high bit is the lowest set bit of `hits` (little-endian words).
-fn first(hits: u64) -> usize {
-    (hits.trailing_zeros() / 8) as usize
-}
-
-/// The eight bytes of `buf` at `at`, if there are eight.
-fn word(buf: &[u8], at: usize) -> Option<u64> {
-    let bytes = buf.get(at..)?.first_chunk::<8>()?;
-    Some(u64::from_le_bytes(*bytes))
-}
-
-/// The first `"` in `buf` from `at`. Between strings there are a few bytes (`":"`, `","`,
-/// `},{"`), so the next eight are looked at before `memchr` is called.
-fn next_quote(buf: &[u8], at: usize) -> Option<usize> {
-    if let Some(word) = word(buf, at) {
-        let hits = bytes_equal(word, b'"');
-        if hits != 0 {
-            return Some(at + first(hits));
-        }
-        return memchr::memchr(b'"', &buf[at + 8..]).map(|found| at + 8 + found);
-    }
-    memchr::memchr(b'"', buf.get(at..)?).map(|found| at + found)
-}
-
-/// The first `"` or `\` in `buf` from `at`.
-fn next_quote_or_backslash(buf: &[u8], mut at: usize) -> Option<usize> {
-    for _ in 0..STRING_WORDS {
-        let Some(word) = word(buf, at) else { break };
-        let hits = bytes_equal(word, b'"') | bytes_equal(word, b'\\');
-        if hits != 0 {
-            return Some(at + first(hits));
-        }
-        at += 8;
-    }
-    memchr::memchr2(b'"', b'\\', buf.get(at..)?).map(|found| at + found)
-}
-
 /// Where a string whose content goes on at `at` ends in `buf`.
 enum End {
     /// At this `"`.
@@ -197,8 +156,8 @@ enum End {
     Later { escaped: bool },
 }
 
-fn string_end(buf: &[u8], mut at: usize) -> End {
-    while let Some(found) = next_quote_or_backslash(buf, at) {
+fn string_end(buf: &[u8], marks: &mut Marks<'_>, mut at: usize) -> End {
+    while let Some(found) = marks.quote_or_backslash(at) {
         if buf[found] == b'"' {
             return End::Quote(found);
         }
@@ -216,19 +175,49 @@ impl Scan {
     /// `last`: the body ends with it.
     pub(super) fn find<'a>(&mut self, table: &'a LinkTable, buf: &[u8], last: bool) -> Found<'a> {
         let mut edits = Vec::new();
+        // Every edit starts at a needle, and only a buffer that more may follow is held back: the
+        // last one without the start all needles share needs no scan (and the scan ends with it,
+        // so its state does not matter). A `memmem` pass costs a fraction of the scan, and stops
+        // early on a page with links (its `@odata.context` comes first).
+        if last && !table.may_hold_a_needle(buf) {
+            return Found { edits, hold: None };
+        }
         let mut at = 0;
         // Where the string being read began in `buf`; `None` for one carried over from an earlier
         // chunk, whose bytes so far are in `self.name`.
         let mut start = None;
+        let mut marks = Marks::new(buf);
+        // In a local, not in `self`, so that it can stay in a register between strings.
+        let mut state = self.state;
         loop {
-            match self.state {
+            match state {
                 State::Structure => {
-                    let Some(quote) = next_quote(buf, at) else {
+                    // The run a page is mostly made of: strings between structure, each ended by
+                    // its next quote (or a backslash), none a link member's name.
+                    loop {
+                        at = marks.skip_plain_strings(at);
+                        let Some(quote) = marks.quote(at) else {
+                            break;
+                        };
+                        let begin = quote + 1;
+                        match string_end(buf, &mut marks, begin) {
+                            End::Later { escaped } => {
+                                self.name = NameTail::new(&buf[begin..]);
+                                state = State::String { escaped };
+                                break;
+                            }
+                            End::Quote(end) => {
+                                at = end + 1;
+                                if is_link(&buf[begin..end]) {
+                                    state = State::AfterLinkName;
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    if let State::Structure | State::String { .. } = state {
                         break;
-                    };
-                    at = quote + 1;
-                    start = Some(at);
-                    self.state = State::String { escaped: false };
+                    }
                 }
                 State::String { escaped } => {
                     // Only a string carried over starts escaped: its first byte here is the
@@ -237,13 +226,13 @@ impl Scan {
                     if from > buf.len() {
                         break;
                     }
-                    match string_end(buf, from) {
+                    match string_end(buf, &mut marks, from) {
                         End::Later { escaped } => {
                             match start {
                                 Some(start) => self.name = NameTail::new(&buf[start..]),
                                 None => self.name.push(buf),
                             }
-                            self.state = State::String { escaped };
+                            state = State::String { escaped };
                             break;
                         }
                         End::Quote(end) => {
@@ -255,7 +244,7 @@ impl Scan {
                                 }
                             };
                             at = end + 1;
-                            self.state = if link {
+                            state = if link {
                                 State::AfterLinkName
                             } else {
                                 State::Structure
@@ -269,9 +258,9 @@ impl Scan {
                         None => break,
                         Some(b':') => {
                             at += 1;
-                            self.state = State::AfterLinkColon;
+                            state = State::AfterLinkColon;
                         }
-                        Some(_) => self.state = State::Structure,
+                        Some(_) => state = State::Structure,
                     }
                 }
                 State::AfterLinkColon => {
@@ -280,14 +269,15 @@ impl Scan {
                         None => break,
                         Some(b'"') => {
                             at += 1;
-                            self.state = State::LinkValue;
+                            state = State::LinkValue;
                         }
-                        Some(_) => self.state = State::Structure,
+                        Some(_) => state = State::Structure,
                     }
                 }
                 State::LinkValue => {
                     match decide(table, &buf[at..], last) {
                         Decision::Wait => {
+                            self.state = state;
                             return Found {
                                 edits,
                                 hold: Some(at),
@@ -301,10 +291,11 @@ impl Scan {
                     }
                     // The rest of the value is read as a string, from here.
                     start = Some(at);
-                    self.state = State::String { escaped: false };
+                    state = State::String { escaped: false };
                 }
             }
         }
+        self.state = state;
         Found { edits, hold: None }
     }
 }
