@@ -21,20 +21,28 @@ make_tls_files() {
         -days 2 -extfile "$dir/server.ext" -out "$dir/server.pem" 2>/dev/null
 }
 
-# write_upstream_config FILE: the upstream nginx: the alerts page and the big file, 401 without an
-# Authorization header, over plain HTTP on P_UP and over TLS (HTTP/1.1 only, like the plain one) on
-# P_UP_TLS.
-write_upstream_config() {
-    local locations
-    locations="root $D/up;
+# upstream_locations PAGE: an upstream server's locations: files from $D/up, each behind a 401
+# without Authorization, and /api/alerts answered with PAGE.
+upstream_locations() {
+    echo "root $D/up;
     location / {
       if (\$http_authorization = \"\") { return 401; }
       try_files \$uri =404;
     }
     location = /api/alerts {
       if (\$http_authorization = \"\") { return 401; }
-      try_files /alerts.json =404;
+      try_files /$1 =404;
     }"
+}
+
+# write_upstream_config FILE: the upstream nginx: the alerts page and the big file, 401 without an
+# Authorization header, over plain HTTP on P_UP and over TLS (HTTP/1.1 only, like the plain one) on
+# P_UP_TLS; each serves its own page, whose @odata.context names that server (bench/run.sh writes
+# both).
+write_upstream_config() {
+    local plain tls
+    plain=$(upstream_locations alerts.json)
+    tls=$(upstream_locations alerts-tls.json)
     cat >"$1" <<NG
 worker_processes 1;
 daemon off;
@@ -47,14 +55,14 @@ http {
   keepalive_requests 1000000;
   server {
     listen 127.0.0.1:$P_UP;
-    $locations
+    $plain
   }
   server {
     listen 127.0.0.1:$P_UP_TLS ssl;
     ssl_certificate $D/tls/server.pem;
     ssl_certificate_key $D/tls/server.key;
     ssl_session_cache shared:up:1m;
-    $locations
+    $tls
   }
 }
 NG

@@ -51,7 +51,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-printf '{"value":[%s]}' "$(printf '{"id":"da%020d","severity":"High","title":"Suspicious PowerShell command line","machineId":"1e5bc9d7e413ddd7902c2932e418702b84d0cc07"},' $(seq 20) | sed 's/,$//')" >"$D/alerts.json"
+# The page names its upstream in @odata.context, as a Defender page names its host, so that our
+# proxy rewrites that link (https://learn.microsoft.com/en-us/defender-endpoint/api/get-alerts).
+printf '{"@odata.context":"http://127.0.0.1:%s/api/$metadata#Alerts","value":[%s]}' "$P_UP" "$(printf '{"id":"da%020d","severity":"High","title":"Suspicious PowerShell command line","machineId":"1e5bc9d7e413ddd7902c2932e418702b84d0cc07"},' $(seq 20) | sed 's/,$//')" >"$D/alerts.json"
 cat >"$D/nginx.conf" <<NG
 worker_processes 1; daemon off; pid $D/nginx.pid; error_log $D/error.log warn;
 events { worker_connections 1024; }

@@ -143,7 +143,10 @@ echo
 # ---------------------------------------------------------------------------------------------
 # Upstream: nginx on CPU 0.
 mkdir -p "$D/up" "$D/ngx" "$D/caddy"
-python3 - "$D/up/alerts.json" <<'PY'
+# The page's @odata.context names the upstream it comes from, as a Defender page names its host
+# (https://learn.microsoft.com/en-us/defender-endpoint/api/get-alerts): our proxy rewrites it, as
+# it would Microsoft's. One page per upstream server, plain and TLS.
+python3 - "$D/up/alerts.json" "http://127.0.0.1:$P_UP" "$D/up/alerts-tls.json" "https://127.0.0.1:$P_UP_TLS" <<'PY'
 import json, sys
 alerts = [{"id": f"da{i:020d}", "incidentId": 1000 + i, "investigationId": 2000 + i,
            "severity": "High", "status": "New", "classification": None, "determination": None,
@@ -151,8 +154,9 @@ alerts = [{"id": f"da{i:020d}", "incidentId": 1000 + i, "investigationId": 2000 
            "detectionSource": "WindowsDefenderAtp", "threatFamilyName": None,
            "machineId": "1e5bc9d7e413ddd7902c2932e418702b84d0cc07",
            "alertCreationTime": "2026-11-20T10:00:00Z"} for i in range(7)]
-body = {"@odata.context": "https://api.securitycenter.microsoft.com/api/$metadata#Alerts", "value": alerts}
-json.dump(body, open(sys.argv[1], "w"), separators=(",", ":"))
+for path, base in ((sys.argv[1], sys.argv[2]), (sys.argv[3], sys.argv[4])):
+    body = {"@odata.context": base + "/api/$metadata#Alerts", "value": alerts}
+    json.dump(body, open(path, "w"), separators=(",", ":"))
 PY
 truncate -s "$((STREAM_MIB * 1024 * 1024))" "$D/up/big.bin"
 make_tls_files "$D/tls"
@@ -247,7 +251,7 @@ BODY_BYTES=$(stat -c %s "$D/direct.json")
 if [[ $TLS_ROW == 1 ]]; then
     code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$D/tls/ca.pem" "https://localhost:$P_UP_TLS/api/alerts")
     [[ $code == 401 ]] || die "TLS upstream: $code, not 401, without Authorization"
-    cmp -s "$D/direct.json" <(curl -s --cacert "$D/tls/ca.pem" -H 'Authorization: Bearer x' \
+    cmp -s "$D/up/alerts-tls.json" <(curl -s --cacert "$D/tls/ca.pem" -H 'Authorization: Bearer x' \
         "https://localhost:$P_UP_TLS/api/alerts") || die "the TLS upstream returned a different body"
 fi
 for i in "${!names[@]}"; do
@@ -263,9 +267,17 @@ for i in "${!names[@]}"; do
         }
         curl -s -o "$D/check.body" "$url"
     fi
-    cmp -s "$D/direct.json" "$D/check.body" || die "${names[$i]} returned a different body"
+    # The peers pass the page as it is; ours rewrites its @odata.context to its own URL for the route.
+    page=$D/up/alerts.json from=http://127.0.0.1:$P_UP
+    [[ ${names[$i]} == *-tls ]] && page=$D/up/alerts-tls.json from=https://127.0.0.1:$P_UP_TLS
+    if [[ ${names[$i]} == ours* ]]; then
+        sed "s|\"$from/|\"http://127.0.0.1:${ports[$i]}/mde/|" "$page" >"$D/expected.json"
+    else
+        cp "$page" "$D/expected.json"
+    fi
+    cmp -s "$D/expected.json" "$D/check.body" || die "${names[$i]} returned a different body"
 done
-log "all proxies answer 200 with the upstream's $BODY_BYTES-byte body (${#names[@]} rows)"
+log "all proxies answer 200 with the upstream's $BODY_BYTES-byte page, ours with its @odata.context rewritten (${#names[@]} rows)"
 
 # ---------------------------------------------------------------------------------------------
 # Throughput and latency: wrk or h2load on CPU 0, rounds, order rotated each round.

@@ -33,5 +33,4 @@ mod streaming;
 mod support;
 mod tls;
 mod tokens;
-mod upstream_tls;
 mod warmup;
