@@ -91,6 +91,24 @@ AUTHORITY=$(awk '/^  simulated Entra ID /{print $4; exit}' "$D/sim.out")
 write_proxy_config "$D/ours.toml" "$AUTHORITY" "$P_OURS" "$P_UP"
 
 summary=()
+# measure NAME PID BASE READY SIGNAL OUT: once BASE+READY answers 200, zeroes the counters of the
+# callgrind run PID (writing OUT), puts the wrk load on BASE/mde/api/alerts, stops the run with
+# SIGNAL, and adds NAME's row to the summary; sets done_requests and total.
+measure() {
+    local name=$1 vpid=$2 base=$3 ready=$4 signal=$5 out=$6
+    for _ in $(seq 300); do
+        [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$base$ready") == 200 ]] && break
+        sleep 0.1
+    done
+    callgrind_control -z "$vpid" >/dev/null || die "callgrind_control -z failed for $name"
+    taskset -c 0 timeout $((SECS + 30)) wrk -t1 -c8 -d"${SECS}s" --timeout 10s "$base/mde/api/alerts" \
+        >"$out.wrk" || die "wrk failed for $name"
+    kill "-$signal" "$vpid"
+    for _ in $(seq 300); do kill -0 "$vpid" 2>/dev/null || break; sleep 0.1; done
+    done_requests=$(awk '/requests in/{print $1}' "$out.wrk")
+    total=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",", "", $1); print $1}')
+    summary+=("$name|$done_requests|$((total / done_requests))")
+}
 for mode in default quiet; do
     log_env=()
     [[ $mode == quiet ]] && log_env=(RUST_LOG=warn)
@@ -99,17 +117,7 @@ for mode in default quiet; do
         valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no \
         "$BIN" serve --config "$D/ours.toml" 2>"$D/ours.$mode.log" &
     vpid=$!; pids+=($vpid)
-    for _ in $(seq 300); do
-        [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$P_OURS/-/ready") == 200 ]] && break
-        sleep 0.1
-    done
-    callgrind_control -z "$vpid" >/dev/null || die "callgrind_control -z failed"
-    taskset -c 0 timeout $((SECS + 30)) wrk -t1 -c8 -d"${SECS}s" --timeout 10s "http://127.0.0.1:$P_OURS/mde/api/alerts" >"$D/wrk.$mode" || die "wrk failed"
-    kill -INT "$vpid"
-    for _ in $(seq 300); do kill -0 "$vpid" 2>/dev/null || break; sleep 0.1; done
-    done_requests=$(awk '/requests in/{print $1}' "$D/wrk.$mode")
-    total=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",", "", $1); print $1}')
-    summary+=("ours ($mode log filter)|$done_requests|$((total / done_requests))")
+    measure "ours ($mode log filter)" "$vpid" "http://127.0.0.1:$P_OURS" /-/ready INT "$out"
     echo "## callgrind, $mode log filter: $done_requests requests, $total instructions in all, $((total / done_requests)) per request (counted from ready to shutdown)"
     echo
     echo '### inclusive (top 40)'
@@ -176,17 +184,7 @@ for peer in $PEERS; do
     taskset -c 1 valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no "${cmd[@]}" \
         2>"$D/peer/$peer.log" &
     vpid=$!; pids+=($vpid)
-    for _ in $(seq 300); do
-        [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$P_PEER/mde/api/alerts") == 200 ]] && break
-        sleep 0.1
-    done
-    callgrind_control -z "$vpid" >/dev/null || die "callgrind_control -z failed for $peer"
-    taskset -c 0 timeout $((SECS + 30)) wrk -t1 -c8 -d"${SECS}s" --timeout 10s "http://127.0.0.1:$P_PEER/mde/api/alerts" >"$D/wrk.$peer" || die "wrk failed"
-    kill -TERM "$vpid"
-    for _ in $(seq 300); do kill -0 "$vpid" 2>/dev/null || break; sleep 0.1; done
-    done_requests=$(awk '/requests in/{print $1}' "$D/wrk.$peer")
-    total=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",", "", $1); print $1}')
-    summary+=("$peer|$done_requests|$((total / done_requests))")
+    measure "$peer" "$vpid" "http://127.0.0.1:$P_PEER" /mde/api/alerts TERM "$out"
     echo "## callgrind, $peer: $done_requests requests, $total instructions in all, $((total / done_requests)) per request"
     echo
 done
