@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::credential::{ClientAuth, Credential};
 use crate::route::Tenancy;
 use crate::token::{AccessToken, EntraClient, TokenError};
+use crate::trust::Roots;
 
 mod output;
 
@@ -99,14 +100,26 @@ pub(crate) async fn preflight(config: &Config) -> Result<(), CommandError> {
     if !from_environment {
         return Ok(());
     }
-    for credential in config.credentials.values() {
-        if let ClientAuth::ManagedIdentity(identity) = &credential.auth {
-            let entra = EntraClient::new(config.token_timeout).map_err(CommandError::Client)?;
-            entra
-                .probe_imds(identity, IMDS_PROBE)
-                .await
-                .map_err(CommandError::NoCredential)?;
-        }
+    let mut identities = config
+        .credentials
+        .values()
+        .filter_map(|credential| match &credential.auth {
+            ClientAuth::ManagedIdentity(identity) => Some(identity),
+            _ => None,
+        })
+        .peekable();
+    if identities.peek().is_none() {
+        return Ok(());
+    }
+    // One client for every probe; the metadata endpoint is plain HTTP, so its roots are read only
+    // should a probe go over https.
+    let entra = EntraClient::with_roots(config.token_timeout, &Roots::new())
+        .map_err(CommandError::Client)?;
+    for identity in identities {
+        entra
+            .probe_imds(identity, IMDS_PROBE)
+            .await
+            .map_err(CommandError::NoCredential)?;
     }
     Ok(())
 }
